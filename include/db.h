@@ -1,0 +1,83 @@
+/* Metadata in one SQLite database (WAL mode) shared by every worker: accounts,
+ * API keys (hashes only) and file rows. One connection per process, statements
+ * prepared once at db_open. Deleted files keep a tombstone row (id, account,
+ * order) so that a list cursor naming a deleted file still works. */
+#ifndef DB_H
+#define DB_H
+
+#include <stdint.h>
+
+#include "auth.h"
+#include "ids.h"
+
+#define DB_FILENAME "files.db"
+#define DB_SCHEMA_VERSION 1
+
+enum db_status {
+    DB_OK = 0,
+    DB_NOT_FOUND = 1,
+    DB_ERROR = -1, /* logged to stderr */
+    DB_BUSY = -2,  /* another process held the write lock beyond the busy timeout */
+};
+
+struct file_meta {
+    char id[IDS_FILE_LEN + 1];
+    int64_t account_id;
+    char purpose[32];
+    char filename[256];
+    int64_t bytes;
+    char sha256[65];    /* hex digest of the content */
+    int64_t created_at; /* Unix seconds */
+    int64_t expires_at; /* Unix seconds; 0 = never */
+};
+
+struct key_record {
+    char key_id[32];
+    int64_t account_id;
+    char account[128];
+    char scopes[1024]; /* comma-separated; "" = legacy full access */
+    char name[256];
+    int64_t created_at;
+    int64_t revoked_at; /* 0 = active */
+};
+
+struct db_list_query {
+    int64_t account_id;
+    const char *purpose; /* exact filter, or NULL for any */
+    const char *after;   /* file id cursor, or NULL */
+    int limit;           /* 1..100 */
+    int descending;
+    int64_t now;         /* files that expired by now are hidden */
+};
+
+/* Opens (creating if needed) DATA_DIR/files.db, sets WAL and the pragmas,
+ * migrates the schema and prepares the statements. Returns DB_OK or DB_ERROR. */
+int db_open(const char *data_dir, int busy_timeout_ms);
+void db_close(void);
+
+/* Finds the active (not revoked) key with this hash. DB_OK, DB_NOT_FOUND, DB_BUSY, DB_ERROR. */
+int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out);
+
+/* Inserts a file row in its own write transaction. DB_OK, DB_BUSY, DB_ERROR. */
+int db_file_insert(const struct file_meta *file);
+
+/* Reads a live, unexpired file of the account. DB_OK, DB_NOT_FOUND, ... */
+int db_file_get(int64_t account_id, const char *id, int64_t now, struct file_meta *out);
+
+/* Turns a live file of the account into a tombstone. DB_OK, DB_NOT_FOUND, ... */
+int db_file_delete(int64_t account_id, const char *id, int64_t now);
+
+/* Calls each() for up to limit files of one page, in order; *has_more tells
+ * whether more follow. DB_NOT_FOUND if the after cursor is no file of the
+ * account (live or deleted). each() returns 0 to go on, nonzero to stop. */
+int db_file_list(const struct db_list_query *query,
+                 int (*each)(void *ctx, const struct file_meta *file), void *ctx, int *has_more);
+
+/* Administration (filesctl). */
+int db_account_ensure(const char *name, int64_t *account_id);
+int db_key_insert(int64_t account_id, const char *key_id, const unsigned char hash[AUTH_HASH_SIZE],
+                  const char *scopes, const char *name);
+int db_key_revoke(const char *key_id); /* DB_NOT_FOUND if no such active key */
+int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx);
+
+#endif

@@ -1,0 +1,61 @@
+/* The request and response over FastCGI: CGI variables in, a CGI "Status:"
+ * response out, one access-log line per request on stderr. */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <fcgiapp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "errors.h"
+#include "route.h"
+
+#define HTTP_REQUEST_ID_LEN 16
+
+struct http_request {
+    FCGX_Request *fcgi;
+    /* Pointers into the FastCGI environment: valid until the request finishes. */
+    const char *method;
+    const char *query;
+    const char *content_type;
+    const char *authorization;
+    const char *x_api_key;
+    const char *range;
+    const char *if_none_match;
+    long long content_length;       /* -1 when the request declared none */
+    int head;                       /* HEAD: answer as GET, without a body */
+    int path_ok;                    /* 0 if the request path was malformed */
+    char path[ROUTE_MAX_PATH];      /* percent-decoded, query removed */
+    char request_id[HTTP_REQUEST_ID_LEN + 1];
+    struct timespec started;
+    /* For the access log. */
+    int status;
+    uint64_t body_bytes;
+    char account[128];
+};
+
+/* Reads the CGI variables of an accepted request into *req. */
+void http_request_init(struct http_request *req, FCGX_Request *fcgi);
+
+/* Reads up to size body bytes. Returns the count; fewer than size only at the end. */
+size_t http_read_body(struct http_request *req, char *buf, size_t size);
+
+/* Starts a response: status line and the given header lines (each ending in
+ * "\r\n", may be NULL), then X-Request-Id and the blank line. */
+void http_send_head(struct http_request *req, int status, const char *headers);
+
+/* Writes body bytes (skipped for HEAD). Returns 0, or -1 if the client is gone. */
+int http_send_body(struct http_request *req, const void *data, size_t len);
+
+/* Sends a JSON document with Content-Type and Content-Length. Takes ownership of body. */
+void http_send_json(struct http_request *req, int status, cJSON *body);
+
+/* Sends the error in SPEC's format; the one place error responses are written.
+ * SYSTEM_9001 details are logged with the request id, never sent. */
+void http_send_error(struct http_request *req, const struct api_error *error);
+
+/* Writes the access-log line: method, path, status, bytes, duration, account, request id. */
+void http_log_access(const struct http_request *req);
+
+#endif

@@ -1,0 +1,48 @@
+/* Content files on disk, under the data directory:
+ *   tmp/             uploads being received (O_TMPFILE: nameless, gone if the worker dies)
+ *   files/XY/<id>    stored content, sharded by the id's last two characters
+ * A file becomes visible only through its database row, which is written
+ * after the content is durable (fsync, link into place, fsync the directory). */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_TMP_DIR "tmp"
+#define STORE_FILES_DIR "files"
+
+struct store_upload {
+    int fd;            /* the temporary file, open for writing */
+    int anonymous;     /* 1: O_TMPFILE (no name); 0: named temp file in tmp/ */
+    char tmp_path[4096];
+};
+
+/* Creates the data directory layout (mode 0700) and removes named temp files
+ * left by dead workers older than grace_seconds. Returns 0, or -1 (errno). */
+int store_init(const char *data_dir, int grace_seconds);
+
+/* Starts a temporary file for an upload. Returns 0, or -1 (errno). */
+int store_begin(struct store_upload *upload, const char *data_dir);
+
+/* Appends to the temporary file. Returns 0, or -1 (errno; ENOSPC/EDQUOT = disk full). */
+int store_write(struct store_upload *upload, const void *data, size_t len);
+
+/* Makes the upload durable as the content of id: fsync, link (or rename) it
+ * into files/XY/id, fsync the directory. Closes the temp file either way.
+ * Returns 0, or -1 (errno) having removed everything. */
+int store_commit(struct store_upload *upload, const char *data_dir, const char *id);
+
+/* Drops an upload that failed. Safe to call after a failed commit. */
+void store_abort(struct store_upload *upload);
+
+/* Writes "files/XY/<id>" (relative to the data directory) into out. */
+int store_relative_path(char *out, size_t size, const char *id);
+
+/* Opens stored content for reading. Returns an fd, or -1 (errno). */
+int store_open(const char *data_dir, const char *id);
+
+/* Removes stored content and fsyncs its directory. Returns 0, or -1 (errno). */
+int store_remove(const char *data_dir, const char *id);
+
+#endif

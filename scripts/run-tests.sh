@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test suite and ends with one line "N passed, N failed".
+#   scripts/run-tests.sh BIN_DIR [SUITE...]    suites: unit integration (default: all)
+# Each suite prints its own "N passed, N failed" as its last such line; a suite
+# that crashes or prints no count counts as one failure.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bin_dir=${1:?usage: run-tests.sh BIN_DIR [SUITE...]}
+shift
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(unit integration)
+passed=0
+failed=0
+log_dir=$(mktemp -d /tmp/files-api-tests.XXXXXX)
+
+# Runs one suite command, echoing its output, and adds its counts to the totals.
+run_suite() {
+    local name=$1; shift
+    local log=$log_dir/$name.log status counts
+    echo "== $name"
+    "$@" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+    if [ -z "$counts" ]; then
+        echo "== $name: no result line (exit $status): counted as 1 failure"
+        failed=$((failed + 1))
+        return
+    fi
+    local p f
+    p=$(echo "$counts" | sed -E 's/^([0-9]+) passed.*/\1/')
+    f=$(echo "$counts" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "== $name: exit $status with no failure counted: counted as 1 failure"
+        f=1
+    fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+}
+
+for suite in "${suites[@]}"; do
+    case $suite in
+    unit)
+        for t in "$bin_dir"/test_*; do
+            [ -x "$t" ] && run_suite "unit/$(basename "$t")" "$t"
+        done ;;
+    integration)
+        run_suite integration env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
+            python3 tests/integration/run.py ;;
+    *)
+        echo "run-tests.sh: unknown suite $suite" >&2; exit 2 ;;
+    esac
+done
+rm -rf "$log_dir"
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,140 @@
+#include "api.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "store.h"
+
+void api_db_error(struct api_error *error, int db_status)
+{
+    if (db_status == DB_BUSY)
+        error_set(error, ERR_BUSY, NULL, "the database is busy; retry shortly");
+    else if (db_status == DB_NOT_FOUND)
+        error_set(error, ERR_FILE_NOT_FOUND, NULL, "no such file");
+    else
+        error_set(error, ERR_INTERNAL, NULL, "database error");
+}
+
+/* Finds the caller from the presented key. Returns 0, or -1 with *error set:
+ * AUTH_1007 no key, AUTH_1008 unknown or revoked, AUTH_1015 no inference scope. */
+static int authenticate(struct http_request *req, struct api_caller *caller,
+                        struct api_error *error)
+{
+    unsigned char hash[AUTH_HASH_SIZE];
+    struct key_record key;
+    size_t len;
+    const char *presented = auth_presented_key(req->authorization, req->x_api_key, &len);
+    int status;
+
+    if (!presented) {
+        error_set(error, ERR_AUTH_MISSING_KEY, NULL,
+                  "no API key: send \"Authorization: Bearer <key>\" or \"x-api-key: <key>\"");
+        return -1;
+    }
+    if (len > AUTH_MAX_KEY || auth_hash_key(presented, len, hash) != 0) {
+        error_set(error, ERR_AUTH_INVALID_KEY, NULL, "invalid API key");
+        return -1;
+    }
+    status = db_key_find(hash, &key);
+    if (status == DB_NOT_FOUND) {
+        error_set(error, ERR_AUTH_INVALID_KEY, NULL, "invalid or revoked API key");
+        return -1;
+    }
+    if (status != DB_OK) {
+        api_db_error(error, status);
+        return -1;
+    }
+    snprintf(req->account, sizeof req->account, "%s", key.account);
+    if (!auth_scopes_allow_files(key.scopes)) {
+        error_set(error, ERR_AUTH_SCOPE, NULL,
+                  "this API key has no inference scope; the Files API needs one");
+        error_detail(error, "required_scope", cJSON_CreateString(AUTH_REQUIRED_SCOPE));
+        return -1;
+    }
+    caller->account_id = key.account_id;
+    snprintf(caller->account, sizeof caller->account, "%s", key.account);
+    return 0;
+}
+
+/* GET /healthz: 200 when the database answers and the data directory is writable. */
+static void health(struct http_request *req, const struct config *config)
+{
+    struct key_record unused;
+    unsigned char zero[AUTH_HASH_SIZE] = {0};
+    char tmp_dir[4096];
+    int status = db_key_find(zero, &unused);
+    int ok = (status == DB_OK || status == DB_NOT_FOUND);
+    cJSON *body = cJSON_CreateObject();
+
+    snprintf(tmp_dir, sizeof tmp_dir, "%s/" STORE_TMP_DIR, config->data_dir);
+    ok = ok && access(tmp_dir, W_OK) == 0;
+    cJSON_AddStringToObject(body, "status", ok ? "ok" : "unavailable");
+    http_send_json(req, ok ? 200 : 503, body);
+}
+
+static int method_is(const struct http_request *req, const char *method)
+{
+    return strcmp(req->method, method) == 0;
+}
+
+/* Checks the method against the route. Returns 0, or -1 with a 405 in *error. */
+static int allow_methods(const struct http_request *req, const char *allow, int get, int post,
+                         int delete, struct api_error *error)
+{
+    if ((get && (method_is(req, "GET") || req->head)) || (post && method_is(req, "POST")) ||
+        (delete && method_is(req, "DELETE")))
+        return 0;
+    char method[16];
+
+    error_set(error, ERR_METHOD_NOT_ALLOWED, NULL, "method %s is not allowed on this route",
+              error_quote(method, sizeof method, req->method));
+    error->allow = allow;
+    return -1;
+}
+
+void api_handle(struct http_request *req, const struct config *config)
+{
+    struct api_error error = {0};
+    struct api_caller caller;
+    struct route route;
+    char method[16], path[128];
+    int rc = -1;
+
+    route_match(req->path_ok ? req->path : "", &route);
+    switch (route.kind) {
+    case ROUTE_NONE:
+        error_set(&error, ERR_NO_ROUTE, NULL, "no route for %s %s",
+                  error_quote(method, sizeof method, req->method),
+                  req->path_ok ? error_quote(path, sizeof path, req->path) : "(malformed path)");
+        break;
+    case ROUTE_HEALTH:
+        if (allow_methods(req, "GET, HEAD", 1, 0, 0, &error) == 0) {
+            health(req, config);
+            rc = 0;
+        }
+        break;
+    case ROUTE_FILES:
+        if (allow_methods(req, "GET, HEAD, POST", 1, 1, 0, &error) == 0 &&
+            authenticate(req, &caller, &error) == 0)
+            rc = method_is(req, "POST") ? api_upload(req, config, &caller, &error)
+                                        : api_list(req, &caller, &error);
+        break;
+    case ROUTE_FILE:
+        if (allow_methods(req, "GET, HEAD, DELETE", 1, 0, 1, &error) == 0 &&
+            authenticate(req, &caller, &error) == 0)
+            rc = method_is(req, "DELETE")
+                     ? api_delete(req, config, &caller, route.file_id, &error)
+                     : api_retrieve(req, &caller, route.file_id, &error);
+        break;
+    case ROUTE_FILE_CONTENT:
+        if (allow_methods(req, "GET, HEAD", 1, 0, 0, &error) == 0 &&
+            authenticate(req, &caller, &error) == 0)
+            rc = api_content(req, config, &caller, route.file_id, &error);
+        break;
+    }
+    if (rc != 0)
+        http_send_error(req, &error);
+    error_clear(&error);
+}

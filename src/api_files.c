@@ -1,0 +1,279 @@
+/* GET /v1/files, GET /v1/files/{id}, GET /v1/files/{id}/content, DELETE /v1/files/{id}. */
+#include "api.h"
+
+#include "ids.h"
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LIST_DEFAULT_LIMIT 20
+#define LIST_MAX_LIMIT 100
+#define CONTENT_CHUNK (256 * 1024)
+
+cJSON *api_file_object(const struct file_meta *file)
+{
+    cJSON *object = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(object, "id", file->id);
+    cJSON_AddStringToObject(object, "object", "file");
+    cJSON_AddNumberToObject(object, "bytes", (double)file->bytes);
+    cJSON_AddNumberToObject(object, "created_at", (double)file->created_at);
+    cJSON_AddStringToObject(object, "filename", file->filename);
+    cJSON_AddStringToObject(object, "purpose", file->purpose);
+    cJSON_AddStringToObject(object, "status", "processed");
+    if (file->expires_at)
+        cJSON_AddNumberToObject(object, "expires_at", (double)file->expires_at);
+    else
+        cJSON_AddNullToObject(object, "expires_at");
+    return object;
+}
+
+/* The one 404 for files: the same whether the id is malformed, unknown,
+ * deleted, expired or another account's. */
+static void not_found(struct api_error *error, const char *file_id)
+{
+    char quoted[ROUTE_MAX_SEGMENT + 1];
+
+    error_set(error, ERR_FILE_NOT_FOUND, "file_id", "no such file: %s",
+              error_quote(quoted, sizeof quoted, file_id));
+}
+
+/* Looks up a file of the caller; malformed ids are simply not found (SPEC). */
+static int find_file(const struct api_caller *caller, const char *file_id, struct file_meta *file,
+                     struct api_error *error)
+{
+    int status = DB_NOT_FOUND;
+
+    if (ids_is_file_id(file_id))
+        status = db_file_get(caller->account_id, file_id, (int64_t)time(NULL), file);
+    if (status == DB_NOT_FOUND) {
+        not_found(error, file_id);
+        return -1;
+    }
+    if (status != DB_OK) {
+        api_db_error(error, status);
+        return -1;
+    }
+    return 0;
+}
+
+struct list_params {
+    int limit;
+    int descending;
+    char purpose[ROUTE_MAX_QUERY_VALUE];
+    char after[ROUTE_MAX_QUERY_VALUE];
+};
+
+/* Parses limit (1..100), order (asc|desc), after (a file id) and purpose.
+ * Returns 0, or -1 with VALIDATION_4002 naming the parameter. Unknown
+ * parameters are ignored; a repeated one takes its last value. */
+static int parse_list_params(const char *query, struct list_params *params,
+                             struct api_error *error)
+{
+    char key[ROUTE_MAX_QUERY_KEY], value[ROUTE_MAX_QUERY_VALUE];
+    int rc;
+
+    params->limit = LIST_DEFAULT_LIMIT;
+    params->descending = 1;
+    params->purpose[0] = params->after[0] = '\0';
+    while ((rc = route_query_next(&query, key, sizeof key, value, sizeof value)) != 0) {
+        const char *param = NULL;
+        if (!strcmp(key, "limit"))
+            param = "limit";
+        else if (!strcmp(key, "order"))
+            param = "order";
+        else if (!strcmp(key, "after"))
+            param = "after";
+        else if (!strcmp(key, "purpose"))
+            param = "purpose";
+        if (rc < 0) {
+            if (!param)
+                continue;
+            error_set(error, ERR_INVALID_PARAMETER, param, "%s: malformed or too long", param);
+            return -1;
+        }
+        if (!param)
+            continue;
+        if (param[0] == 'l') {
+            char *end;
+            long n = strtol(value, &end, 10);
+            if (value[0] < '0' || value[0] > '9' || *end || n < 1 || n > LIST_MAX_LIMIT) {
+                error_set(error, ERR_INVALID_PARAMETER, "limit",
+                          "limit must be an integer from 1 to %d", LIST_MAX_LIMIT);
+                return -1;
+            }
+            params->limit = (int)n;
+        } else if (param[0] == 'o') {
+            if (strcmp(value, "asc") && strcmp(value, "desc")) {
+                error_set(error, ERR_INVALID_PARAMETER, "order",
+                          "order must be \"asc\" or \"desc\"");
+                return -1;
+            }
+            params->descending = value[0] == 'd';
+        } else if (param[0] == 'a') {
+            if (!ids_is_file_id(value)) {
+                error_set(error, ERR_INVALID_PARAMETER, "after", "after must be a file id");
+                return -1;
+            }
+            memcpy(params->after, value, strlen(value) + 1);
+        } else {
+            memcpy(params->purpose, value, strlen(value) + 1);
+        }
+    }
+    return 0;
+}
+
+static int add_to_page(void *ctx, const struct file_meta *file)
+{
+    cJSON_AddItemToArray(ctx, api_file_object(file));
+    return 0;
+}
+
+int api_list(struct http_request *req, const struct api_caller *caller, struct api_error *error)
+{
+    struct list_params params;
+    struct db_list_query query;
+    cJSON *body, *data, *first, *last;
+    int has_more, status;
+
+    if (parse_list_params(req->query, &params, error) != 0)
+        return -1;
+    query = (struct db_list_query){
+        .account_id = caller->account_id,
+        .purpose = params.purpose[0] ? params.purpose : NULL,
+        .after = params.after[0] ? params.after : NULL,
+        .limit = params.limit,
+        .descending = params.descending,
+        .now = (int64_t)time(NULL),
+    };
+    data = cJSON_CreateArray();
+    status = db_file_list(&query, add_to_page, data, &has_more);
+    if (status != DB_OK) {
+        cJSON_Delete(data);
+        if (status == DB_NOT_FOUND)
+            error_set(error, ERR_INVALID_PARAMETER, "after", "after: no such file: %s",
+                      params.after);
+        else
+            api_db_error(error, status);
+        return -1;
+    }
+    first = cJSON_GetArrayItem(data, 0);
+    last = cJSON_GetArrayItem(data, cJSON_GetArraySize(data) - 1);
+    body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "object", "list");
+    cJSON_AddItemToObject(body, "data", data);
+    if (first)
+        cJSON_AddStringToObject(body, "first_id", cJSON_GetObjectItem(first, "id")->valuestring);
+    else
+        cJSON_AddNullToObject(body, "first_id");
+    if (last)
+        cJSON_AddStringToObject(body, "last_id", cJSON_GetObjectItem(last, "id")->valuestring);
+    else
+        cJSON_AddNullToObject(body, "last_id");
+    cJSON_AddBoolToObject(body, "has_more", has_more);
+    http_send_json(req, 200, body);
+    return 0;
+}
+
+int api_retrieve(struct http_request *req, const struct api_caller *caller, const char *file_id,
+                 struct api_error *error)
+{
+    struct file_meta file;
+
+    if (find_file(caller, file_id, &file, error) != 0)
+        return -1;
+    http_send_json(req, 200, api_file_object(&file));
+    return 0;
+}
+
+/* Writes a Content-Disposition value that cannot break the header: an ASCII
+ * fallback (RFC 6266 quoted-string, unsafe bytes as '_') and the exact name as
+ * RFC 8187 filename*=UTF-8''percent-encoded. */
+static void content_disposition(char *out, size_t size, const char *filename)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = (size_t)snprintf(out, size, "attachment; filename=\"");
+
+    for (const unsigned char *p = (const unsigned char *)filename; *p && n + 2 < size; p++)
+        out[n++] = (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') ? '_' : (char)*p;
+    n += (size_t)snprintf(out + n, size - n, "\"; filename*=UTF-8''");
+    for (const unsigned char *p = (const unsigned char *)filename; *p && n + 4 < size; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("!#$&+-.^_`|~", *p)) {
+            out[n++] = (char)*p;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*p >> 4];
+            out[n++] = hex[*p & 15];
+        }
+    }
+    out[n < size ? n : size - 1] = '\0';
+}
+
+int api_content(struct http_request *req, const struct config *config,
+                const struct api_caller *caller, const char *file_id, struct api_error *error)
+{
+    static char buffer[CONTENT_CHUNK];
+    char headers[2048], disposition[1200];
+    struct file_meta file;
+    struct stat st;
+    int fd;
+
+    if (find_file(caller, file_id, &file, error) != 0)
+        return -1;
+    fd = store_open(config->data_dir, file.id);
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size != file.bytes) {
+        error_set(error, ERR_INTERNAL, NULL, "content of %s is missing or damaged: %s", file.id,
+                  fd < 0 ? strerror(errno) : "size differs from the database");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    content_disposition(disposition, sizeof disposition, file.filename);
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/jsonl\r\nContent-Length: %lld\r\n"
+             "Content-Disposition: %s\r\nETag: \"%s\"\r\n",
+             (long long)file.bytes, disposition, file.sha256);
+    http_send_head(req, 200, headers);
+    for (off_t left = req->head ? 0 : st.st_size; left > 0;) {
+        ssize_t got = read(fd, buffer, left < CONTENT_CHUNK ? (size_t)left : CONTENT_CHUNK);
+        if (got <= 0 || http_send_body(req, buffer, (size_t)got) != 0)
+            break; /* the head is out: all we can do is stop short */
+        left -= got;
+    }
+    close(fd);
+    return 0;
+}
+
+int api_delete(struct http_request *req, const struct config *config,
+               const struct api_caller *caller, const char *file_id, struct api_error *error)
+{
+    cJSON *body;
+    int status = DB_NOT_FOUND;
+
+    if (ids_is_file_id(file_id))
+        status = db_file_delete(caller->account_id, file_id, (int64_t)time(NULL));
+    if (status != DB_OK) {
+        if (status == DB_NOT_FOUND)
+            not_found(error, file_id);
+        else
+            api_db_error(error, status);
+        return -1;
+    }
+    /* The row is gone first, so nothing can serve a half-removed file. */
+    if (store_remove(config->data_dir, file_id) != 0 && errno != ENOENT)
+        fprintf(stderr, "files-api: request %s: removing content of %s: %s\n", req->request_id,
+                file_id, strerror(errno));
+    body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "id", file_id);
+    cJSON_AddStringToObject(body, "object", "file");
+    cJSON_AddBoolToObject(body, "deleted", 1);
+    http_send_json(req, 200, body);
+    return 0;
+}

@@ -1,0 +1,94 @@
+#include "auth.h"
+
+#include "ids.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+#include <strings.h>
+
+static int is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* Returns the text between leading and trailing blanks, or NULL if empty. */
+static const char *trim_blanks(const char *text, size_t *len)
+{
+    size_t n;
+
+    while (is_blank(*text))
+        text++;
+    n = strlen(text);
+    while (n > 0 && is_blank(text[n - 1]))
+        n--;
+    *len = n;
+    return n ? text : NULL;
+}
+
+const char *auth_presented_key(const char *authorization, const char *x_api_key, size_t *len)
+{
+    if (authorization) {
+        while (is_blank(*authorization))
+            authorization++;
+        if (strncasecmp(authorization, "Bearer", 6) == 0 && is_blank(authorization[6])) {
+            const char *key = trim_blanks(authorization + 7, len);
+            if (key)
+                return key;
+        }
+    }
+    if (x_api_key)
+        return trim_blanks(x_api_key, len);
+    return NULL;
+}
+
+int auth_hash_key(const char *key, size_t len, unsigned char hash[AUTH_HASH_SIZE])
+{
+    unsigned int out_len = 0;
+
+    if (!EVP_Digest(key, len, hash, &out_len, EVP_sha256(), NULL) || out_len != AUTH_HASH_SIZE)
+        return -1;
+    return 0;
+}
+
+/* Returns 1 if pattern grants at least one inference scope. */
+static int grants_inference(const char *pattern, size_t len)
+{
+    static const char inference[] = "inference.";
+    size_t prefix = sizeof inference - 1;
+
+    if (len == 1 && pattern[0] == '*')
+        return 1;
+    return len > prefix && memcmp(pattern, inference, prefix) == 0;
+}
+
+int auth_scopes_allow_files(const char *scopes)
+{
+    int any = 0;
+
+    while (*scopes) {
+        const char *end = strchr(scopes, ',');
+        size_t len = end ? (size_t)(end - scopes) : strlen(scopes);
+        size_t trimmed_len;
+        char item[256];
+
+        if (len < sizeof item) {
+            memcpy(item, scopes, len);
+            item[len] = '\0';
+            const char *scope = trim_blanks(item, &trimmed_len);
+            if (scope) {
+                any = 1;
+                if (grants_inference(scope, trimmed_len))
+                    return 1;
+            }
+        } else {
+            any = 1;
+        }
+        scopes += len + (end ? 1 : 0);
+    }
+    return !any;
+}
+
+int auth_new_key(char *out, size_t out_size, const char *prefix)
+{
+    return ids_make(out, out_size, prefix, IDS_KEY_SECRET_RANDOM);
+}

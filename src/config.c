@@ -1,0 +1,271 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#ifndef FILES_API_SYSCONFDIR
+#define FILES_API_SYSCONFDIR "/usr/local/etc"
+#endif
+
+static const char *const default_batch_urls[] = {
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/images/generations",
+    "/v1/audio/speech",
+};
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->data_dir, sizeof c->data_dir, "./var");
+    c->max_file_bytes = CONFIG_DEFAULT_MAX_FILE_BYTES;
+    c->jsonl_max_depth = 512;
+    c->batch_checks = 1;
+    for (size_t i = 0; i < sizeof default_batch_urls / sizeof *default_batch_urls; i++)
+        snprintf(c->batch_urls[i], sizeof c->batch_urls[i], "%s", default_batch_urls[i]);
+    c->batch_url_count = sizeof default_batch_urls / sizeof *default_batch_urls;
+    snprintf(c->key_prefix, sizeof c->key_prefix, "sk-mel-");
+    c->db_busy_timeout_ms = 5000;
+    c->max_requests = 0;
+    c->download_mode = DOWNLOAD_STREAM;
+    snprintf(c->x_accel_prefix, sizeof c->x_accel_prefix, "/_files_internal/");
+    c->default_expiry_seconds = 0;
+}
+
+/* Parses a whole decimal number in [min, max]. Returns 0 or -1. */
+static int parse_integer(const char *text, long long min, long long max, long long *out)
+{
+    char *end;
+    long long v;
+
+    if (!isdigit((unsigned char)text[0]) && text[0] != '-')
+        return -1;
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (errno || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *text, int *out)
+{
+    if (!strcasecmp(text, "on") || !strcasecmp(text, "true") || !strcmp(text, "1") ||
+        !strcasecmp(text, "yes"))
+        *out = 1;
+    else if (!strcasecmp(text, "off") || !strcasecmp(text, "false") || !strcmp(text, "0") ||
+             !strcasecmp(text, "no"))
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static int set_batch_urls(struct config *c, const char *value, char *err, size_t err_size)
+{
+    char copy[CONFIG_MAX_LINE];
+    char *save = NULL;
+
+    snprintf(copy, sizeof copy, "%s", value);
+    c->batch_url_count = 0;
+    for (char *url = strtok_r(copy, ", ", &save); url; url = strtok_r(NULL, ", ", &save)) {
+        if (c->batch_url_count == CONFIG_MAX_BATCH_URLS || strlen(url) >= sizeof c->batch_urls[0]) {
+            snprintf(err, err_size, "batch_urls: at most %d urls of at most %zu bytes",
+                     CONFIG_MAX_BATCH_URLS, sizeof c->batch_urls[0] - 1);
+            return -1;
+        }
+        snprintf(c->batch_urls[c->batch_url_count++], sizeof c->batch_urls[0], "%s", url);
+    }
+    if (c->batch_url_count == 0) {
+        snprintf(err, err_size, "batch_urls: needs at least one url");
+        return -1;
+    }
+    return 0;
+}
+
+static int set_text(char *dest, size_t dest_size, const char *key, const char *value, char *err,
+                    size_t err_size)
+{
+    if (strlen(value) >= dest_size) {
+        snprintf(err, err_size, "%s: longer than %zu bytes", key, dest_size - 1);
+        return -1;
+    }
+    memcpy(dest, value, strlen(value) + 1);
+    return 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t err_size)
+{
+    long long n;
+
+    if (!strcmp(key, "data_dir"))
+        return set_text(c->data_dir, sizeof c->data_dir, key, value, err, err_size);
+    if (!strcmp(key, "key_prefix"))
+        return set_text(c->key_prefix, sizeof c->key_prefix, key, value, err, err_size);
+    if (!strcmp(key, "x_accel_prefix"))
+        return set_text(c->x_accel_prefix, sizeof c->x_accel_prefix, key, value, err, err_size);
+    if (!strcmp(key, "batch_urls"))
+        return set_batch_urls(c, value, err, err_size);
+    if (!strcmp(key, "batch_checks")) {
+        if (parse_bool(value, &c->batch_checks) == 0)
+            return 0;
+    } else if (!strcmp(key, "max_file_bytes")) {
+        if (parse_integer(value, 1, 1LL << 40, &n) == 0) {
+            c->max_file_bytes = (uint64_t)n;
+            return 0;
+        }
+    } else if (!strcmp(key, "jsonl_max_depth")) {
+        if (parse_integer(value, 1, 100000, &n) == 0) {
+            c->jsonl_max_depth = (unsigned)n;
+            return 0;
+        }
+    } else if (!strcmp(key, "db_busy_timeout_ms")) {
+        if (parse_integer(value, 0, 600000, &n) == 0) {
+            c->db_busy_timeout_ms = (int)n;
+            return 0;
+        }
+    } else if (!strcmp(key, "max_requests")) {
+        if (parse_integer(value, 0, 1LL << 31, &n) == 0) {
+            c->max_requests = (unsigned)n;
+            return 0;
+        }
+    } else if (!strcmp(key, "default_expiry_seconds")) {
+        if (parse_integer(value, 0, 2592000, &n) == 0 && (n == 0 || n >= 3600)) {
+            c->default_expiry_seconds = n;
+            return 0;
+        }
+    } else if (!strcmp(key, "download_mode")) {
+        if (!strcmp(value, "stream"))
+            c->download_mode = DOWNLOAD_STREAM;
+        else if (!strcmp(value, "x-sendfile"))
+            c->download_mode = DOWNLOAD_X_SENDFILE;
+        else if (!strcmp(value, "x-accel-redirect"))
+            c->download_mode = DOWNLOAD_X_ACCEL;
+        else
+            goto bad_value;
+        return 0;
+    } else {
+        snprintf(err, err_size, "unknown key \"%s\"", key);
+        return -1;
+    }
+bad_value:
+    snprintf(err, err_size, "%s: invalid value \"%s\"", key, value);
+    return -1;
+}
+
+const char *const config_keys[] = {
+    "data_dir",   "max_file_bytes",      "jsonl_max_depth", "batch_checks",
+    "batch_urls", "key_prefix",          "db_busy_timeout_ms", "max_requests",
+    "download_mode", "x_accel_prefix",   "default_expiry_seconds", NULL,
+};
+
+int config_get(const struct config *c, const char *key, char *out, size_t out_size)
+{
+    static const char *const modes[] = {"stream", "x-sendfile", "x-accel-redirect"};
+
+    if (!strcmp(key, "data_dir"))
+        snprintf(out, out_size, "%s", c->data_dir);
+    else if (!strcmp(key, "max_file_bytes"))
+        snprintf(out, out_size, "%llu", (unsigned long long)c->max_file_bytes);
+    else if (!strcmp(key, "jsonl_max_depth"))
+        snprintf(out, out_size, "%u", c->jsonl_max_depth);
+    else if (!strcmp(key, "batch_checks"))
+        snprintf(out, out_size, "%s", c->batch_checks ? "on" : "off");
+    else if (!strcmp(key, "batch_urls")) {
+        size_t n = 0;
+        out[0] = '\0';
+        for (size_t i = 0; i < c->batch_url_count && n < out_size; i++)
+            n += (size_t)snprintf(out + n, out_size - n, "%s%s", i ? "," : "", c->batch_urls[i]);
+    } else if (!strcmp(key, "key_prefix"))
+        snprintf(out, out_size, "%s", c->key_prefix);
+    else if (!strcmp(key, "db_busy_timeout_ms"))
+        snprintf(out, out_size, "%d", c->db_busy_timeout_ms);
+    else if (!strcmp(key, "max_requests"))
+        snprintf(out, out_size, "%u", c->max_requests);
+    else if (!strcmp(key, "download_mode"))
+        snprintf(out, out_size, "%s", modes[c->download_mode]);
+    else if (!strcmp(key, "x_accel_prefix"))
+        snprintf(out, out_size, "%s", c->x_accel_prefix);
+    else if (!strcmp(key, "default_expiry_seconds"))
+        snprintf(out, out_size, "%lld", (long long)c->default_expiry_seconds);
+    else
+        return -1;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    char *end;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
+{
+    char line[CONFIG_MAX_LINE], reason[256];
+    unsigned line_number = 0;
+    FILE *f = fopen(path, "r");
+
+    if (!f) {
+        snprintf(err, err_size, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (fgets(line, sizeof line, f)) {
+        char *text, *eq;
+
+        line_number++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, err_size, "%s:%u: line longer than %d bytes", path, line_number,
+                     CONFIG_MAX_LINE - 2);
+            fclose(f);
+            return -1;
+        }
+        text = trim(line);
+        if (*text == '\0' || *text == '#')
+            continue;
+        eq = strchr(text, '=');
+        if (!eq) {
+            snprintf(err, err_size, "%s:%u: expected \"key = value\"", path, line_number);
+            fclose(f);
+            return -1;
+        }
+        *eq = '\0';
+        if (config_set(c, trim(text), trim(eq + 1), reason, sizeof reason) != 0) {
+            snprintf(err, err_size, "%s:%u: %s", path, line_number, reason);
+            fclose(f);
+            return -1;
+        }
+    }
+    fclose(f);
+    return 0;
+}
+
+int config_resolve(struct config *c, const char *config_path, const char *data_dir, char *err,
+                   size_t err_size)
+{
+    const char *installed = FILES_API_SYSCONFDIR "/files-api/files-api.conf";
+
+    config_defaults(c);
+    if (!config_path)
+        config_path = getenv("FILES_API_CONFIG");
+    if (!config_path && access(installed, R_OK) == 0)
+        config_path = installed;
+    if (config_path && *config_path && config_load_file(c, config_path, err, err_size) != 0)
+        return -1;
+    if (!data_dir)
+        data_dir = getenv("FILES_API_DATA_DIR");
+    if (data_dir && *data_dir &&
+        set_text(c->data_dir, sizeof c->data_dir, "data_dir", data_dir, err, err_size) != 0)
+        return -1;
+    return 0;
+}

@@ -1,0 +1,474 @@
+#include "db.h"
+
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* The per-process connection and its prepared statements. */
+static sqlite3 *db;
+
+enum statement {
+    STMT_BEGIN,
+    STMT_COMMIT,
+    STMT_ROLLBACK,
+    STMT_KEY_FIND,
+    STMT_FILE_INSERT,
+    STMT_FILE_GET,
+    STMT_FILE_DELETE,
+    STMT_FILE_CURSOR,
+    STMT_LIST_DESC,
+    STMT_LIST_ASC,
+    STMT_LIST_PURPOSE_DESC,
+    STMT_LIST_PURPOSE_ASC,
+    STMT_ACCOUNT_FIND,
+    STMT_ACCOUNT_INSERT,
+    STMT_KEY_INSERT,
+    STMT_KEY_REVOKE,
+    STMT_KEY_EACH,
+    STMT_COUNT
+};
+
+#define FILE_COLUMNS "id, account_id, purpose, filename, bytes, sha256, created_at, expires_at"
+#define LIVE "deleted_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)"
+#define LIST_SQL(purpose, cmp, order)                                                              \
+    "SELECT " FILE_COLUMNS " FROM files WHERE account_id = ?1 AND " LIVE purpose                  \
+    " AND seq " cmp " ?2 ORDER BY seq " order " LIMIT ?4"
+
+static const char *const statement_sql[STMT_COUNT] = {
+    [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_COMMIT] = "COMMIT",
+    [STMT_ROLLBACK] = "ROLLBACK",
+    [STMT_KEY_FIND] = "SELECT k.key_id, k.account_id, a.name, k.scopes, k.name, k.created_at, "
+                      "k.hash FROM api_keys k JOIN accounts a ON a.id = k.account_id "
+                      "WHERE k.hash = ?1 AND k.revoked_at IS NULL",
+    [STMT_FILE_INSERT] = "INSERT INTO files (" FILE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+                         "?7, ?8)",
+    [STMT_FILE_GET] = "SELECT " FILE_COLUMNS " FROM files WHERE id = ?1 AND account_id = ?2 "
+                      "AND " LIVE,
+    [STMT_FILE_DELETE] = "UPDATE files SET deleted_at = ?3, filename = '' WHERE id = ?1 AND "
+                         "account_id = ?2 AND " LIVE,
+    [STMT_FILE_CURSOR] = "SELECT seq FROM files WHERE id = ?1 AND account_id = ?2",
+    [STMT_LIST_DESC] = LIST_SQL("", "<", "DESC"),
+    [STMT_LIST_ASC] = LIST_SQL("", ">", "ASC"),
+    [STMT_LIST_PURPOSE_DESC] = LIST_SQL(" AND purpose = ?5", "<", "DESC"),
+    [STMT_LIST_PURPOSE_ASC] = LIST_SQL(" AND purpose = ?5", ">", "ASC"),
+    [STMT_ACCOUNT_FIND] = "SELECT id FROM accounts WHERE name = ?1",
+    [STMT_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at) VALUES (?1, ?2)",
+    [STMT_KEY_INSERT] = "INSERT INTO api_keys (key_id, account_id, hash, scopes, name, "
+                        "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [STMT_KEY_REVOKE] = "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at "
+                        "IS NULL",
+    [STMT_KEY_EACH] = "SELECT k.key_id, k.account_id, a.name, k.scopes, k.name, k.created_at, "
+                      "k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id "
+                      "ORDER BY k.id",
+};
+
+static sqlite3_stmt *statements[STMT_COUNT];
+
+/* Schema migrations, applied in order; user_version counts those applied. */
+static const char *const migrations[] = {
+    "CREATE TABLE accounts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE api_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  key_id TEXT NOT NULL UNIQUE,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  scopes TEXT NOT NULL,"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER);"
+    /* seq gives creation order, also within one second; AUTOINCREMENT never reuses it. */
+    "CREATE TABLE files ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id),"
+    "  purpose TEXT NOT NULL,"
+    "  filename TEXT NOT NULL,"
+    "  bytes INTEGER NOT NULL,"
+    "  sha256 TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  expires_at INTEGER,"
+    "  deleted_at INTEGER);"
+    /* Partial indexes: a page costs the same however many tombstones there are. */
+    "CREATE INDEX files_live ON files(account_id, seq) WHERE deleted_at IS NULL;"
+    "CREATE INDEX files_live_purpose ON files(account_id, purpose, seq) WHERE deleted_at IS NULL;"
+    "CREATE INDEX files_expiry ON files(expires_at) WHERE deleted_at IS NULL AND expires_at IS "
+    "NOT NULL;",
+};
+
+static int status_of(int rc)
+{
+    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return DB_BUSY;
+    fprintf(stderr, "files-api: sqlite: %s\n", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    return DB_ERROR;
+}
+
+static int exec_sql(const char *sql)
+{
+    char *message = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &message);
+
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "files-api: sqlite: %s\n", message ? message : sqlite3_errstr(rc));
+        sqlite3_free(message);
+        return rc == SQLITE_BUSY ? DB_BUSY : DB_ERROR;
+    }
+    return DB_OK;
+}
+
+/* Runs a prepared statement that returns no rows, then resets it. */
+static int step_done(sqlite3_stmt *stmt)
+{
+    int rc = sqlite3_step(stmt);
+
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return rc == SQLITE_DONE ? DB_OK : status_of(rc);
+}
+
+static int write_begin(void)
+{
+    return step_done(statements[STMT_BEGIN]);
+}
+
+/* Commits, or rolls back when status says the work failed. Returns the status of the whole. */
+static int write_end(int status)
+{
+    if (status == DB_OK || status == DB_NOT_FOUND) {
+        int rc = step_done(statements[STMT_COMMIT]);
+        if (rc == DB_OK)
+            return status;
+        status = rc;
+    }
+    step_done(statements[STMT_ROLLBACK]);
+    return status;
+}
+
+static int migrate(void)
+{
+    sqlite3_stmt *stmt;
+    int version = 0, status;
+    size_t count = sizeof migrations / sizeof *migrations;
+
+    if (exec_sql("BEGIN IMMEDIATE") != DB_OK)
+        return DB_ERROR;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+        goto fail;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        version = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    if (version > (int)count) {
+        fprintf(stderr, "files-api: database schema %d is newer than this program (%zu)\n",
+                version, count);
+        goto fail;
+    }
+    for (size_t i = (size_t)version; i < count; i++) {
+        char pragma[64];
+        if (exec_sql(migrations[i]) != DB_OK)
+            goto fail;
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %zu", i + 1);
+        if (exec_sql(pragma) != DB_OK)
+            goto fail;
+    }
+    status = exec_sql("COMMIT");
+    return status == DB_OK ? DB_OK : DB_ERROR;
+fail:
+    exec_sql("ROLLBACK");
+    return DB_ERROR;
+}
+
+int db_open(const char *data_dir, int busy_timeout_ms)
+{
+    char path[PATH_MAX];
+
+    if (snprintf(path, sizeof path, "%s/%s", data_dir, DB_FILENAME) >= (int)sizeof path)
+        return DB_ERROR;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        status_of(SQLITE_ERROR);
+        db_close();
+        return DB_ERROR;
+    }
+    sqlite3_busy_timeout(db, busy_timeout_ms);
+    /* synchronous=FULL: a committed upload survives power loss, as SPEC promises. */
+    if (exec_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+                 "PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864") != DB_OK ||
+        migrate() != DB_OK) {
+        db_close();
+        return DB_ERROR;
+    }
+    for (int i = 0; i < STMT_COUNT; i++) {
+        if (sqlite3_prepare_v3(db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &statements[i],
+                               NULL) != SQLITE_OK) {
+            status_of(SQLITE_ERROR);
+            db_close();
+            return DB_ERROR;
+        }
+    }
+    return DB_OK;
+}
+
+void db_close(void)
+{
+    for (int i = 0; i < STMT_COUNT; i++) {
+        sqlite3_finalize(statements[i]);
+        statements[i] = NULL;
+    }
+    sqlite3_close(db);
+    db = NULL;
+}
+
+static void copy_text(char *dest, size_t size, sqlite3_stmt *stmt, int column)
+{
+    const unsigned char *text = sqlite3_column_text(stmt, column);
+
+    snprintf(dest, size, "%s", text ? (const char *)text : "");
+}
+
+static void read_key(sqlite3_stmt *stmt, struct key_record *key)
+{
+    memset(key, 0, sizeof *key);
+    copy_text(key->key_id, sizeof key->key_id, stmt, 0);
+    key->account_id = sqlite3_column_int64(stmt, 1);
+    copy_text(key->account, sizeof key->account, stmt, 2);
+    copy_text(key->scopes, sizeof key->scopes, stmt, 3);
+    copy_text(key->name, sizeof key->name, stmt, 4);
+    key->created_at = sqlite3_column_int64(stmt, 5);
+}
+
+int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out)
+{
+    sqlite3_stmt *stmt = statements[STMT_KEY_FIND];
+    int rc, status = DB_NOT_FOUND;
+
+    sqlite3_bind_blob(stmt, 1, hash, AUTH_HASH_SIZE, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        const void *stored = sqlite3_column_blob(stmt, 6);
+        /* The index found the row; confirm the whole hash in constant time. */
+        if (stored && sqlite3_column_bytes(stmt, 6) == AUTH_HASH_SIZE &&
+            CRYPTO_memcmp(stored, hash, AUTH_HASH_SIZE) == 0) {
+            read_key(stmt, out);
+            status = DB_OK;
+        }
+    } else if (rc != SQLITE_DONE) {
+        status = status_of(rc);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+static void bind_file_id(sqlite3_stmt *stmt, const char *id, int64_t account_id)
+{
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, account_id);
+}
+
+int db_file_insert(const struct file_meta *file)
+{
+    sqlite3_stmt *stmt = statements[STMT_FILE_INSERT];
+    int status = write_begin();
+
+    if (status != DB_OK)
+        return status;
+    bind_file_id(stmt, file->id, file->account_id);
+    sqlite3_bind_text(stmt, 3, file->purpose, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, file->filename, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 5, file->bytes);
+    sqlite3_bind_text(stmt, 6, file->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 7, file->created_at);
+    if (file->expires_at)
+        sqlite3_bind_int64(stmt, 8, file->expires_at);
+    else
+        sqlite3_bind_null(stmt, 8);
+    return write_end(step_done(stmt));
+}
+
+static void read_file(sqlite3_stmt *stmt, struct file_meta *file)
+{
+    memset(file, 0, sizeof *file);
+    copy_text(file->id, sizeof file->id, stmt, 0);
+    file->account_id = sqlite3_column_int64(stmt, 1);
+    copy_text(file->purpose, sizeof file->purpose, stmt, 2);
+    copy_text(file->filename, sizeof file->filename, stmt, 3);
+    file->bytes = sqlite3_column_int64(stmt, 4);
+    copy_text(file->sha256, sizeof file->sha256, stmt, 5);
+    file->created_at = sqlite3_column_int64(stmt, 6);
+    file->expires_at = sqlite3_column_int64(stmt, 7); /* NULL reads as 0 */
+}
+
+int db_file_get(int64_t account_id, const char *id, int64_t now, struct file_meta *out)
+{
+    sqlite3_stmt *stmt = statements[STMT_FILE_GET];
+    int rc, status = DB_NOT_FOUND;
+
+    bind_file_id(stmt, id, account_id);
+    sqlite3_bind_int64(stmt, 3, now);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        read_file(stmt, out);
+        status = DB_OK;
+    } else if (rc != SQLITE_DONE) {
+        status = status_of(rc);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+int db_file_delete(int64_t account_id, const char *id, int64_t now)
+{
+    sqlite3_stmt *stmt = statements[STMT_FILE_DELETE];
+    int status = write_begin();
+
+    if (status != DB_OK)
+        return status;
+    bind_file_id(stmt, id, account_id);
+    sqlite3_bind_int64(stmt, 3, now);
+    status = step_done(stmt);
+    if (status == DB_OK && sqlite3_changes(db) == 0)
+        status = DB_NOT_FOUND;
+    return write_end(status);
+}
+
+/* Finds the order (seq) of the cursor file, deleted or not. */
+static int cursor_seq(int64_t account_id, const char *id, int64_t *seq)
+{
+    sqlite3_stmt *stmt = statements[STMT_FILE_CURSOR];
+    int rc, status = DB_NOT_FOUND;
+
+    bind_file_id(stmt, id, account_id);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(stmt, 0);
+        status = DB_OK;
+    } else if (rc != SQLITE_DONE) {
+        status = status_of(rc);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+int db_file_list(const struct db_list_query *query,
+                 int (*each)(void *ctx, const struct file_meta *file), void *ctx, int *has_more)
+{
+    enum statement which;
+    sqlite3_stmt *stmt;
+    int64_t cursor = query->descending ? INT64_MAX : 0;
+    int rc, rows = 0, status = DB_OK;
+    struct file_meta file;
+
+    *has_more = 0;
+    if (query->after && (status = cursor_seq(query->account_id, query->after, &cursor)) != DB_OK)
+        return status;
+    if (query->purpose)
+        which = query->descending ? STMT_LIST_PURPOSE_DESC : STMT_LIST_PURPOSE_ASC;
+    else
+        which = query->descending ? STMT_LIST_DESC : STMT_LIST_ASC;
+    stmt = statements[which];
+    sqlite3_bind_int64(stmt, 1, query->account_id);
+    sqlite3_bind_int64(stmt, 2, cursor);
+    sqlite3_bind_int64(stmt, 3, query->now);
+    sqlite3_bind_int(stmt, 4, query->limit + 1); /* one more tells whether more follow */
+    if (query->purpose)
+        sqlite3_bind_text(stmt, 5, query->purpose, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (rows == query->limit) {
+            *has_more = 1;
+            break;
+        }
+        rows++;
+        read_file(stmt, &file);
+        if (each(ctx, &file) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        status = status_of(rc);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+int db_account_ensure(const char *name, int64_t *account_id)
+{
+    sqlite3_stmt *find = statements[STMT_ACCOUNT_FIND];
+    sqlite3_stmt *insert = statements[STMT_ACCOUNT_INSERT];
+    int rc, status = write_begin();
+
+    if (status != DB_OK)
+        return status;
+    sqlite3_bind_text(find, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(find);
+    if (rc == SQLITE_ROW)
+        *account_id = sqlite3_column_int64(find, 0);
+    sqlite3_reset(find);
+    sqlite3_clear_bindings(find);
+    if (rc == SQLITE_DONE) {
+        sqlite3_bind_text(insert, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(insert, 2, (int64_t)time(NULL));
+        status = step_done(insert);
+        *account_id = sqlite3_last_insert_rowid(db);
+    } else if (rc != SQLITE_ROW) {
+        status = status_of(rc);
+    }
+    return write_end(status);
+}
+
+int db_key_insert(int64_t account_id, const char *key_id, const unsigned char hash[AUTH_HASH_SIZE],
+                  const char *scopes, const char *name)
+{
+    sqlite3_stmt *stmt = statements[STMT_KEY_INSERT];
+    int status = write_begin();
+
+    if (status != DB_OK)
+        return status;
+    sqlite3_bind_text(stmt, 1, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, account_id);
+    sqlite3_bind_blob(stmt, 3, hash, AUTH_HASH_SIZE, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 4, scopes, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 5, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 6, (int64_t)time(NULL));
+    return write_end(step_done(stmt));
+}
+
+int db_key_revoke(const char *key_id)
+{
+    sqlite3_stmt *stmt = statements[STMT_KEY_REVOKE];
+    int status = write_begin();
+
+    if (status != DB_OK)
+        return status;
+    sqlite3_bind_text(stmt, 1, key_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, (int64_t)time(NULL));
+    status = step_done(stmt);
+    if (status == DB_OK && sqlite3_changes(db) == 0)
+        status = DB_NOT_FOUND;
+    return write_end(status);
+}
+
+int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx)
+{
+    sqlite3_stmt *stmt = statements[STMT_KEY_EACH];
+    struct key_record key;
+    int rc, status = DB_OK;
+
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        read_key(stmt, &key);
+        key.revoked_at = sqlite3_column_int64(stmt, 6);
+        if (each(ctx, &key) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        status = status_of(rc);
+    sqlite3_reset(stmt);
+    return status;
+}

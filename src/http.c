@@ -1,0 +1,187 @@
+#include "http.h"
+
+#include "ids.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *env(struct http_request *req, const char *name)
+{
+    return FCGX_GetParam(name, req->fcgi->envp);
+}
+
+void http_request_init(struct http_request *req, FCGX_Request *fcgi)
+{
+    const char *uri, *length;
+
+    memset(req, 0, sizeof *req);
+    req->fcgi = fcgi;
+    clock_gettime(CLOCK_MONOTONIC, &req->started);
+    if (ids_random_base62(req->request_id, HTTP_REQUEST_ID_LEN) != 0)
+        snprintf(req->request_id, sizeof req->request_id, "unknown");
+    req->method = env(req, "REQUEST_METHOD");
+    if (!req->method)
+        req->method = "GET";
+    req->head = strcmp(req->method, "HEAD") == 0;
+    /* Route on REQUEST_URI: servers split SCRIPT_NAME/PATH_INFO differently. */
+    uri = env(req, "REQUEST_URI");
+    if (!uri)
+        uri = "/";
+    req->path_ok = route_decode_path(uri, req->path, sizeof req->path, &req->query) >= 0;
+    if (!req->path_ok)
+        snprintf(req->path, sizeof req->path, "(malformed)");
+    req->content_type = env(req, "CONTENT_TYPE");
+    req->authorization = env(req, "HTTP_AUTHORIZATION");
+    req->x_api_key = env(req, "HTTP_X_API_KEY");
+    req->range = env(req, "HTTP_RANGE");
+    req->if_none_match = env(req, "HTTP_IF_NONE_MATCH");
+    length = env(req, "CONTENT_LENGTH");
+    req->content_length = -1;
+    if (length && *length) {
+        char *end;
+        long long n = strtoll(length, &end, 10);
+        if (*end == '\0' && n >= 0)
+            req->content_length = n;
+    }
+}
+
+size_t http_read_body(struct http_request *req, char *buf, size_t size)
+{
+    size_t total = 0;
+
+    /* FCGX_GetStr takes an int and returns short only at the end of input. */
+    while (total < size) {
+        int want = size - total > (1 << 30) ? (1 << 30) : (int)(size - total);
+        int got = FCGX_GetStr(buf + total, want, req->fcgi->in);
+        if (got <= 0)
+            break;
+        total += (size_t)got;
+        if (got < want)
+            break;
+    }
+    return total;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Content Too Large";
+    case 416: return "Range Not Satisfiable";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
+    default: return "Unknown";
+    }
+}
+
+void http_send_head(struct http_request *req, int status, const char *headers)
+{
+    req->status = status;
+    FCGX_FPrintF(req->fcgi->out, "Status: %d %s\r\n%sX-Request-Id: %s\r\n\r\n", status,
+                 reason_phrase(status), headers ? headers : "", req->request_id);
+}
+
+int http_send_body(struct http_request *req, const void *data, size_t len)
+{
+    if (req->head)
+        return 0;
+    if (len > 0 && FCGX_PutStr(data, (int)len, req->fcgi->out) != (int)len)
+        return -1;
+    req->body_bytes += len;
+    return 0;
+}
+
+static void send_json_with_headers(struct http_request *req, int status, cJSON *body,
+                                   const char *extra_headers)
+{
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    char headers[512];
+    size_t len;
+
+    cJSON_Delete(body);
+    if (!text) {
+        static const char fallback[] =
+            "{\"error\":{\"code\":\"SYSTEM_9001\",\"message\":\"internal error\","
+            "\"type\":\"server_error\",\"param\":null,\"details\":{}}}";
+        status = 500;
+        text = strdup(fallback);
+        if (!text)
+            return;
+        extra_headers = "";
+    }
+    len = strlen(text);
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n%s", len + 1,
+             extra_headers ? extra_headers : "");
+    http_send_head(req, status, headers);
+    http_send_body(req, text, len);
+    http_send_body(req, "\n", 1);
+    free(text);
+}
+
+void http_send_json(struct http_request *req, int status, cJSON *body)
+{
+    send_json_with_headers(req, status, body, NULL);
+}
+
+void http_send_error(struct http_request *req, const struct api_error *error)
+{
+    cJSON *body = cJSON_CreateObject(), *inner = cJSON_CreateObject(), *details;
+    char headers[256] = "";
+    const char *message = error->message;
+
+    if (error->kind == ERR_INTERNAL) {
+        fprintf(stderr, "files-api: request %s: internal error: %s\n", req->request_id,
+                error->message);
+        message = "internal error; quote the request id to the operator";
+    }
+    details = error->details && error->kind != ERR_INTERNAL ? cJSON_Duplicate(error->details, 1)
+                                                             : cJSON_CreateObject();
+    if (error->kind == ERR_INTERNAL)
+        cJSON_AddStringToObject(details, "request_id", req->request_id);
+    cJSON_AddStringToObject(inner, "code", error_code(error->kind));
+    cJSON_AddStringToObject(inner, "message", message);
+    cJSON_AddStringToObject(inner, "type", error_type(error->kind));
+    if (error->param)
+        cJSON_AddStringToObject(inner, "param", error->param);
+    else
+        cJSON_AddNullToObject(inner, "param");
+    cJSON_AddItemToObject(inner, "details", details);
+    cJSON_AddItemToObject(body, "error", inner);
+    if (error->kind == ERR_METHOD_NOT_ALLOWED && error->allow)
+        snprintf(headers, sizeof headers, "Allow: %s\r\n", error->allow);
+    else if (error->kind == ERR_BUSY)
+        snprintf(headers, sizeof headers, "Retry-After: 1\r\n");
+    send_json_with_headers(req, error_http_status(error->kind), body, headers);
+}
+
+void http_log_access(const struct http_request *req)
+{
+    struct timespec now;
+    double ms;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ms = (double)(now.tv_sec - req->started.tv_sec) * 1e3 +
+         (double)(now.tv_nsec - req->started.tv_nsec) / 1e6;
+    /* The path is decoded client input: print it escaped, and never a header. */
+    fprintf(stderr, "access method=%s path=\"", req->method);
+    for (const unsigned char *p = (const unsigned char *)req->path; *p; p++) {
+        if (*p < 0x20 || *p == '"' || *p == '\\' || *p >= 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fprintf(stderr, "\" status=%d bytes=%llu ms=%.2f account=%s request_id=%s\n", req->status,
+            (unsigned long long)req->body_bytes, ms, req->account[0] ? req->account : "-",
+            req->request_id);
+}

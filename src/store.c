@@ -1,0 +1,223 @@
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NAMED_TMP_SUFFIX ".upload"
+
+int store_relative_path(char *out, size_t size, const char *id)
+{
+    size_t len = strlen(id);
+
+    if (len < 2 || snprintf(out, size, STORE_FILES_DIR "/%s/%s", id + len - 2, id) >= (int)size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+static int join(char *out, size_t size, const char *dir, const char *name)
+{
+    if (snprintf(out, size, "%s/%s", dir, name) >= (int)size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc;
+
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Removes named temp files whose writer must be gone (untouched for grace_seconds). */
+static void sweep_named_temps(const char *tmp_dir, int grace_seconds)
+{
+    DIR *dir = opendir(tmp_dir);
+    struct dirent *entry;
+    time_t now = time(NULL);
+
+    if (!dir)
+        return;
+    while ((entry = readdir(dir)) != NULL) {
+        char path[4096];
+        struct stat st;
+        size_t len = strlen(entry->d_name), suffix = sizeof NAMED_TMP_SUFFIX - 1;
+
+        if (len <= suffix || strcmp(entry->d_name + len - suffix, NAMED_TMP_SUFFIX) != 0)
+            continue;
+        if (join(path, sizeof path, tmp_dir, entry->d_name) != 0 || lstat(path, &st) != 0)
+            continue;
+        if (S_ISREG(st.st_mode) && now - st.st_mtime >= grace_seconds)
+            unlink(path);
+    }
+    closedir(dir);
+}
+
+int store_init(const char *data_dir, int grace_seconds)
+{
+    char path[4096];
+
+    if (make_dir(data_dir) != 0)
+        return -1;
+    if (join(path, sizeof path, data_dir, STORE_FILES_DIR) != 0 || make_dir(path) != 0)
+        return -1;
+    if (join(path, sizeof path, data_dir, STORE_TMP_DIR) != 0 || make_dir(path) != 0)
+        return -1;
+    sweep_named_temps(path, grace_seconds);
+    return 0;
+}
+
+int store_begin(struct store_upload *upload, const char *data_dir)
+{
+    char tmp_dir[4096];
+
+    memset(upload, 0, sizeof *upload);
+    if (join(tmp_dir, sizeof tmp_dir, data_dir, STORE_TMP_DIR) != 0)
+        return -1;
+    upload->fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (upload->fd >= 0) {
+        upload->anonymous = 1;
+        return 0;
+    }
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+        return -1;
+    /* Filesystems without O_TMPFILE: a named file that store_init sweeps if we die. */
+    for (int attempt = 0; attempt < 100; attempt++) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (snprintf(upload->tmp_path, sizeof upload->tmp_path, "%s/%d-%ld-%d" NAMED_TMP_SUFFIX,
+                     tmp_dir, (int)getpid(), (long)now.tv_nsec, attempt) >=
+            (int)sizeof upload->tmp_path) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        upload->fd = open(upload->tmp_path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+        if (upload->fd >= 0 || errno != EEXIST)
+            break;
+    }
+    if (upload->fd < 0)
+        upload->tmp_path[0] = '\0';
+    return upload->fd >= 0 ? 0 : -1;
+}
+
+int store_write(struct store_upload *upload, const void *data, size_t len)
+{
+    const char *p = data;
+
+    while (len > 0) {
+        ssize_t n = write(upload->fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Creates files/XY if it is missing, durably (the new entry in files/ is fsync'd). */
+static int ensure_shard(const char *data_dir, const char *shard_dir)
+{
+    char files_dir[4096];
+
+    if (mkdir(shard_dir, 0700) == 0) {
+        if (join(files_dir, sizeof files_dir, data_dir, STORE_FILES_DIR) != 0)
+            return -1;
+        return fsync_path(files_dir);
+    }
+    return errno == EEXIST ? 0 : -1;
+}
+
+int store_commit(struct store_upload *upload, const char *data_dir, const char *id)
+{
+    char relative[256], final_path[4096], shard_dir[4096];
+    int saved;
+
+    if (store_relative_path(relative, sizeof relative, id) != 0 ||
+        join(final_path, sizeof final_path, data_dir, relative) != 0)
+        goto fail;
+    snprintf(shard_dir, sizeof shard_dir, "%s", final_path);
+    *strrchr(shard_dir, '/') = '\0';
+    if (fsync(upload->fd) != 0 || ensure_shard(data_dir, shard_dir) != 0)
+        goto fail;
+    if (upload->anonymous) {
+        char proc_path[64];
+        snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", upload->fd);
+        if (linkat(AT_FDCWD, proc_path, AT_FDCWD, final_path, AT_SYMLINK_FOLLOW) != 0)
+            goto fail;
+    } else {
+        if (rename(upload->tmp_path, final_path) != 0)
+            goto fail;
+        upload->tmp_path[0] = '\0';
+    }
+    close(upload->fd);
+    upload->fd = -1;
+    if (fsync_path(shard_dir) != 0) {
+        saved = errno;
+        unlink(final_path);
+        errno = saved;
+        return -1;
+    }
+    return 0;
+fail:
+    saved = errno;
+    store_abort(upload);
+    errno = saved;
+    return -1;
+}
+
+void store_abort(struct store_upload *upload)
+{
+    if (upload->fd >= 0)
+        close(upload->fd);
+    upload->fd = -1;
+    if (!upload->anonymous && upload->tmp_path[0])
+        unlink(upload->tmp_path);
+    upload->tmp_path[0] = '\0';
+}
+
+int store_open(const char *data_dir, const char *id)
+{
+    char relative[256], path[4096];
+
+    if (store_relative_path(relative, sizeof relative, id) != 0 ||
+        join(path, sizeof path, data_dir, relative) != 0)
+        return -1;
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int store_remove(const char *data_dir, const char *id)
+{
+    char relative[256], path[4096];
+
+    if (store_relative_path(relative, sizeof relative, id) != 0 ||
+        join(path, sizeof path, data_dir, relative) != 0)
+        return -1;
+    if (unlink(path) != 0)
+        return -1;
+    *strrchr(path, '/') = '\0';
+    return fsync_path(path);
+}
