@@ -1,0 +1,79 @@
+/* Unit tests: configuration defaults, file parsing and limits (src/config.c). */
+#include "../../src/config.c"
+
+#include "testlib.h"
+
+static int load_text(struct config *c, const char *text, char *err, size_t err_size)
+{
+    char path[] = "/tmp/files-api-test-config.XXXXXX";
+    int fd = mkstemp(path), rc;
+
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        return -2;
+    close(fd);
+    rc = config_load_file(c, path, err, err_size);
+    unlink(path);
+    return rc;
+}
+
+int main(void)
+{
+    struct config c;
+    char err[512], value[CONFIG_MAX_LINE];
+
+    config_defaults(&c);
+    CHECK(c.max_file_bytes == 110100480ULL);
+    CHECK(c.batch_checks == 1 && c.batch_url_count == 4);
+    CHECK_STR(c.key_prefix, "sk-mel-");
+    CHECK(c.jsonl_max_depth == 512);
+
+    CHECK(load_text(&c, "# comment\n\n  max_file_bytes = 1024  \nbatch_checks=off\n"
+                        "batch_urls = /a, /b\ndownload_mode = x-sendfile\n",
+                    err, sizeof err) == 0);
+    CHECK(c.max_file_bytes == 1024 && c.batch_checks == 0);
+    CHECK(c.batch_url_count == 2);
+    CHECK_STR(c.batch_urls[1], "/b");
+    CHECK(c.download_mode == DOWNLOAD_X_SENDFILE);
+    CHECK(config_get(&c, "batch_urls", value, sizeof value) == 0);
+    CHECK_STR(value, "/a,/b");
+    CHECK(config_get(&c, "nope", value, sizeof value) == -1);
+    for (const char *const *key = config_keys; *key; key++) {
+        /* What config_get prints, config_set reads back. */
+        struct config copy = c;
+        CHECK(config_get(&c, *key, value, sizeof value) == 0);
+        CHECKF(config_set(&copy, *key, value, err, sizeof err) == 0, "%s: %s", *key, err);
+    }
+
+    CHECK(load_text(&c, "unknown_key = 1\n", err, sizeof err) == -1);
+    CHECK(strstr(err, ":1: unknown key") != NULL);
+    CHECK(load_text(&c, "max_file_bytes\n", err, sizeof err) == -1);
+    CHECK(load_text(&c, "max_file_bytes = 12abc\n", err, sizeof err) == -1);
+    CHECK(load_text(&c, "max_file_bytes = 0\n", err, sizeof err) == -1);
+    CHECK(load_text(&c, "batch_checks = maybe\n", err, sizeof err) == -1);
+    CHECK(load_text(&c, "download_mode = ftp\n", err, sizeof err) == -1);
+    CHECK(load_text(&c, "batch_urls = ,\n", err, sizeof err) == -1);
+    /* Expiry default: 0 or 3600..2592000. */
+    CHECK(config_set(&c, "default_expiry_seconds", "3600", err, sizeof err) == 0);
+    CHECK(config_set(&c, "default_expiry_seconds", "3599", err, sizeof err) == -1);
+    CHECK(config_set(&c, "default_expiry_seconds", "2592000", err, sizeof err) == 0);
+    CHECK(config_set(&c, "default_expiry_seconds", "2592001", err, sizeof err) == -1);
+    /* Lines: CONFIG_MAX_LINE - 2 bytes of text fit (with newline and NUL), longer do not. */
+    {
+        static char text[CONFIG_MAX_LINE + 8];
+        size_t prefix = strlen("key_prefix = ");
+        memset(text, ' ', CONFIG_MAX_LINE - 2);
+        memcpy(text, "key_prefix = ", prefix);
+        text[CONFIG_MAX_LINE - 2] = '\n';
+        text[CONFIG_MAX_LINE - 1] = '\0';
+        CHECK(load_text(&c, text, err, sizeof err) == 0);
+        memset(text, ' ', CONFIG_MAX_LINE - 1);
+        memcpy(text, "key_prefix = ", prefix);
+        text[CONFIG_MAX_LINE - 1] = '\n';
+        text[CONFIG_MAX_LINE] = '\0';
+        CHECK(load_text(&c, text, err, sizeof err) == -1 && strstr(err, "longer than"));
+    }
+    CHECK(config_resolve(&c, "/nonexistent/files-api.conf", NULL, err, sizeof err) == -1);
+    CHECK(config_resolve(&c, "", "/srv/data", err, sizeof err) == 0);
+    CHECK_STR(c.data_dir, "/srv/data");
+    TEST_MAIN_END();
+}

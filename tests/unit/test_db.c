@@ -1,0 +1,210 @@
+/* Unit tests: the SQLite metadata layer (src/db.c) on a real database file. */
+#include "../../src/db.c"
+
+#include "testlib.h"
+
+#include <stdlib.h>
+
+static char data_dir[] = "/tmp/files-api-test-db.XXXXXX";
+
+static void make_file(struct file_meta *f, int64_t account, const char *purpose, int64_t expires)
+{
+    memset(f, 0, sizeof *f);
+    ids_make(f->id, sizeof f->id, IDS_FILE_PREFIX, IDS_FILE_RANDOM);
+    f->account_id = account;
+    snprintf(f->purpose, sizeof f->purpose, "%s", purpose);
+    snprintf(f->filename, sizeof f->filename, "in.jsonl");
+    f->bytes = 10;
+    memset(f->sha256, 'a', 64);
+    f->created_at = 1000;
+    f->expires_at = expires;
+}
+
+struct page {
+    int count;
+    char ids[101][IDS_FILE_LEN + 1];
+};
+
+static int collect(void *ctx, const struct file_meta *f)
+{
+    struct page *p = ctx;
+    strcpy(p->ids[p->count++], f->id);
+    return 0;
+}
+
+static int list(int64_t account, const char *purpose, const char *after, int limit, int desc,
+                struct page *page, int *has_more)
+{
+    struct db_list_query q = {account, purpose, after, limit, desc, 2000};
+    page->count = 0;
+    return db_file_list(&q, collect, page, has_more);
+}
+
+static void test_keys(int64_t *acme, int64_t *other)
+{
+    unsigned char hash[AUTH_HASH_SIZE], missing[AUTH_HASH_SIZE];
+    struct key_record key;
+
+    CHECK(db_account_ensure("acme", acme) == DB_OK);
+    CHECK(db_account_ensure("other", other) == DB_OK);
+    {
+        int64_t again;
+        CHECK(db_account_ensure("acme", &again) == DB_OK && again == *acme);
+    }
+    CHECK(*acme != *other);
+    auth_hash_key("sk-test", 7, hash);
+    auth_hash_key("sk-none", 7, missing);
+    CHECK(db_key_insert(*acme, "key_1", hash, "inference.*", "label") == DB_OK);
+    CHECK(db_key_insert(*acme, "key_2", hash, "", "") == DB_ERROR); /* hash is unique */
+    CHECK(db_key_find(hash, &key) == DB_OK);
+    CHECK_STR(key.account, "acme");
+    CHECK_STR(key.scopes, "inference.*");
+    CHECK(key.account_id == *acme);
+    CHECK(db_key_find(missing, &key) == DB_NOT_FOUND);
+    CHECK(db_key_revoke("key_1") == DB_OK);
+    CHECK(db_key_revoke("key_1") == DB_NOT_FOUND);
+    CHECK(db_key_find(hash, &key) == DB_NOT_FOUND);
+}
+
+static void test_files(int64_t acme, int64_t other)
+{
+    struct file_meta files[7], got;
+    struct page page;
+    int has_more;
+
+    for (int i = 0; i < 5; i++) {
+        make_file(&files[i], acme, "batch", 0);
+        CHECK(db_file_insert(&files[i]) == DB_OK);
+    }
+    make_file(&files[5], other, "batch", 0);
+    CHECK(db_file_insert(&files[5]) == DB_OK);
+    make_file(&files[6], acme, "batch_output", 1500); /* expired at now=2000 */
+    CHECK(db_file_insert(&files[6]) == DB_OK);
+
+    CHECK(db_file_get(acme, files[0].id, 2000, &got) == DB_OK);
+    CHECK_STR(got.id, files[0].id);
+    CHECK(got.bytes == 10 && got.created_at == 1000 && got.expires_at == 0);
+    CHECK(db_file_get(other, files[0].id, 2000, &got) == DB_NOT_FOUND);
+    CHECK(db_file_get(acme, files[6].id, 2000, &got) == DB_NOT_FOUND);
+    CHECK(db_file_get(acme, files[6].id, 1499, &got) == DB_OK);
+
+    /* Same created_at: order is creation order. */
+    CHECK(list(acme, NULL, NULL, 100, 1, &page, &has_more) == DB_OK);
+    CHECK(page.count == 5 && !has_more);
+    for (int i = 0; i < 5 && page.count == 5; i++)
+        CHECK_STR(page.ids[i], files[4 - i].id);
+    CHECK(list(acme, NULL, NULL, 2, 0, &page, &has_more) == DB_OK);
+    CHECK(page.count == 2 && has_more);
+    CHECK_STR(page.ids[0], files[0].id);
+    CHECK(list(acme, NULL, files[1].id, 2, 0, &page, &has_more) == DB_OK);
+    CHECK(page.count == 2 && has_more);
+    CHECK_STR(page.ids[0], files[2].id);
+    CHECK(list(acme, NULL, files[3].id, 2, 0, &page, &has_more) == DB_OK);
+    CHECK(page.count == 1 && !has_more);
+    /* Exactly limit rows left: has_more is false. */
+    CHECK(list(acme, NULL, files[2].id, 2, 0, &page, &has_more) == DB_OK);
+    CHECK(page.count == 2 && !has_more);
+    CHECK(list(acme, "batch_output", NULL, 10, 1, &page, &has_more) == DB_OK);
+    CHECK(page.count == 0);
+    CHECK(list(acme, "batch", NULL, 10, 1, &page, &has_more) == DB_OK);
+    CHECK(page.count == 5);
+
+    /* A deleted cursor still pages on; another account's id is no cursor. */
+    CHECK(db_file_delete(acme, files[2].id, 2000) == DB_OK);
+    CHECK(db_file_delete(acme, files[2].id, 2000) == DB_NOT_FOUND);
+    CHECK(db_file_delete(other, files[3].id, 2000) == DB_NOT_FOUND);
+    CHECK(db_file_get(acme, files[2].id, 2000, &got) == DB_NOT_FOUND);
+    CHECK(list(acme, NULL, files[2].id, 10, 0, &page, &has_more) == DB_OK);
+    CHECK(page.count == 2);
+    CHECK_STR(page.ids[0], files[3].id);
+    CHECK(list(acme, NULL, files[5].id, 10, 0, &page, &has_more) == DB_NOT_FOUND);
+    CHECK(list(acme, NULL, NULL, 100, 1, &page, &has_more) == DB_OK);
+    CHECK(page.count == 4);
+}
+
+/* The list queries use the partial indexes: no scan of the account's rows. */
+static void test_query_plans(void)
+{
+    const enum statement lists[] = {STMT_LIST_DESC, STMT_LIST_ASC, STMT_LIST_PURPOSE_DESC,
+                                    STMT_LIST_PURPOSE_ASC};
+
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++) {
+        char sql[1024];
+        sqlite3_stmt *plan;
+        int uses_index = 0;
+
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", statement_sql[lists[i]]);
+        CHECK(sqlite3_prepare_v2(db, sql, -1, &plan, NULL) == SQLITE_OK);
+        while (sqlite3_step(plan) == SQLITE_ROW) {
+            const char *detail = (const char *)sqlite3_column_text(plan, 3);
+            if (strstr(detail, "USING INDEX files_live") && strstr(detail, "seq"))
+                uses_index = 1;
+            CHECKF(!strstr(detail, "TEMP B-TREE"), "%s: %s", statement_sql[lists[i]], detail);
+        }
+        sqlite3_finalize(plan);
+        CHECKF(uses_index, "%s", statement_sql[lists[i]]);
+    }
+}
+
+static void test_reopen(void)
+{
+    sqlite3_stmt *stmt;
+    int version = -1;
+    char mode[16] = "";
+
+    db_close();
+    CHECK(db_open(data_dir, 1000) == DB_OK); /* migrations are not applied twice */
+    CHECK(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        version = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    CHECK(version == DB_SCHEMA_VERSION);
+    CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL) == SQLITE_OK);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        snprintf(mode, sizeof mode, "%s", sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    CHECK_STR(mode, "wal");
+}
+
+/* Another connection holding the write lock: writes give DB_BUSY after the
+ * timeout, reads still work (WAL). */
+static void test_busy(int64_t acme)
+{
+    char path[256];
+    sqlite3 *other;
+    struct file_meta f, got;
+    struct page page;
+    int has_more;
+
+    db_close();
+    CHECK(db_open(data_dir, 50) == DB_OK);
+    snprintf(path, sizeof path, "%s/%s", data_dir, DB_FILENAME);
+    CHECK(sqlite3_open(path, &other) == SQLITE_OK);
+    CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    make_file(&f, acme, "batch", 0);
+    CHECK(db_file_insert(&f) == DB_BUSY);
+    CHECK(list(acme, NULL, NULL, 10, 1, &page, &has_more) == DB_OK && page.count == 4);
+    CHECK(db_file_get(acme, f.id, 2000, &got) == DB_NOT_FOUND);
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close(other);
+    CHECK(db_file_insert(&f) == DB_OK);
+}
+
+int main(void)
+{
+    int64_t acme = 0, other = 0;
+    char command[256];
+
+    if (!mkdtemp(data_dir))
+        return 1;
+    CHECK(db_open(data_dir, 1000) == DB_OK);
+    test_keys(&acme, &other);
+    test_files(acme, other);
+    test_query_plans();
+    test_reopen();
+    test_busy(acme);
+    db_close();
+    snprintf(command, sizeof command, "rm -rf %s", data_dir);
+    CHECK(system(command) == 0);
+    TEST_MAIN_END();
+}

@@ -1,0 +1,115 @@
+/* Unit tests: content files on disk (src/store.c). */
+#include "../../src/store.c"
+
+#include "testlib.h"
+
+#include <stdlib.h>
+
+static char data_dir[] = "/tmp/files-api-test-store.XXXXXX";
+
+static int count_entries(const char *dir_path)
+{
+    DIR *dir = opendir(dir_path);
+    struct dirent *e;
+    int n = 0;
+
+    if (!dir)
+        return -1;
+    while ((e = readdir(dir)) != NULL)
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(dir);
+    return n;
+}
+
+static mode_t mode_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_mode & 07777 : 0;
+}
+
+static void test_commit_and_read(void)
+{
+    struct store_upload up;
+    char path[4096], relative[256], buf[32];
+    const char *id = "file_AAAAAAAAAAAAAAAAAAAAAAxy";
+    int fd;
+
+    CHECK(store_begin(&up, data_dir) == 0);
+    CHECK(up.anonymous == 1); /* /tmp supports O_TMPFILE */
+    snprintf(path, sizeof path, "%s/tmp", data_dir);
+    CHECK(count_entries(path) == 0); /* nameless while being written */
+    CHECK(store_write(&up, "hello ", 6) == 0);
+    CHECK(store_write(&up, "world\n", 6) == 0);
+    CHECK(store_commit(&up, data_dir, id) == 0);
+    CHECK(store_relative_path(relative, sizeof relative, id) == 0);
+    CHECK_STR(relative, "files/xy/file_AAAAAAAAAAAAAAAAAAAAAAxy");
+    snprintf(path, sizeof path, "%s/%s", data_dir, relative);
+    CHECK(mode_of(path) == 0600);
+    *strrchr(path, '/') = '\0';
+    CHECK(mode_of(path) == 0700);
+    fd = store_open(data_dir, id);
+    CHECK(fd >= 0);
+    CHECK(read(fd, buf, sizeof buf) == 12 && memcmp(buf, "hello world\n", 12) == 0);
+    close(fd);
+    /* An id is stored once: a second commit of the same id fails and leaves the first. */
+    CHECK(store_begin(&up, data_dir) == 0);
+    CHECK(store_write(&up, "x", 1) == 0);
+    CHECK(store_commit(&up, data_dir, id) == -1 && errno == EEXIST);
+    fd = store_open(data_dir, id);
+    CHECK(fd >= 0 && read(fd, buf, sizeof buf) == 12);
+    close(fd);
+    CHECK(store_remove(data_dir, id) == 0);
+    CHECK(store_open(data_dir, id) == -1 && errno == ENOENT);
+    CHECK(store_remove(data_dir, id) == -1 && errno == ENOENT);
+}
+
+static void test_abort_leaves_nothing(void)
+{
+    struct store_upload up;
+    char path[4096];
+
+    CHECK(store_begin(&up, data_dir) == 0);
+    CHECK(store_write(&up, "partial", 7) == 0);
+    store_abort(&up);
+    snprintf(path, sizeof path, "%s/tmp", data_dir);
+    CHECK(count_entries(path) == 0);
+    snprintf(path, sizeof path, "%s/files", data_dir);
+    CHECK(count_entries(path) == 1); /* only the shard made by the first test */
+}
+
+static void test_layout_and_sweep(void)
+{
+    char path[4096];
+    FILE *f;
+
+    CHECK(mode_of(data_dir) == 0700);
+    snprintf(path, sizeof path, "%s/files", data_dir);
+    CHECK(mode_of(path) == 0700);
+    snprintf(path, sizeof path, "%s/tmp", data_dir);
+    CHECK(mode_of(path) == 0700);
+    /* A named temp file left by a dead worker is swept once older than the grace period. */
+    snprintf(path, sizeof path, "%s/tmp/123-1-0" NAMED_TMP_SUFFIX, data_dir);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f)
+        fclose(f);
+    CHECK(store_init(data_dir, 3600) == 0);
+    CHECK(access(path, F_OK) == 0);
+    CHECK(store_init(data_dir, 0) == 0);
+    CHECK(access(path, F_OK) != 0);
+}
+
+int main(void)
+{
+    char command[256];
+
+    if (!mkdtemp(data_dir))
+        return 1;
+    CHECK(store_init(data_dir, 3600) == 0);
+    test_commit_and_read();
+    test_abort_leaves_nothing();
+    test_layout_and_sweep();
+    snprintf(command, sizeof command, "rm -rf %s", data_dir);
+    CHECK(system(command) == 0);
+    TEST_MAIN_END();
+}
