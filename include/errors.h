@@ -32,6 +32,7 @@ struct api_error {
     char message[512];
     cJSON *details;      /* owned; NULL means {} */
     const char *allow;   /* Allow header value for 405 */
+    char extra_headers[128]; /* further header lines ("Name: value\r\n"), e.g. Content-Range for 416 */
 };
 
 /* Sets *e (kind, param, printf-style message). Frees details left from before. */

@@ -55,6 +55,17 @@ void http_send_json(struct http_request *req, int status, cJSON *body);
  * SYSTEM_9001 details are logged with the request id, never sent. */
 void http_send_error(struct http_request *req, const struct api_error *error);
 
+/* Reads a Range header (RFC 9110 §14.1.2) against a representation of size
+ * bytes. Returns 1 with the first and last byte (inclusive) of a single
+ * satisfiable range, 0 when the header is absent, malformed or asks for
+ * several ranges (the whole content is sent, as RFC 9110 allows), or -1 when
+ * it is unsatisfiable (416). */
+int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *last);
+
+/* Returns 1 if an If-None-Match header (RFC 9110 §13.1.2) matches the entity
+ * tag etag (given with its quotes): "*" or a listed tag, weak or strong. */
+int http_etag_matches(const char *if_none_match, const char *etag);
+
 /* Writes the access-log line: method, path, status, bytes, duration, account, request id. */
 void http_log_access(const struct http_request *req);
 

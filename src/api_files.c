@@ -216,14 +216,47 @@ static void content_disposition(char *out, size_t size, const char *filename)
     out[n < size ? n : size - 1] = '\0';
 }
 
+/* Streams bytes [first, last] of fd in bounded memory. Stops short if the client is gone. */
+static void stream_range(struct http_request *req, int fd, int64_t first, int64_t last)
+{
+    static char buffer[CONTENT_CHUNK];
+    int64_t offset = first;
+
+    while (offset <= last) {
+        int64_t want = last - offset + 1;
+        ssize_t got = pread(fd, buffer, want < CONTENT_CHUNK ? (size_t)want : CONTENT_CHUNK, offset);
+        if (got <= 0 || http_send_body(req, buffer, (size_t)got) != 0)
+            break; /* the head is out: all we can do is stop short */
+        offset += got;
+    }
+}
+
+/* Hands the whole file to the web server (X-Sendfile / X-Accel-Redirect) by
+ * adding the header to headers. Returns 1 if it did, 0 if the worker streams. */
+static int hand_off(const struct config *config, const char *id, char *headers, size_t size)
+{
+    char relative[256];
+    size_t used = strlen(headers);
+
+    if (config->download_mode == DOWNLOAD_STREAM ||
+        store_relative_path(relative, sizeof relative, id) != 0)
+        return 0;
+    if (config->download_mode == DOWNLOAD_X_SENDFILE)
+        snprintf(headers + used, size - used, "X-Sendfile: %s/%s\r\n", config->data_dir, relative);
+    else /* the internal location maps to DATA/files/ */
+        snprintf(headers + used, size - used, "X-Accel-Redirect: %s%s\r\n", config->x_accel_prefix,
+                 relative + sizeof STORE_FILES_DIR);
+    return 1;
+}
+
 int api_content(struct http_request *req, const struct config *config,
                 const struct api_caller *caller, const char *file_id, struct api_error *error)
 {
-    static char buffer[CONTENT_CHUNK];
-    char headers[2048], disposition[1200];
+    char headers[4096], disposition[1200], etag[70];
     struct file_meta file;
     struct stat st;
-    int fd;
+    int64_t first = 0, last;
+    int fd, range;
 
     if (find_file(caller, file_id, &file, error) != 0)
         return -1;
@@ -235,18 +268,47 @@ int api_content(struct http_request *req, const struct config *config,
             close(fd);
         return -1;
     }
+    snprintf(etag, sizeof etag, "\"%s\"", file.sha256);
+    last = file.bytes - 1;
+    if (http_etag_matches(req->if_none_match, etag)) {
+        snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
+        http_send_head(req, 304, headers);
+        close(fd);
+        return 0;
+    }
+    range = http_parse_range(req->range, file.bytes, &first, &last);
+    if (range < 0) {
+        close(fd);
+        error_set(error, ERR_RANGE_NOT_SATISFIABLE, "Range",
+                  "the range is outside the content (%lld bytes)", (long long)file.bytes);
+        snprintf(error->extra_headers, sizeof error->extra_headers,
+                 "Content-Range: bytes */%lld\r\n", (long long)file.bytes);
+        return -1;
+    }
     content_disposition(disposition, sizeof disposition, file.filename);
     snprintf(headers, sizeof headers,
-             "Content-Type: application/jsonl\r\nContent-Length: %lld\r\n"
-             "Content-Disposition: %s\r\nETag: \"%s\"\r\n",
-             (long long)file.bytes, disposition, file.sha256);
-    http_send_head(req, 200, headers);
-    for (off_t left = req->head ? 0 : st.st_size; left > 0;) {
-        ssize_t got = read(fd, buffer, left < CONTENT_CHUNK ? (size_t)left : CONTENT_CHUNK);
-        if (got <= 0 || http_send_body(req, buffer, (size_t)got) != 0)
-            break; /* the head is out: all we can do is stop short */
-        left -= got;
+             "Content-Type: application/jsonl\r\nContent-Disposition: %s\r\nETag: %s\r\n"
+             "Accept-Ranges: bytes\r\n",
+             disposition, etag);
+    if (range > 0) {
+        size_t used = strlen(headers);
+        snprintf(headers + used, sizeof headers - used,
+                 "Content-Range: bytes %lld-%lld/%lld\r\nContent-Length: %lld\r\n",
+                 (long long)first, (long long)last, (long long)file.bytes,
+                 (long long)(last - first + 1));
+        http_send_head(req, 206, headers);
+    } else if (!req->head && hand_off(config, file.id, headers, sizeof headers)) {
+        http_send_head(req, 200, headers);
+        close(fd);
+        return 0;
+    } else {
+        size_t used = strlen(headers);
+        snprintf(headers + used, sizeof headers - used, "Content-Length: %lld\r\n",
+                 (long long)file.bytes);
+        http_send_head(req, 200, headers);
     }
+    if (!req->head)
+        stream_range(req, fd, first, last);
     close(fd);
     return 0;
 }

@@ -57,6 +57,7 @@ void error_clear(struct api_error *e)
     e->message[0] = '\0';
     e->details = NULL;
     e->allow = NULL;
+    e->extra_headers[0] = '\0';
 }
 
 const char *error_quote(char *out, size_t out_size, const char *text)

@@ -2,6 +2,7 @@
 
 #include "ids.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,7 +163,81 @@ void http_send_error(struct http_request *req, const struct api_error *error)
         snprintf(headers, sizeof headers, "Allow: %s\r\n", error->allow);
     else if (error->kind == ERR_BUSY)
         snprintf(headers, sizeof headers, "Retry-After: 1\r\n");
+    snprintf(headers + strlen(headers), sizeof headers - strlen(headers), "%s",
+             error->extra_headers);
     send_json_with_headers(req, error_http_status(error->kind), body, headers);
+}
+
+/* Parses a decimal byte position; returns the number of digits read, 0 if none or overflow. */
+static int parse_position(const char *text, int64_t *out)
+{
+    int64_t value = 0;
+    int digits = 0;
+
+    for (; text[digits] >= '0' && text[digits] <= '9'; digits++) {
+        int digit = text[digits] - '0';
+        if (value > (INT64_MAX - digit) / 10)
+            return 0;
+        value = value * 10 + digit;
+    }
+    *out = value;
+    return digits;
+}
+
+int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *last)
+{
+    const char *p;
+    int64_t a, b;
+    int n;
+
+    if (!header || strncmp(header, "bytes=", 6) != 0 || strchr(header, ','))
+        return 0;
+    p = header + 6;
+    if (*p == '-') { /* suffix: the last b bytes */
+        if (!(n = parse_position(p + 1, &b)) || p[1 + n] != '\0')
+            return 0;
+        if (b == 0 || size == 0)
+            return -1;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return 1;
+    }
+    if (!(n = parse_position(p, &a)) || p[n] != '-')
+        return 0;
+    p += n + 1;
+    if (*p == '\0') {
+        b = INT64_MAX;
+    } else if (!(n = parse_position(p, &b)) || p[n] != '\0' || b < a) {
+        return 0;
+    }
+    if (a >= size)
+        return -1;
+    *first = a;
+    *last = b >= size ? size - 1 : b;
+    return 1;
+}
+
+int http_etag_matches(const char *if_none_match, const char *etag)
+{
+    size_t len = strlen(etag);
+    const char *p = if_none_match;
+
+    if (!p)
+        return 0;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return 1;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        if (strncmp(p, etag, len) == 0 && (p[len] == '\0' || p[len] == ',' || p[len] == ' ' ||
+                                           p[len] == '\t'))
+            return 1;
+        while (*p && *p != ',')
+            p++;
+    }
+    return 0;
 }
 
 void http_log_access(const struct http_request *req)

@@ -7,7 +7,9 @@
 #include "store.h"
 
 #include <fcgiapp.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,7 +27,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *data_dir = NULL;
     struct config config;
     FCGX_Request fcgi;
-    char err[512];
+    char err[512], absolute[PATH_MAX];
     unsigned long served = 0;
 
     for (int i = 1; i < argc; i++) {
@@ -49,6 +51,12 @@ int main(int argc, char **argv)
         perror("files-fcgi: data directory");
         return 1;
     }
+    /* Absolute from here on: X-Sendfile paths and the access log need it. */
+    if (!realpath(config.data_dir, absolute) || strlen(absolute) >= sizeof config.data_dir) {
+        perror("files-fcgi: data directory");
+        return 1;
+    }
+    memcpy(config.data_dir, absolute, strlen(absolute) + 1);
     if (db_open(config.data_dir, config.db_busy_timeout_ms) != DB_OK) {
         fprintf(stderr, "files-fcgi: cannot open the database in %s\n", config.data_dir);
         return 1;
