@@ -1,18 +1,14 @@
 /* POST /v1/files: the multipart body is parsed as it streams in; the file part
- * goes through the JSONL validator, the SHA-256 and the size count into a
- * temporary file. Only a complete, valid upload is made durable and recorded. */
+ * is ingested (size limit, JSONL validation, SHA-256, temporary file) on the
+ * fly. Only a complete, valid upload is made durable and recorded. */
 #include "api.h"
 
-#include "jsonl.h"
+#include "ingest.h"
 #include "multipart.h"
-#include "store.h"
 
-#include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #define UPLOAD_CHUNK (256 * 1024)
@@ -37,37 +33,9 @@ struct upload {
     struct text_field *current_field; /* the text field being received, or NULL */
     int in_file;
     int file_seen;
-    int store_started;
     char filename[MULTIPART_MAX_NAME + 1];
-    uint64_t bytes;
-    struct store_upload store;
-    struct jsonl_validator *jsonl;
-    EVP_MD_CTX *sha256;
+    struct ingest ingest;
 };
-
-static const char *batch_url_list[CONFIG_MAX_BATCH_URLS];
-
-static int fail_io(struct upload *up, const char *what)
-{
-    if (errno == ENOSPC || errno == EDQUOT)
-        error_set(up->error, ERR_NO_SPACE, NULL, "no space left to store the file");
-    else
-        error_set(up->error, ERR_INTERNAL, NULL, "%s: %s", what, strerror(errno));
-    return -1;
-}
-
-static int fail_jsonl(struct upload *up)
-{
-    const struct jsonl_error *bad = jsonl_validator_error(up->jsonl);
-
-    error_set(up->error, ERR_INVALID_JSONL, "file", "%s", bad->message);
-    error_detail(up->error, "line", cJSON_CreateNumber((double)bad->line));
-    error_detail(up->error, "column", cJSON_CreateNumber((double)bad->column));
-    error_detail(up->error, "reason", cJSON_CreateString(bad->reason));
-    if (bad->reason_code)
-        error_detail(up->error, "reason_code", cJSON_CreateString(bad->reason_code));
-    return -1;
-}
 
 static int check_purpose(struct upload *up)
 {
@@ -85,13 +53,6 @@ static int check_purpose(struct upload *up)
 
 static int start_file(struct upload *up, const struct multipart_part *part)
 {
-    struct jsonl_options options = {
-        .max_depth = up->config->jsonl_max_depth,
-        .check_batch = up->config->batch_checks,
-        .batch_urls = batch_url_list,
-        .batch_url_count = up->config->batch_url_count,
-    };
-
     if (up->file_seen) {
         error_set(up->error, ERR_MALFORMED_REQUEST, "file", "more than one file part");
         return -1;
@@ -102,20 +63,9 @@ static int start_file(struct upload *up, const struct multipart_part *part)
     }
     up->file_seen = up->in_file = 1;
     memcpy(up->filename, part->filename, sizeof up->filename);
-    for (size_t i = 0; i < up->config->batch_url_count; i++)
-        batch_url_list[i] = up->config->batch_urls[i];
-    if (getrandom(&options.hash_seed, sizeof options.hash_seed, 0) != sizeof options.hash_seed)
-        options.hash_seed = (uint64_t)time(NULL);
-    up->jsonl = jsonl_validator_new(&options);
-    up->sha256 = EVP_MD_CTX_new();
-    if (!up->jsonl || !up->sha256 || !EVP_DigestInit_ex(up->sha256, EVP_sha256(), NULL)) {
-        error_set(up->error, ERR_INTERNAL, NULL, "out of memory starting an upload");
-        return -1;
-    }
-    if (store_begin(&up->store, up->config->data_dir) != 0)
-        return fail_io(up, "creating the temporary file");
-    up->store_started = 1;
-    return 0;
+    /* Only purpose "batch" can be uploaded, so the batch rules apply even
+     * when the purpose field comes after the file. */
+    return ingest_begin(&up->ingest, up->config, up->config->batch_checks, up->error);
 }
 
 static int on_part_begin(void *ctx, const struct multipart_part *part)
@@ -146,7 +96,6 @@ static int on_part_data(void *ctx, const char *data, size_t len)
 {
     struct upload *up = ctx;
     struct text_field *field = up->current_field;
-    int rc;
 
     if (field) {
         if (field->len + len >= sizeof field->value) {
@@ -158,30 +107,12 @@ static int on_part_data(void *ctx, const char *data, size_t len)
         }
         return 0;
     }
-    if (!up->in_file)
-        return 0;
-    up->bytes += len;
-    if (up->bytes > up->config->max_file_bytes) {
-        error_set(up->error, ERR_FILE_TOO_LARGE, "file", "the file is larger than %llu bytes",
-                  (unsigned long long)up->config->max_file_bytes);
-        return -1;
-    }
-    rc = jsonl_validator_feed(up->jsonl, data, len);
-    if (rc == -1)
-        return fail_jsonl(up);
-    if (rc != 0 || !EVP_DigestUpdate(up->sha256, data, len)) {
-        error_set(up->error, ERR_INTERNAL, NULL, "out of memory validating an upload");
-        return -1;
-    }
-    if (store_write(&up->store, data, len) != 0)
-        return fail_io(up, "writing the temporary file");
-    return 0;
+    return up->in_file ? ingest_write(&up->ingest, data, len, up->error) : 0;
 }
 
 static int on_part_end(void *ctx)
 {
     struct upload *up = ctx;
-    int rc;
 
     if (up->current_field == &up->purpose) {
         up->current_field = NULL;
@@ -191,14 +122,7 @@ static int on_part_end(void *ctx)
     if (!up->in_file)
         return 0;
     up->in_file = 0;
-    rc = jsonl_validator_finish(up->jsonl);
-    if (rc == -1)
-        return fail_jsonl(up);
-    if (rc != 0) {
-        error_set(up->error, ERR_INTERNAL, NULL, "out of memory validating an upload");
-        return -1;
-    }
-    return 0;
+    return ingest_end(&up->ingest, up->error);
 }
 
 /* expires_after[anchor]=created_at with expires_after[seconds] in [3600, 2592000]
@@ -279,56 +203,23 @@ static int receive(struct http_request *req, struct upload *up)
     return check_purpose(up);
 }
 
-static void upload_release(struct upload *up)
-{
-    if (up->store_started)
-        store_abort(&up->store);
-    jsonl_validator_free(up->jsonl);
-    EVP_MD_CTX_free(up->sha256);
-}
-
 int api_upload(struct http_request *req, const struct config *config,
                const struct api_caller *caller, struct api_error *error)
 {
     struct upload up = {.config = config, .error = error};
     struct file_meta file = {.account_id = caller->account_id};
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    int status;
+    int rc = -1;
 
-    if (receive(req, &up) != 0)
-        goto fail;
-    file.created_at = (int64_t)time(NULL);
-    if (parse_expiry(&up, file.created_at, &file.expires_at) != 0)
-        goto fail;
-    if (!EVP_DigestFinal_ex(up.sha256, digest, &digest_len)) {
-        error_set(error, ERR_INTERNAL, NULL, "hashing the upload failed");
-        goto fail;
+    if (receive(req, &up) == 0) {
+        file.created_at = (int64_t)time(NULL);
+        snprintf(file.purpose, sizeof file.purpose, "batch"); /* check_purpose allows no other */
+        memcpy(file.filename, up.filename, sizeof file.filename);
+        rc = parse_expiry(&up, file.created_at, &file.expires_at);
+        if (rc == 0)
+            rc = ingest_commit(&up.ingest, &file, error);
     }
-    for (unsigned i = 0; i < digest_len && i < 32; i++)
-        snprintf(file.sha256 + 2 * i, 3, "%02x", digest[i]);
-    if (ids_make(file.id, sizeof file.id, IDS_FILE_PREFIX, IDS_FILE_RANDOM) != 0) {
-        error_set(error, ERR_INTERNAL, NULL, "no randomness for a file id");
-        goto fail;
-    }
-    snprintf(file.purpose, sizeof file.purpose, "batch"); /* check_purpose allows no other */
-    memcpy(file.filename, up.filename, sizeof file.filename);
-    file.bytes = (int64_t)up.bytes;
-    up.store_started = 0; /* store_commit owns the temporary file from here */
-    if (store_commit(&up.store, config->data_dir, file.id) != 0) {
-        fail_io(&up, "storing the file");
-        goto fail;
-    }
-    status = db_file_insert(&file);
-    if (status != DB_OK) {
-        store_remove(config->data_dir, file.id);
-        api_db_error(error, status);
-        goto fail;
-    }
-    upload_release(&up);
-    http_send_json(req, 200, api_file_object(&file));
-    return 0;
-fail:
-    upload_release(&up);
-    return -1;
+    ingest_release(&up.ingest);
+    if (rc == 0)
+        http_send_json(req, 200, api_file_object(&file));
+    return rc;
 }

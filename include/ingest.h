@@ -1,0 +1,46 @@
+/* Storing a new file, the same way for an HTTP upload and for `filesctl files
+ * import`: every content byte goes through the size limit, the JSONL
+ * validator, the SHA-256 and into a temporary file; commit then makes the
+ * content durable and records its row. Nothing is visible before the commit. */
+#ifndef INGEST_H
+#define INGEST_H
+
+#include <openssl/evp.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+#include "errors.h"
+#include "jsonl.h"
+#include "store.h"
+
+struct ingest {
+    const struct config *config;
+    struct store_upload store;
+    int store_started;
+    struct jsonl_validator *jsonl;
+    EVP_MD_CTX *sha256;
+    uint64_t bytes;
+};
+
+/* Starts a file. check_batch: lines must be batch requests. Returns 0, or -1
+ * with *error set; ingest_release must follow either way. */
+int ingest_begin(struct ingest *in, const struct config *config, int check_batch,
+                 struct api_error *error);
+
+/* Takes the next content bytes. Returns 0, or -1 with *error set: 4016 past
+ * max_file_bytes, 3303 invalid JSONL, 507 disk full, 500 otherwise. */
+int ingest_write(struct ingest *in, const void *data, size_t len, struct api_error *error);
+
+/* The content is complete: checks the last line. Returns 0 or -1 with *error. */
+int ingest_end(struct ingest *in, struct api_error *error);
+
+/* Gives the file its id, bytes and hash, makes the content durable, then
+ * inserts the row. file carries account_id, purpose, filename, created_at and
+ * expires_at. Returns 0, or -1 with *error set and nothing left behind. */
+int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *error);
+
+/* Frees everything; removes the temporary file unless committed. */
+void ingest_release(struct ingest *in);
+
+#endif

@@ -1,0 +1,136 @@
+#include "ingest.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+static int fail_io(struct api_error *error, const char *what)
+{
+    if (errno == ENOSPC || errno == EDQUOT)
+        error_set(error, ERR_NO_SPACE, NULL, "no space left to store the file");
+    else
+        error_set(error, ERR_INTERNAL, NULL, "%s: %s", what, strerror(errno));
+    return -1;
+}
+
+/* Turns the validator's verdict (-1 invalid, other nonzero out of memory) into an error. */
+static int fail_jsonl(struct ingest *in, int rc, struct api_error *error)
+{
+    const struct jsonl_error *bad = jsonl_validator_error(in->jsonl);
+
+    if (rc != -1) {
+        error_set(error, ERR_INTERNAL, NULL, "out of memory validating a file");
+        return -1;
+    }
+    error_set(error, ERR_INVALID_JSONL, "file", "%s", bad->message);
+    error_detail(error, "line", cJSON_CreateNumber((double)bad->line));
+    error_detail(error, "column", cJSON_CreateNumber((double)bad->column));
+    error_detail(error, "reason", cJSON_CreateString(bad->reason));
+    if (bad->reason_code)
+        error_detail(error, "reason_code", cJSON_CreateString(bad->reason_code));
+    return -1;
+}
+
+int ingest_begin(struct ingest *in, const struct config *config, int check_batch,
+                 struct api_error *error)
+{
+    const char *urls[CONFIG_MAX_BATCH_URLS];
+    struct jsonl_options options = {
+        .max_depth = config->jsonl_max_depth,
+        .check_batch = check_batch,
+        .batch_urls = urls,
+        .batch_url_count = config->batch_url_count,
+    };
+
+    memset(in, 0, sizeof *in);
+    in->config = config;
+    for (size_t i = 0; i < config->batch_url_count; i++)
+        urls[i] = config->batch_urls[i];
+    /* A per-file seed: nobody can aim custom_id fingerprint collisions. */
+    if (getrandom(&options.hash_seed, sizeof options.hash_seed, 0) != sizeof options.hash_seed)
+        options.hash_seed = (uint64_t)time(NULL);
+    in->jsonl = jsonl_validator_new(&options);
+    in->sha256 = EVP_MD_CTX_new();
+    if (!in->jsonl || !in->sha256 || !EVP_DigestInit_ex(in->sha256, EVP_sha256(), NULL)) {
+        error_set(error, ERR_INTERNAL, NULL, "out of memory starting a file");
+        return -1;
+    }
+    if (store_begin(&in->store, config->data_dir) != 0)
+        return fail_io(error, "creating the temporary file");
+    in->store_started = 1;
+    return 0;
+}
+
+int ingest_write(struct ingest *in, const void *data, size_t len, struct api_error *error)
+{
+    int rc;
+
+    in->bytes += len;
+    if (in->bytes > in->config->max_file_bytes) {
+        error_set(error, ERR_FILE_TOO_LARGE, "file", "the file is larger than %llu bytes",
+                  (unsigned long long)in->config->max_file_bytes);
+        return -1;
+    }
+    rc = jsonl_validator_feed(in->jsonl, data, len);
+    if (rc != 0)
+        return fail_jsonl(in, rc, error);
+    if (!EVP_DigestUpdate(in->sha256, data, len)) {
+        error_set(error, ERR_INTERNAL, NULL, "hashing failed");
+        return -1;
+    }
+    if (store_write(&in->store, data, len) != 0)
+        return fail_io(error, "writing the temporary file");
+    return 0;
+}
+
+int ingest_end(struct ingest *in, struct api_error *error)
+{
+    int rc = jsonl_validator_finish(in->jsonl);
+
+    return rc == 0 ? 0 : fail_jsonl(in, rc, error);
+}
+
+int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *error)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    int status;
+
+    if (!EVP_DigestFinal_ex(in->sha256, digest, &digest_len) || digest_len != 32) {
+        error_set(error, ERR_INTERNAL, NULL, "hashing failed");
+        return -1;
+    }
+    for (unsigned i = 0; i < digest_len; i++)
+        snprintf(file->sha256 + 2 * i, 3, "%02x", digest[i]);
+    if (ids_make(file->id, sizeof file->id, IDS_FILE_PREFIX, IDS_FILE_RANDOM) != 0) {
+        error_set(error, ERR_INTERNAL, NULL, "no randomness for a file id");
+        return -1;
+    }
+    file->bytes = (int64_t)in->bytes;
+    in->store_started = 0; /* store_commit owns the temporary file from here */
+    if (store_commit(&in->store, in->config->data_dir, file->id) != 0)
+        return fail_io(error, "storing the file");
+    status = db_file_insert(file);
+    if (status != DB_OK) {
+        store_remove(in->config->data_dir, file->id);
+        if (status == DB_BUSY)
+            error_set(error, ERR_BUSY, NULL, "the database is busy; retry shortly");
+        else
+            error_set(error, ERR_INTERNAL, NULL, "recording the file failed");
+        return -1;
+    }
+    return 0;
+}
+
+void ingest_release(struct ingest *in)
+{
+    if (in->store_started)
+        store_abort(&in->store);
+    in->store_started = 0;
+    jsonl_validator_free(in->jsonl);
+    in->jsonl = NULL;
+    EVP_MD_CTX_free(in->sha256);
+    in->sha256 = NULL;
+}
