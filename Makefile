@@ -27,9 +27,11 @@ BUILD   := build/release
 endif
 BIN     := $(BUILD)/bin
 
-# The core library: every module except the two programs' mains.
-CORE_SRCS := $(filter-out src/worker.c src/filesctl.c,$(wildcard src/*.c))
+# The core library: every module except the two programs' own files.
+CTL_SRCS  := $(wildcard src/filesctl*.c)
+CORE_SRCS := $(filter-out src/worker.c $(CTL_SRCS),$(wildcard src/*.c))
 CORE_OBJS := $(CORE_SRCS:src/%.c=$(BUILD)/obj/%.o)
+CTL_OBJS  := $(CTL_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
 
@@ -46,7 +48,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 $(BIN)/files-fcgi: $(BUILD)/obj/worker.o $(CORE_OBJS) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BIN)/filesctl: $(BUILD)/obj/filesctl.o $(CORE_OBJS) | $(BIN)
+$(BIN)/filesctl: $(CTL_OBJS) $(CORE_OBJS) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests #include the module's .c file to reach its static functions.

@@ -75,6 +75,28 @@ int db_file_list(const struct db_list_query *query,
 
 /* Administration (filesctl). */
 int db_account_ensure(const char *name, int64_t *account_id);
+int db_account_find(const char *name, int64_t *account_id); /* DB_NOT_FOUND if none */
+
+/* Calls each() for every live row of every account (expired ones too), in
+ * creation order, with the owning account's name. account_id < 0: all accounts. */
+int db_file_each(int64_t account_id, int (*each)(void *ctx, const struct file_meta *file,
+                                                 const char *account),
+                 void *ctx);
+
+/* Reads a live row whatever its account or expiry. DB_OK, DB_NOT_FOUND, ... */
+int db_file_find(const char *id, struct file_meta *out);
+
+/* 1 if a live row has this id, 0 if not, or a negative db status. */
+int db_file_is_live(const char *id);
+
+/* Tombstones a live row whatever its account. DB_OK, DB_NOT_FOUND, ... */
+int db_file_remove(const char *id, int64_t now);
+
+/* Finds up to max ids of live rows that expired by now. Returns the count or a negative status. */
+int db_expired_ids(int64_t now, char (*ids)[IDS_FILE_LEN + 1], int max);
+
+/* Runs PRAGMA integrity_check; writes its first line ("ok" when sound). */
+int db_integrity_check(char *out, size_t out_size);
 int db_key_insert(int64_t account_id, const char *key_id, const unsigned char hash[AUTH_HASH_SIZE],
                   const char *scopes, const char *name);
 int db_key_revoke(const char *key_id); /* DB_NOT_FOUND if no such active key */

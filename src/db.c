@@ -28,6 +28,11 @@ enum statement {
     STMT_KEY_INSERT,
     STMT_KEY_REVOKE,
     STMT_KEY_EACH,
+    STMT_FILE_EACH,
+    STMT_FILE_EACH_ACCOUNT,
+    STMT_FILE_FIND,
+    STMT_FILE_REMOVE,
+    STMT_EXPIRED,
     STMT_COUNT
 };
 
@@ -64,6 +69,18 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_KEY_EACH] = "SELECT k.key_id, k.account_id, a.name, k.scopes, k.name, k.created_at, "
                       "k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id "
                       "ORDER BY k.id",
+    [STMT_FILE_EACH] = "SELECT f.id, f.account_id, f.purpose, f.filename, f.bytes, f.sha256, "
+                       "f.created_at, f.expires_at, a.name FROM files f JOIN accounts a ON "
+                       "a.id = f.account_id WHERE f.deleted_at IS NULL ORDER BY f.seq",
+    [STMT_FILE_EACH_ACCOUNT] = "SELECT f.id, f.account_id, f.purpose, f.filename, f.bytes, "
+                               "f.sha256, f.created_at, f.expires_at, a.name FROM files f JOIN "
+                               "accounts a ON a.id = f.account_id WHERE f.account_id = ?1 AND "
+                               "f.deleted_at IS NULL ORDER BY f.seq",
+    [STMT_FILE_FIND] = "SELECT " FILE_COLUMNS " FROM files WHERE id = ?1 AND deleted_at IS NULL",
+    [STMT_FILE_REMOVE] = "UPDATE files SET deleted_at = ?2, filename = '' WHERE id = ?1 AND "
+                         "deleted_at IS NULL",
+    [STMT_EXPIRED] = "SELECT id FROM files WHERE deleted_at IS NULL AND expires_at IS NOT NULL "
+                     "AND expires_at <= ?1 LIMIT ?2",
 };
 
 static sqlite3_stmt *statements[STMT_COUNT];
@@ -471,4 +488,115 @@ int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx)
         status = status_of(rc);
     sqlite3_reset(stmt);
     return status;
+}
+
+int db_account_find(const char *name, int64_t *account_id)
+{
+    sqlite3_stmt *stmt = statements[STMT_ACCOUNT_FIND];
+    int rc, status = DB_NOT_FOUND;
+
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *account_id = sqlite3_column_int64(stmt, 0);
+        status = DB_OK;
+    } else if (rc != SQLITE_DONE) {
+        status = status_of(rc);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+int db_file_each(int64_t account_id, int (*each)(void *ctx, const struct file_meta *file,
+                                                 const char *account),
+                 void *ctx)
+{
+    sqlite3_stmt *stmt = statements[account_id < 0 ? STMT_FILE_EACH : STMT_FILE_EACH_ACCOUNT];
+    struct file_meta file;
+    int rc, status = DB_OK;
+
+    if (account_id >= 0)
+        sqlite3_bind_int64(stmt, 1, account_id);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        read_file(stmt, &file);
+        if (each(ctx, &file, (const char *)sqlite3_column_text(stmt, 8)) != 0)
+            break;
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        status = status_of(rc);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+int db_file_find(const char *id, struct file_meta *out)
+{
+    sqlite3_stmt *stmt = statements[STMT_FILE_FIND];
+    int rc, status = DB_NOT_FOUND;
+
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        read_file(stmt, out);
+        status = DB_OK;
+    } else if (rc != SQLITE_DONE) {
+        status = status_of(rc);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+int db_file_is_live(const char *id)
+{
+    struct file_meta unused;
+    int status = db_file_find(id, &unused);
+
+    return status == DB_OK ? 1 : status == DB_NOT_FOUND ? 0 : status;
+}
+
+int db_file_remove(const char *id, int64_t now)
+{
+    sqlite3_stmt *stmt = statements[STMT_FILE_REMOVE];
+    int status = write_begin();
+
+    if (status != DB_OK)
+        return status;
+    sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, now);
+    status = step_done(stmt);
+    if (status == DB_OK && sqlite3_changes(db) == 0)
+        status = DB_NOT_FOUND;
+    return write_end(status);
+}
+
+int db_expired_ids(int64_t now, char (*ids)[IDS_FILE_LEN + 1], int max)
+{
+    sqlite3_stmt *stmt = statements[STMT_EXPIRED];
+    int rc, count = 0;
+
+    sqlite3_bind_int64(stmt, 1, now);
+    sqlite3_bind_int(stmt, 2, max);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && count < max)
+        copy_text(ids[count++], IDS_FILE_LEN + 1, stmt, 0);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        count = status_of(rc);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return count;
+}
+
+int db_integrity_check(char *out, size_t out_size)
+{
+    sqlite3_stmt *stmt;
+    int rc;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, NULL) != SQLITE_OK)
+        return status_of(SQLITE_ERROR);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        copy_text(out, out_size, stmt, 0);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? DB_OK : status_of(rc);
 }

@@ -1,34 +1,63 @@
-/* filesctl: the administration tool. Keys and accounts are managed here, never over HTTP. */
-#include "auth.h"
-#include "config.h"
+/* filesctl: the administration tool. Keys, accounts and operator file
+ * operations are done here, never over HTTP. */
+#include "filesctl.h"
+
 #include "db.h"
-#include "ids.h"
 #include "store.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-static const char usage_text[] =
-    "usage: filesctl [--config PATH] [--data-dir DIR] COMMAND ...\n"
-    "\n"
-    "  keys create --account NAME --scopes LIST [--name LABEL]\n"
-    "        create a key (and the account if new); prints only the key.\n"
-    "        LIST is comma-separated; \"\" is an empty list (full access).\n"
-    "  keys list      key ids, accounts, scopes and labels (never secrets)\n"
-    "  keys revoke ID revoke a key by its id\n"
-    "  config show    every configuration key with its value in force\n"
-    "  config get KEY one value\n";
+static int config_show(const struct config *config, int argc, char **argv);
+static int config_get_command(const struct config *config, int argc, char **argv);
+
+static const struct filesctl_command commands[] = {
+    {"keys", "create", "--account NAME --scopes LIST [--name LABEL]\n"
+                       "    Create a key (and the account if new); prints only the key.\n"
+                       "    LIST is comma-separated; '' is an empty list (legacy full access).",
+     filesctl_keys_create},
+    {"keys", "list", "\n    Key ids, accounts, state, scopes and labels; never secrets.",
+     filesctl_keys_list},
+    {"keys", "revoke", "ID\n    Revoke the key with this id (key_...).", filesctl_keys_revoke},
+    {"files", "import", "--account NAME --purpose PURPOSE [--filename NAME] PATH|-\n"
+                        "    Store a file exactly as an upload would (validated, durable) and\n"
+                        "    print its file object. PURPOSE: batch or batch_output.",
+     filesctl_files_import},
+    {"files", "list", "[--account NAME] [--purpose PURPOSE]\n    Live files, oldest first.",
+     filesctl_files_list},
+    {"files", "show", "ID\n    One file's object (with its account and hash) as JSON.",
+     filesctl_files_show},
+    {"files", "rm", "ID\n    Delete a file of any account (as DELETE does).", filesctl_files_rm},
+    {"fsck", NULL, "[--repair] [--grace SECONDS]\n"
+                   "    Check content against metadata and SQLite's integrity; exit 0 only when\n"
+                   "    clean. --repair removes strays older than the grace period (default 60)\n"
+                   "    and tombstones rows whose content is missing or damaged.",
+     filesctl_fsck},
+    {"gc", NULL, "\n    Delete expired files: their content and their rows.", filesctl_gc},
+    {"config", "show", "\n    Every configuration key with the value in force.", config_show},
+    {"config", "get", "KEY\n    One configuration value.", config_get_command},
+};
+#define COMMAND_COUNT (sizeof commands / sizeof *commands)
+
+static void print_command(FILE *out, const struct filesctl_command *c)
+{
+    fprintf(out, "  %s%s%s %s\n", c->group, c->name ? " " : "", c->name ? c->name : "", c->usage);
+}
 
 static int usage(int status)
 {
-    fputs(usage_text, status ? stderr : stdout);
+    FILE *out = status ? stderr : stdout;
+
+    fprintf(out, "usage: filesctl [--config PATH] [--data-dir DIR] COMMAND [ARGS]\n"
+                 "       filesctl COMMAND --help\n\ncommands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        print_command(out, &commands[i]);
     return status;
 }
 
-/* Returns the value following flag in argv, or NULL. */
-static const char *option(int argc, char **argv, const char *flag)
+const char *filesctl_option(int argc, char **argv, const char *flag)
 {
     for (int i = 0; i + 1 < argc; i++)
         if (!strcmp(argv[i], flag))
@@ -36,93 +65,86 @@ static const char *option(int argc, char **argv, const char *flag)
     return NULL;
 }
 
-static int keys_create(const struct config *config, int argc, char **argv)
+int filesctl_flag(int argc, char **argv, const char *flag)
 {
-    const char *account = option(argc, argv, "--account");
-    const char *scopes = option(argc, argv, "--scopes");
-    const char *label = option(argc, argv, "--name");
-    char key[128], key_id[32];
-    unsigned char hash[AUTH_HASH_SIZE];
-    int64_t account_id;
-
-    if (!account || !*account || !scopes) {
-        fprintf(stderr, "filesctl: keys create needs --account NAME and --scopes LIST\n");
-        return 2;
-    }
-    if (strlen(account) > 127 || strlen(scopes) > 1023 || (label && strlen(label) > 255)) {
-        fprintf(stderr, "filesctl: account (127), scopes (1023) or name (255) too long\n");
-        return 2;
-    }
-    if (auth_new_key(key, sizeof key, config->key_prefix) != 0 ||
-        ids_make(key_id, sizeof key_id, IDS_KEY_ID_PREFIX, IDS_KEY_ID_RANDOM) != 0 ||
-        auth_hash_key(key, strlen(key), hash) != 0) {
-        fprintf(stderr, "filesctl: cannot generate a key\n");
-        return 1;
-    }
-    if (db_account_ensure(account, &account_id) != DB_OK ||
-        db_key_insert(account_id, key_id, hash, scopes, label ? label : "") != DB_OK) {
-        fprintf(stderr, "filesctl: cannot store the key\n");
-        return 1;
-    }
-    printf("%s\n", key);
-    fprintf(stderr, "filesctl: created %s for account %s\n", key_id, account);
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], flag))
+            return 1;
     return 0;
 }
 
-static int print_key(void *ctx, const struct key_record *key)
+void filesctl_progress(const char *what, uint64_t done, uint64_t total)
 {
-    (void)ctx;
-    printf("%-20s  %-16s  %-8s  %-24s  %s\n", key->key_id, key->account,
-           key->revoked_at ? "revoked" : "active", key->scopes[0] ? key->scopes : "(all: legacy)",
-           key->name);
-    return 0;
+    static struct timespec last;
+    struct timespec now;
+
+    if (!isatty(STDERR_FILENO))
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (done != total && (now.tv_sec - last.tv_sec) * 1000000000L + (now.tv_nsec - last.tv_nsec) <
+                             200000000L)
+        return;
+    last = now;
+    if (total)
+        fprintf(stderr, "\r%s: %llu/%llu%s", what, (unsigned long long)done,
+                (unsigned long long)total, done == total ? "\n" : "");
+    else
+        fprintf(stderr, "\r%s: %llu", what, (unsigned long long)done);
 }
 
-static int keys_list(void)
-{
-    printf("%-20s  %-16s  %-8s  %-24s  %s\n", "ID", "ACCOUNT", "STATE", "SCOPES", "NAME");
-    return db_key_each(print_key, NULL) == DB_OK ? 0 : 1;
-}
-
-static int keys_revoke(const char *key_id)
-{
-    int status = db_key_revoke(key_id);
-
-    if (status == DB_NOT_FOUND) {
-        fprintf(stderr, "filesctl: no active key %s\n", key_id);
-        return 1;
-    }
-    return status == DB_OK ? 0 : 1;
-}
-
-static int config_command(const struct config *config, int argc, char **argv)
+static int config_show(const struct config *config, int argc, char **argv)
 {
     char value[CONFIG_MAX_LINE];
 
-    if (!strcmp(argv[0], "get") && argc == 2) {
-        if (config_get(config, argv[1], value, sizeof value) != 0) {
-            fprintf(stderr, "filesctl: unknown config key %s\n", argv[1]);
-            return 2;
-        }
-        printf("%s\n", value);
-        return 0;
+    (void)argv;
+    if (argc != 0)
+        return usage(2);
+    for (const char *const *key = config_keys; *key; key++) {
+        config_get(config, *key, value, sizeof value);
+        printf("%s = %s\n", *key, value);
     }
-    if (!strcmp(argv[0], "show") && argc == 1) {
-        for (const char *const *key = config_keys; *key; key++) {
-            config_get(config, *key, value, sizeof value);
-            printf("%s = %s\n", *key, value);
-        }
-        return 0;
+    return 0;
+}
+
+static int config_get_command(const struct config *config, int argc, char **argv)
+{
+    char value[CONFIG_MAX_LINE];
+
+    if (argc != 1)
+        return usage(2);
+    if (config_get(config, argv[0], value, sizeof value) != 0) {
+        fprintf(stderr, "filesctl: unknown config key %s\n", argv[0]);
+        return 2;
     }
-    return usage(2);
+    printf("%s\n", value);
+    return 0;
+}
+
+static const struct filesctl_command *find_command(int argc, char **argv, int *used)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        const struct filesctl_command *c = &commands[i];
+        if (strcmp(argv[0], c->group) != 0)
+            continue;
+        if (!c->name) {
+            *used = 1;
+            return c;
+        }
+        if (argc > 1 && !strcmp(argv[1], c->name)) {
+            *used = 2;
+            return c;
+        }
+    }
+    return NULL;
 }
 
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *data_dir = NULL;
+    const struct filesctl_command *command;
     struct config config;
     char err[512];
-    int i = 1, rc;
+    int i = 1, used = 0, rc;
 
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
@@ -134,31 +156,27 @@ int main(int argc, char **argv)
         else
             return usage(2);
     }
-    if (i + 1 >= argc)
+    if (i >= argc || !(command = find_command(argc - i, argv + i, &used)))
         return usage(2);
+    argc -= i + used;
+    argv += i + used;
+    if (filesctl_flag(argc, argv, "--help") || filesctl_flag(argc, argv, "-h")) {
+        printf("usage: filesctl [--config PATH] [--data-dir DIR] COMMAND [ARGS]\n");
+        print_command(stdout, command);
+        return 0;
+    }
     if (config_resolve(&config, config_path, data_dir, err, sizeof err) != 0) {
         fprintf(stderr, "filesctl: config: %s\n", err);
         return 1;
     }
-    if (!strcmp(argv[i], "config"))
-        return config_command(&config, argc - i - 1, argv + i + 1);
-    if (strcmp(argv[i], "keys"))
-        return usage(2);
+    if (!strcmp(command->group, "config"))
+        return command->run(&config, argc, argv);
     if (store_init(config.data_dir, 3600) != 0 ||
         db_open(config.data_dir, config.db_busy_timeout_ms) != DB_OK) {
         fprintf(stderr, "filesctl: cannot open the data directory %s\n", config.data_dir);
         return 1;
     }
-    argc -= i + 1;
-    argv += i + 1;
-    if (!strcmp(argv[0], "create"))
-        rc = keys_create(&config, argc, argv);
-    else if (!strcmp(argv[0], "list"))
-        rc = keys_list();
-    else if (!strcmp(argv[0], "revoke") && argc == 2)
-        rc = keys_revoke(argv[1]);
-    else
-        rc = usage(2);
+    rc = command->run(&config, argc, argv);
     db_close();
     return rc;
 }

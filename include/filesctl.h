@@ -1,0 +1,37 @@
+/* filesctl: the administration tool's commands (src/filesctl*.c). Each command
+ * takes its arguments after its name and returns the process exit status:
+ * 0 success, 1 failure, 2 usage error. Errors go to stderr. */
+#ifndef FILESCTL_H
+#define FILESCTL_H
+
+#include <stdint.h>
+
+#include "config.h"
+
+struct filesctl_command {
+    const char *group;   /* "keys", "files", ... */
+    const char *name;    /* "create", ...; NULL for a group that is the command */
+    const char *usage;   /* arguments and one line of description */
+    int (*run)(const struct config *config, int argc, char **argv);
+};
+
+/* Returns the value following flag in argv[0..argc), or NULL. */
+const char *filesctl_option(int argc, char **argv, const char *flag);
+
+/* 1 if flag appears in argv. */
+int filesctl_flag(int argc, char **argv, const char *flag);
+
+/* Shows "what: done/total" on stderr, only when stderr is a terminal, at most a few times a second. */
+void filesctl_progress(const char *what, uint64_t done, uint64_t total);
+
+int filesctl_keys_create(const struct config *config, int argc, char **argv);
+int filesctl_keys_list(const struct config *config, int argc, char **argv);
+int filesctl_keys_revoke(const struct config *config, int argc, char **argv);
+int filesctl_files_import(const struct config *config, int argc, char **argv);
+int filesctl_files_list(const struct config *config, int argc, char **argv);
+int filesctl_files_show(const struct config *config, int argc, char **argv);
+int filesctl_files_rm(const struct config *config, int argc, char **argv);
+int filesctl_fsck(const struct config *config, int argc, char **argv);
+int filesctl_gc(const struct config *config, int argc, char **argv);
+
+#endif

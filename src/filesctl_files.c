@@ -1,0 +1,193 @@
+/* filesctl files import|list|show|rm: operator access to any account's files. */
+#include "filesctl.h"
+
+#include "api.h"
+#include "db.h"
+#include "ingest.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IMPORT_CHUNK (256 * 1024)
+
+/* Purposes a file can be stored under; only "batch" can also be uploaded over HTTP. */
+static int purpose_known(const char *purpose)
+{
+    return !strcmp(purpose, "batch") || !strcmp(purpose, "batch_output");
+}
+
+static void print_json(cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted(json);
+
+    if (text)
+        printf("%s\n", text);
+    cJSON_free(text);
+    cJSON_Delete(json);
+}
+
+/* Reads fd into the ingest. Returns 0 or -1 with *error set. */
+static int import_stream(struct ingest *in, int fd, uint64_t total, struct api_error *error)
+{
+    static char chunk[IMPORT_CHUNK];
+    uint64_t done = 0;
+
+    for (;;) {
+        ssize_t got = read(fd, chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            error_set(error, ERR_INTERNAL, NULL, "reading the input: %s", strerror(errno));
+            return -1;
+        }
+        if (got == 0)
+            break;
+        if (ingest_write(in, chunk, (size_t)got, error) != 0)
+            return -1;
+        done += (uint64_t)got;
+        filesctl_progress("importing", done, total);
+    }
+    return ingest_end(in, error);
+}
+
+int filesctl_files_import(const struct config *config, int argc, char **argv)
+{
+    const char *account = filesctl_option(argc, argv, "--account");
+    const char *purpose = filesctl_option(argc, argv, "--purpose");
+    const char *filename = filesctl_option(argc, argv, "--filename");
+    const char *path = argc > 0 ? argv[argc - 1] : NULL;
+    struct file_meta file = {0};
+    struct api_error error = {0};
+    struct ingest in = {0};
+    struct stat st;
+    int fd, rc = 1;
+
+    if (!account || !purpose || !path || path == purpose || path == account || path == filename) {
+        fprintf(stderr, "filesctl: files import needs --account NAME --purpose PURPOSE PATH|-\n");
+        return 2;
+    }
+    if (!purpose_known(purpose)) {
+        fprintf(stderr, "filesctl: purpose must be batch or batch_output\n");
+        return 2;
+    }
+    if (!filename) {
+        filename = strcmp(path, "-") ? strrchr(path, '/') ? strrchr(path, '/') + 1 : path
+                                     : "stdin.jsonl";
+    }
+    if (!*filename || strlen(filename) >= sizeof file.filename || strchr(filename, '/')) {
+        fprintf(stderr, "filesctl: the filename must be 1-255 bytes without '/'\n");
+        return 2;
+    }
+    if (db_account_find(account, &file.account_id) != DB_OK) {
+        fprintf(stderr, "filesctl: no account %s (make one with keys create)\n", account);
+        return 1;
+    }
+    fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+    if (fd < 0) {
+        fprintf(stderr, "filesctl: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    snprintf(file.purpose, sizeof file.purpose, "%s", purpose);
+    snprintf(file.filename, sizeof file.filename, "%s", filename);
+    file.created_at = (int64_t)time(NULL);
+    if (!strcmp(purpose, "batch") && config->default_expiry_seconds)
+        file.expires_at = file.created_at + config->default_expiry_seconds;
+    if (ingest_begin(&in, config, !strcmp(purpose, "batch") && config->batch_checks, &error) == 0 &&
+        import_stream(&in, fd, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
+                      &error) == 0 &&
+        ingest_commit(&in, &file, &error) == 0) {
+        print_json(api_file_object(&file));
+        rc = 0;
+    } else {
+        fprintf(stderr, "filesctl: import failed: %s %s\n", error_code(error.kind), error.message);
+    }
+    ingest_release(&in);
+    error_clear(&error);
+    if (fd != STDIN_FILENO)
+        close(fd);
+    return rc;
+}
+
+static int print_row(void *ctx, const struct file_meta *file, const char *account)
+{
+    char created[32];
+    time_t t = (time_t)file->created_at;
+
+    (void)ctx;
+    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
+    printf("%-29s  %-16s  %-12s  %12lld  %s  %s\n", file->id, account, file->purpose,
+           (long long)file->bytes, created, file->filename);
+    return 0;
+}
+
+static int print_row_of_purpose(void *ctx, const struct file_meta *file, const char *account)
+{
+    return strcmp(file->purpose, ctx) ? 0 : print_row(NULL, file, account);
+}
+
+int filesctl_files_list(const struct config *config, int argc, char **argv)
+{
+    const char *account = filesctl_option(argc, argv, "--account");
+    const char *purpose = filesctl_option(argc, argv, "--purpose");
+    int64_t account_id = -1;
+
+    (void)config;
+    if (account && db_account_find(account, &account_id) != DB_OK) {
+        fprintf(stderr, "filesctl: no account %s\n", account);
+        return 1;
+    }
+    printf("%-29s  %-16s  %-12s  %12s  %-20s  %s\n", "ID", "ACCOUNT", "PURPOSE", "BYTES",
+           "CREATED", "FILENAME");
+    return db_file_each(account_id, purpose ? print_row_of_purpose : print_row,
+                        (void *)purpose) == DB_OK
+               ? 0
+               : 1;
+}
+
+int filesctl_files_show(const struct config *config, int argc, char **argv)
+{
+    struct file_meta file;
+    cJSON *json;
+
+    (void)config;
+    if (argc != 1) {
+        fprintf(stderr, "filesctl: files show takes one file id\n");
+        return 2;
+    }
+    if (db_file_find(argv[0], &file) != DB_OK) {
+        fprintf(stderr, "filesctl: no file %s\n", argv[0]);
+        return 1;
+    }
+    json = api_file_object(&file);
+    cJSON_AddNumberToObject(json, "account_id", (double)file.account_id);
+    cJSON_AddStringToObject(json, "sha256", file.sha256);
+    print_json(json);
+    return 0;
+}
+
+int filesctl_files_rm(const struct config *config, int argc, char **argv)
+{
+    int status;
+
+    if (argc != 1) {
+        fprintf(stderr, "filesctl: files rm takes one file id\n");
+        return 2;
+    }
+    status = db_file_remove(argv[0], (int64_t)time(NULL));
+    if (status == DB_NOT_FOUND) {
+        fprintf(stderr, "filesctl: no file %s\n", argv[0]);
+        return 1;
+    }
+    if (status != DB_OK)
+        return 1;
+    if (store_remove(config->data_dir, argv[0]) != 0 && errno != ENOENT)
+        fprintf(stderr, "filesctl: removing the content of %s: %s\n", argv[0], strerror(errno));
+    fprintf(stderr, "filesctl: deleted %s\n", argv[0]);
+    return 0;
+}

@@ -1,0 +1,266 @@
+/* filesctl fsck and gc: content on disk against metadata, and expiry. */
+#include "filesctl.h"
+
+#include "db.h"
+#include "ids.h"
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_GRACE_SECONDS 60 /* longer than any upload's link-to-commit window */
+#define GC_BATCH 100
+
+struct fsck {
+    const struct config *config;
+    int repair;
+    long grace;
+    time_t now;
+    unsigned long problems; /* found and not repaired */
+    unsigned long repaired;
+    unsigned long pending;  /* younger than the grace period: maybe an upload in progress */
+    uint64_t checked;
+};
+
+static void report(struct fsck *f, int repaired, const char *format, const char *subject,
+                   const char *why)
+{
+    printf("%s: ", repaired ? "repaired" : "problem");
+    printf(format, subject, why);
+    printf("\n");
+    if (repaired)
+        f->repaired++;
+    else
+        f->problems++;
+}
+
+/* Removes a stray (file on disk that no row owns) unless it may belong to work in progress. */
+static void stray(struct fsck *f, const char *path, const struct stat *st, const char *kind)
+{
+    if (f->now - st->st_mtime < f->grace) {
+        printf("pending: %s %s (younger than %ld s)\n", kind, path, f->grace);
+        f->pending++;
+        return;
+    }
+    if (f->repair && unlink(path) == 0)
+        report(f, 1, "removed %s (%s)", path, kind);
+    else
+        report(f, 0, "%s: %s", path, kind);
+}
+
+static void check_tmp(struct fsck *f)
+{
+    char dir_path[2048], path[4096];
+    struct dirent *e;
+    struct stat st;
+    DIR *dir;
+
+    snprintf(dir_path, sizeof dir_path, "%s/" STORE_TMP_DIR, f->config->data_dir);
+    if (!(dir = opendir(dir_path)))
+        return;
+    while ((e = readdir(dir)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir_path, e->d_name);
+        if (lstat(path, &st) == 0)
+            stray(f, path, &st, "stray temporary file");
+    }
+    closedir(dir);
+}
+
+/* Every content file must belong to a live row, in its own shard. */
+static void check_content_files(struct fsck *f)
+{
+    char files_dir[2048], shard_path[3072], path[4096];
+    struct dirent *shard, *e;
+    struct stat st;
+    DIR *top, *dir;
+
+    snprintf(files_dir, sizeof files_dir, "%s/" STORE_FILES_DIR, f->config->data_dir);
+    if (!(top = opendir(files_dir)))
+        return;
+    while ((shard = readdir(top)) != NULL) {
+        if (shard->d_name[0] == '.')
+            continue;
+        snprintf(shard_path, sizeof shard_path, "%s/%s", files_dir, shard->d_name);
+        if (!(dir = opendir(shard_path)))
+            continue;
+        while ((e = readdir(dir)) != NULL) {
+            size_t len = strlen(e->d_name);
+            int live;
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof path, "%s/%s", shard_path, e->d_name);
+            if (lstat(path, &st) != 0)
+                continue;
+            live = ids_is_file_id(e->d_name) && !strcmp(e->d_name + len - 2, shard->d_name)
+                       ? db_file_is_live(e->d_name)
+                       : 0;
+            if (live < 0) {
+                report(f, 0, "%s: %s", path, "database error");
+                continue;
+            }
+            if (!live)
+                stray(f, path, &st, "content file without a live row");
+        }
+        closedir(dir);
+    }
+    closedir(top);
+}
+
+/* Returns NULL if the content matches the row, else what is wrong. */
+static const char *content_problem(const struct fsck *f, const struct file_meta *file)
+{
+    static char buffer[256 * 1024];
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    char hex[65];
+    struct stat st;
+    EVP_MD_CTX *sha;
+    ssize_t got;
+    int fd = store_open(f->config->data_dir, file->id);
+
+    if (fd < 0)
+        return errno == ENOENT ? "content file missing" : "content file unreadable";
+    if (fstat(fd, &st) != 0 || st.st_size != file->bytes) {
+        close(fd);
+        return "size differs from the row";
+    }
+    sha = EVP_MD_CTX_new();
+    if (!sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(sha);
+        close(fd);
+        return "cannot hash";
+    }
+    while ((got = read(fd, buffer, sizeof buffer)) > 0)
+        EVP_DigestUpdate(sha, buffer, (size_t)got);
+    EVP_DigestFinal_ex(sha, digest, &digest_len);
+    EVP_MD_CTX_free(sha);
+    close(fd);
+    if (got < 0)
+        return "content file unreadable";
+    for (unsigned i = 0; i < digest_len && i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+    return strcmp(hex, file->sha256) ? "SHA-256 differs from the row" : NULL;
+}
+
+/* Collects broken rows first: changing rows while iterating them is not allowed. */
+struct broken {
+    char (*ids)[IDS_FILE_LEN + 1];
+    const char **why;
+    size_t count, capacity;
+    struct fsck *f;
+};
+
+static int check_row(void *ctx, const struct file_meta *file, const char *account)
+{
+    struct broken *b = ctx;
+    const char *why = content_problem(b->f, file);
+
+    (void)account;
+    b->f->checked++;
+    filesctl_progress("checking", b->f->checked, 0);
+    if (!why)
+        return 0;
+    if (b->count == b->capacity) {
+        size_t capacity = b->capacity ? 2 * b->capacity : 64;
+        void *ids = realloc(b->ids, capacity * sizeof *b->ids);
+        void *whys = ids ? realloc(b->why, capacity * sizeof *b->why) : NULL;
+        if (ids)
+            b->ids = ids;
+        if (!whys)
+            return 1;
+        b->why = whys;
+        b->capacity = capacity;
+    }
+    memcpy(b->ids[b->count], file->id, sizeof b->ids[0]);
+    b->why[b->count++] = why;
+    return 0;
+}
+
+static void check_rows(struct fsck *f)
+{
+    struct broken b = {.f = f};
+
+    if (db_file_each(-1, check_row, &b) != DB_OK)
+        report(f, 0, "%s: %s", "files table", "cannot be read");
+    if (f->checked && isatty(STDERR_FILENO))
+        fputc('\n', stderr);
+    for (size_t i = 0; i < b.count; i++) {
+        /* A broken row becomes a tombstone: the API answers 404 for it, list
+         * cursors naming it still work, and its damaged content is removed. */
+        if (f->repair && db_file_remove(b.ids[i], (int64_t)f->now) == DB_OK) {
+            if (store_remove(f->config->data_dir, b.ids[i]) != 0 && errno != ENOENT)
+                report(f, 0, "%s: %s", b.ids[i], "damaged content could not be removed");
+            report(f, 1, "tombstoned row %s (%s)", b.ids[i], b.why[i]);
+        } else {
+            report(f, 0, "row %s: %s", b.ids[i], b.why[i]);
+        }
+    }
+    free(b.ids);
+    free(b.why);
+}
+
+int filesctl_fsck(const struct config *config, int argc, char **argv)
+{
+    const char *grace = filesctl_option(argc, argv, "--grace");
+    struct fsck f = {.config = config,
+                     .repair = filesctl_flag(argc, argv, "--repair"),
+                     .grace = DEFAULT_GRACE_SECONDS,
+                     .now = time(NULL)};
+    char integrity[512] = "";
+    char *end;
+
+    if (grace) {
+        f.grace = strtol(grace, &end, 10);
+        if (*end || f.grace < 0) {
+            fprintf(stderr, "filesctl: --grace takes a number of seconds\n");
+            return 2;
+        }
+    }
+    check_tmp(&f);
+    check_rows(&f);
+    check_content_files(&f); /* after check_rows: repaired rows' leftovers are strays now */
+    if (db_integrity_check(integrity, sizeof integrity) != DB_OK || strcmp(integrity, "ok"))
+        report(&f, 0, "sqlite integrity_check: %s%s", integrity, "");
+    printf("fsck: %llu rows checked, %lu problems, %lu repaired, %lu pending\n",
+           (unsigned long long)f.checked, f.problems, f.repaired, f.pending);
+    return f.problems ? 1 : 0;
+}
+
+int filesctl_gc(const struct config *config, int argc, char **argv)
+{
+    char ids[GC_BATCH][IDS_FILE_LEN + 1];
+    unsigned long deleted = 0;
+    int64_t now = (int64_t)time(NULL);
+    int count;
+
+    (void)argv;
+    if (argc != 0) {
+        fprintf(stderr, "filesctl: gc takes no arguments\n");
+        return 2;
+    }
+    while ((count = db_expired_ids(now, ids, GC_BATCH)) > 0) {
+        for (int i = 0; i < count; i++) {
+            if (db_file_remove(ids[i], now) != DB_OK)
+                return 1;
+            if (store_remove(config->data_dir, ids[i]) != 0 && errno != ENOENT)
+                fprintf(stderr, "filesctl: removing the content of %s: %s\n", ids[i],
+                        strerror(errno));
+            deleted++;
+            filesctl_progress("deleting expired files", deleted, 0);
+        }
+    }
+    if (deleted && isatty(STDERR_FILENO))
+        fputc('\n', stderr);
+    printf("gc: %lu expired files deleted\n", deleted);
+    return count < 0 ? 1 : 0;
+}

@@ -1,0 +1,83 @@
+/* filesctl keys create|list|revoke */
+#include "filesctl.h"
+
+#include "auth.h"
+#include "db.h"
+#include "ids.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int filesctl_keys_create(const struct config *config, int argc, char **argv)
+{
+    const char *account = filesctl_option(argc, argv, "--account");
+    const char *scopes = filesctl_option(argc, argv, "--scopes");
+    const char *label = filesctl_option(argc, argv, "--name");
+    char key[128], key_id[32];
+    unsigned char hash[AUTH_HASH_SIZE];
+    int64_t account_id;
+
+    if (!account || !*account || !scopes) {
+        fprintf(stderr, "filesctl: keys create needs --account NAME and --scopes LIST\n");
+        return 2;
+    }
+    if (strlen(account) > 127 || strlen(scopes) > 1023 || (label && strlen(label) > 255)) {
+        fprintf(stderr, "filesctl: account (127), scopes (1023) or name (255) too long\n");
+        return 2;
+    }
+    if (auth_new_key(key, sizeof key, config->key_prefix) != 0 ||
+        ids_make(key_id, sizeof key_id, IDS_KEY_ID_PREFIX, IDS_KEY_ID_RANDOM) != 0 ||
+        auth_hash_key(key, strlen(key), hash) != 0) {
+        fprintf(stderr, "filesctl: cannot generate a key\n");
+        return 1;
+    }
+    if (db_account_ensure(account, &account_id) != DB_OK ||
+        db_key_insert(account_id, key_id, hash, scopes, label ? label : "") != DB_OK) {
+        fprintf(stderr, "filesctl: cannot store the key\n");
+        return 1;
+    }
+    printf("%s\n", key);
+    fprintf(stderr, "filesctl: created %s for account %s\n", key_id, account);
+    return 0;
+}
+
+static int print_key(void *ctx, const struct key_record *key)
+{
+    (void)ctx;
+    printf("%-20s  %-16s  %-8s  %-24s  %s\n", key->key_id, key->account,
+           key->revoked_at ? "revoked" : "active", key->scopes[0] ? key->scopes : "(all: legacy)",
+           key->name);
+    return 0;
+}
+
+int filesctl_keys_list(const struct config *config, int argc, char **argv)
+{
+    (void)config;
+    (void)argv;
+    if (argc != 0) {
+        fprintf(stderr, "filesctl: keys list takes no arguments\n");
+        return 2;
+    }
+    printf("%-20s  %-16s  %-8s  %-24s  %s\n", "ID", "ACCOUNT", "STATE", "SCOPES", "NAME");
+    return db_key_each(print_key, NULL) == DB_OK ? 0 : 1;
+}
+
+int filesctl_keys_revoke(const struct config *config, int argc, char **argv)
+{
+    int status;
+
+    (void)config;
+    if (argc != 1) {
+        fprintf(stderr, "filesctl: keys revoke takes one key id\n");
+        return 2;
+    }
+    status = db_key_revoke(argv[0]);
+    if (status == DB_NOT_FOUND) {
+        fprintf(stderr, "filesctl: no active key %s\n", argv[0]);
+        return 1;
+    }
+    if (status != DB_OK)
+        return 1;
+    fprintf(stderr, "filesctl: revoked %s\n", argv[0]);
+    return 0;
+}
