@@ -48,10 +48,15 @@ mkdir -p "$spool" "$run/docroot"
 chmod 0700 "$spool"
 pids=()
 
+# Graceful stop: the web server first (SIGINT: it finishes the requests in
+# flight), then the pool (multiwatch passes SIGUSR1 on: each worker finishes
+# the request in hand and exits).
 stop() {
     trap - INT TERM EXIT
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    local i
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        kill -INT "${pids[i]}" 2>/dev/null && wait "${pids[i]}" 2>/dev/null
+    done
     rm -rf "$run"
 }
 trap stop EXIT
@@ -72,6 +77,7 @@ server.upload-dirs = ("$spool")
 server.max-request-size = $max_request_kib
 server.errorlog = "/dev/stderr"
 server.tag = "files-api"
+server.graceful-shutdown-timeout = 60
 fastcgi.server = ("/" => ((
     "socket" => "$socket",
     "check-local" => "disable",

@@ -8,12 +8,51 @@
 
 #include <fcgiapp.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define STALE_TEMP_SECONDS 3600 /* named temp files untouched this long belong to dead workers */
+
+/* Graceful stop: SIGTERM (systemd, a second multiwatch signal) or SIGUSR1
+ * (multiwatch's "nice" signal). The signals are blocked while a request is in
+ * hand, so no read or write of it is interrupted: the request finishes, then
+ * the worker exits. While idle in accept, the handler exits at once. */
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t idle;
+static sigset_t stop_signals;
+static char stop_message[96];
+static size_t stop_message_len;
+
+static void on_stop_signal(int signal_number)
+{
+    (void)signal_number;
+    stop_requested = 1;
+    if (idle) {
+        ssize_t ignored = write(STDERR_FILENO, stop_message, stop_message_len);
+        (void)ignored;
+        _exit(0);
+    }
+}
+
+static void install_signals(void)
+{
+    struct sigaction action = {0};
+
+    stop_message_len = (size_t)snprintf(stop_message, sizeof stop_message,
+                                        "files-fcgi: worker %d stopping on a signal while idle\n",
+                                        (int)getpid());
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGUSR1);
+    action.sa_handler = on_stop_signal;
+    action.sa_mask = stop_signals;
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGUSR1, &action, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-response is an error return, not a death */
+}
 
 static void usage(FILE *out)
 {
@@ -61,17 +100,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "files-fcgi: cannot open the database in %s\n", config.data_dir);
         return 1;
     }
+    install_signals();
     if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgi, 0, 0) != 0) {
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
         return 1;
     }
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(),
             config.data_dir);
-    /* libfcgi turns SIGTERM/SIGUSR1 into a shutdown flag: the request in hand
-     * finishes, then FCGX_Accept_r returns -1. */
-    while (FCGX_Accept_r(&fcgi) >= 0) {
+    for (;;) {
         struct http_request req;
+        int accepted;
 
+        idle = 1;
+        sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
+        if (stop_requested)
+            break;
+        accepted = FCGX_Accept_r(&fcgi);
+        sigprocmask(SIG_BLOCK, &stop_signals, NULL);
+        idle = 0;
+        if (accepted < 0)
+            break;
         http_request_init(&req, &fcgi);
         api_handle(&req, &config);
         http_log_access(&req);
