@@ -35,6 +35,15 @@ CTL_OBJS  := $(CTL_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
 
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+# What each fuzz target links besides itself (route includes src/route.c).
+FUZZ_SRCS_multipart := src/multipart.c
+FUZZ_SRCS_jsonl     := src/jsonl.c
+FUZZ_SRCS_route     := src/http.c src/ids.c src/errors.c
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude
+
 .PHONY: all deps run test unit integration install clean fmt bench fuzz soak
 all: $(BIN)/files-fcgi $(BIN)/filesctl bin
 
@@ -68,9 +77,29 @@ run: deps
 unit: $(UNIT_BINS) all
 integration: all
 
+# The whole suite: release build (unit, integration, SDK, fuzzing), then the
+# same unit and integration tests built with ASan+UBSan. SANITIZE=1 runs only
+# the sanitizer build.
+ifeq ($(SANITIZE),1)
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS)
-	@scripts/run-tests.sh $(BIN)
+	@scripts/run-tests.sh $(BIN) unit integration
+else
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory SANITIZE=1 build/san/bin/files-fcgi build/san/bin/filesctl \
+		$(UNIT_SRCS:tests/unit/%.c=build/san/bin/%)
+	@ln -sfn $(BIN) bin
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) unit integration sdk fuzz \
+		sanitize:build/san/bin
+endif
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.c include/*.h)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRCS_$*) $(LDLIBS)
+
+fuzz: deps $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) fuzz
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/files-api $(DESTDIR)$(DOCDIR)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test suite and ends with one line "N passed, N failed".
-#   scripts/run-tests.sh BIN_DIR [SUITE...]    suites: unit integration (default: all)
+#   scripts/run-tests.sh BIN_DIR [SUITE...]
+# Suites: unit, integration, sdk, fuzz, and sanitize:DIR (unit and integration
+# again with the sanitizer build in DIR). Default: unit integration.
 # Each suite prints its own "N passed, N failed" as its last such line; a suite
 # that crashes or prints no count counts as one failure.
 set -uo pipefail
@@ -47,6 +49,19 @@ for suite in "${suites[@]}"; do
     integration)
         run_suite integration env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
             python3 tests/integration/run.py ;;
+    sdk)
+        run_suite sdk/node env FILES_API_BIN="$(cd "$bin_dir" && pwd)" tests/sdk/run.sh
+        run_suite sdk/python-wire env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
+            python3 tests/sdk/sdk_python_wire.py ;;
+    fuzz)
+        run_suite fuzz scripts/run-fuzz.sh ;;
+    sanitize:*)
+        san=${suite#sanitize:}
+        for t in "$san"/test_*; do
+            [ -x "$t" ] && run_suite "sanitize/unit/$(basename "$t")" "$t"
+        done
+        run_suite sanitize/integration env FILES_API_BIN="$(cd "$san" && pwd)" \
+            ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 python3 tests/integration/run.py ;;
     *)
         echo "run-tests.sh: unknown suite $suite" >&2; exit 2 ;;
     esac
