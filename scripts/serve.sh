@@ -4,7 +4,7 @@
 # Prints "listening on http://127.0.0.1:PORT" once requests are answered; on
 # SIGINT or SIGTERM stops everything it started.
 #
-#   scripts/serve.sh [--server lighttpd] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
+#   scripts/serve.sh [--server lighttpd|apache|nginx] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac
 done
-case $server in lighttpd) ;; *) echo "serve.sh: unsupported server: $server" >&2; exit 2 ;; esac
+case $server in lighttpd|apache|nginx) ;; *) echo "serve.sh: unsupported server: $server" >&2; exit 2 ;; esac
 
 mkdir -p "$data_dir"
 chmod 0700 "$data_dir"
@@ -38,10 +38,14 @@ worker_args=(--data-dir "$data_dir")
 
 # The web server's body limit follows the worker's file limit, with room for
 # the multipart framing, so the worker (not the server) answers "too large".
-max_file_bytes=$("$bin_dir/filesctl" "${worker_args[@]}" config get max_file_bytes)
-max_request_kib=$(( max_file_bytes / 1024 + 1024 ))
+ctl() { "$bin_dir/filesctl" "${worker_args[@]}" config get "$1"; }
+max_file_bytes=$(ctl max_file_bytes)
+max_request_bytes=$(( max_file_bytes + 1048576 ))
+download_mode=$(ctl download_mode)
+x_accel_prefix=$(ctl x_accel_prefix)
 
 run=$(mktemp -d /tmp/files-api.XXXXXX)
+chmod 0755 "$run"
 socket=$run/fcgi.sock
 spool=$data_dir/spool
 mkdir -p "$spool" "$run/docroot"
@@ -62,29 +66,113 @@ stop() {
 trap stop EXIT
 trap 'exit 0' INT TERM
 
+# Apache's children drop root for www-data: the socket must be theirs to use.
+socket_owner=()
+if [ "$(id -u)" -eq 0 ] && [ "$server" = apache ]; then
+    socket_owner=(-U www-data -G www-data)
+fi
+
 # The pool: multiwatch restarts dead workers; -r/-t are generous so that a
 # burst of crashes never leaves the pool empty.
-spawn-fcgi -n -s "$socket" -M 0600 -- /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- \
-    "$bin_dir/files-fcgi" "${worker_args[@]}" &
+spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
+    /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
 pids+=($!)
 
-cat >"$run/lighttpd.conf" <<CONF
+start_lighttpd() {
+    local sendfile=""
+    [ "$download_mode" = x-sendfile ] &&
+        sendfile="\"x-sendfile\" => \"enable\", \"x-sendfile-docroot\" => (\"$data_dir/files/\"),"
+    cat >"$run/lighttpd.conf" <<CONF
 server.modules = ("mod_fastcgi")
 server.bind = "127.0.0.1"
 server.port = $port
 server.document-root = "$run/docroot"
 server.upload-dirs = ("$spool")
-server.max-request-size = $max_request_kib
+server.max-request-size = $(( max_request_bytes / 1024 ))
 server.errorlog = "/dev/stderr"
 server.tag = "files-api"
 server.graceful-shutdown-timeout = 60
 fastcgi.server = ("/" => ((
     "socket" => "$socket",
     "check-local" => "disable",
+    $sendfile
 )))
 CONF
-lighttpd -D -f "$run/lighttpd.conf" &
-pids+=($!)
+    lighttpd -D -f "$run/lighttpd.conf" &
+    pids+=($!)
+}
+
+start_apache() {
+    local modules=/usr/lib/apache2/modules user=""
+    [ "$(id -u)" -eq 0 ] && user="User www-data
+Group www-data"
+    mkdir -p "$run/apache"
+    cat >"$run/apache.conf" <<CONF
+LoadModule mpm_event_module $modules/mod_mpm_event.so
+LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule proxy_module $modules/mod_proxy.so
+LoadModule proxy_fcgi_module $modules/mod_proxy_fcgi.so
+$( [ "$download_mode" = x-sendfile ] && echo "LoadModule xsendfile_module $modules/mod_xsendfile.so" )
+$user
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile $run/apache/apache.pid
+DefaultRuntimeDir $run/apache
+Mutex file:$run/apache default
+ErrorLog /dev/stderr
+LogLevel warn
+DocumentRoot $run/docroot
+LimitRequestBody $max_request_bytes
+<Location "/">
+    # Apache hides Authorization from FastCGI unless told.
+    CGIPassAuth On
+    ProxyPass "unix:$socket|fcgi://localhost/" enablereuse=off
+$( [ "$download_mode" = x-sendfile ] && printf '    XSendFile On\n    XSendFilePath %s\n' "$data_dir/files" )
+</Location>
+CONF
+    apache2 -f "$run/apache.conf" -DFOREGROUND &
+    pids+=($!)
+}
+
+start_nginx() {
+    local user=""
+    [ "$(id -u)" -eq 0 ] && user="user root;"
+    mkdir -p "$run/nginx"
+    cat >"$run/nginx.conf" <<CONF
+daemon off;
+$user
+worker_processes 2;
+pid $run/nginx/nginx.pid;
+error_log stderr warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_max_body_size $max_request_bytes;
+    client_body_temp_path $spool;
+    fastcgi_temp_path $run/nginx/fastcgi;
+    proxy_temp_path $run/nginx/proxy;
+    uwsgi_temp_path $run/nginx/uwsgi;
+    scgi_temp_path $run/nginx/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            include /etc/nginx/fastcgi_params;
+            fastcgi_pass unix:$socket;
+            fastcgi_read_timeout 600s;
+        }
+        # X-Accel-Redirect target: content files, never reachable from outside.
+        location $x_accel_prefix {
+            internal;
+            alias $data_dir/files/;
+        }
+    }
+}
+CONF
+    nginx -c "$run/nginx.conf" -e stderr &
+    pids+=($!)
+}
+
+start_"$server"
 
 for _ in $(seq 1 200); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
