@@ -102,10 +102,15 @@ fuzz: deps $(FUZZ_BINS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) fuzz
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/files-api $(DESTDIR)$(DOCDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/files-api $(DESTDIR)$(DOCDIR)/examples/systemd
 	install -m 0755 $(BIN)/files-fcgi $(BIN)/filesctl $(DESTDIR)$(BINDIR)/
 	install -m 0644 conf/files-api.conf $(DESTDIR)$(SYSCONFDIR)/files-api/
-	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
+	install -m 0644 conf/*-files-api.conf $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 conf/systemd/* $(DESTDIR)$(DOCDIR)/examples/systemd/
+
+bench: deps all
+	@bench/run.sh $(abspath $(BIN))
 
 clean:
 	rm -rf build bin
