@@ -20,7 +20,8 @@ LDLIBS  += -lfcgi -lcjson -lsqlite3 -lcrypto -lxxhash
 
 ifeq ($(SANITIZE),1)
 BUILD   := build/san
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined \
+           -DFILES_API_TEST_HOOKS
 LDFLAGS += -fsanitize=address,undefined
 else
 BUILD   := build/release

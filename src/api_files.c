@@ -1,6 +1,7 @@
 /* GET /v1/files, GET /v1/files/{id}, GET /v1/files/{id}/content, DELETE /v1/files/{id}. */
 #include "api.h"
 
+#include "hooks.h"
 #include "ids.h"
 #include "store.h"
 
@@ -328,6 +329,7 @@ int api_delete(struct http_request *req, const struct config *config,
             api_db_error(error, status);
         return -1;
     }
+    hooks_crash_point("delete_after_commit");
     /* The row is gone first, so nothing can serve a half-removed file. */
     if (store_remove(config->data_dir, file_id) != 0 && errno != ENOENT)
         fprintf(stderr, "files-api: request %s: removing content of %s: %s\n", req->request_id,

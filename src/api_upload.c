@@ -3,6 +3,7 @@
  * fly. Only a complete, valid upload is made durable and recorded. */
 #include "api.h"
 
+#include "hooks.h"
 #include "ingest.h"
 #include "multipart.h"
 
@@ -219,7 +220,9 @@ int api_upload(struct http_request *req, const struct config *config,
             rc = ingest_commit(&up.ingest, &file, error);
     }
     ingest_release(&up.ingest);
-    if (rc == 0)
+    if (rc == 0) {
+        hooks_crash_point("upload_before_response");
         http_send_json(req, 200, api_file_object(&file));
+    }
     return rc;
 }

@@ -1,5 +1,7 @@
 #include "ingest.h"
 
+#include "hooks.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -121,6 +123,7 @@ int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *e
             error_set(error, ERR_INTERNAL, NULL, "recording the file failed");
         return -1;
     }
+    hooks_crash_point("upload_after_commit");
     return 0;
 }
 

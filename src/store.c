@@ -1,5 +1,7 @@
 #include "store.h"
 
+#include "hooks.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -161,8 +163,10 @@ int store_commit(struct store_upload *upload, const char *data_dir, const char *
         goto fail;
     snprintf(shard_dir, sizeof shard_dir, "%s", final_path);
     *strrchr(shard_dir, '/') = '\0';
+    hooks_crash_point("upload_after_write");
     if (fsync(upload->fd) != 0 || ensure_shard(data_dir, shard_dir) != 0)
         goto fail;
+    hooks_crash_point("upload_after_fsync");
     if (upload->anonymous) {
         char proc_path[64];
         snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", upload->fd);
@@ -175,12 +179,14 @@ int store_commit(struct store_upload *upload, const char *data_dir, const char *
     }
     close(upload->fd);
     upload->fd = -1;
+    hooks_crash_point("upload_after_link");
     if (fsync_path(shard_dir) != 0) {
         saved = errno;
         unlink(final_path);
         errno = saved;
         return -1;
     }
+    hooks_crash_point("upload_after_dir_fsync");
     return 0;
 fail:
     saved = errno;
@@ -218,6 +224,7 @@ int store_remove(const char *data_dir, const char *id)
         return -1;
     if (unlink(path) != 0)
         return -1;
+    hooks_crash_point("delete_after_unlink");
     *strrchr(path, '/') = '\0';
     return fsync_path(path);
 }
