@@ -1,0 +1,325 @@
+"""The five endpoints end to end: upload, list, retrieve, content, delete; HEAD,
+trailing slashes, unknown routes, wrong methods."""
+
+import os
+import socket
+import time
+
+from harness import (ApiTestCase, Stack, batch_jsonl, disposition_filename, field_part, file_part,
+                     multipart, raw_request)
+
+STACK = None
+
+
+def setUpModule():
+    global STACK
+    STACK = Stack(workers=2, name="endpoints").start()
+
+
+def tearDownModule():
+    if STACK:
+        STACK.stop()
+
+
+class UploadTest(ApiTestCase):
+    def test_upload_returns_file_object(self):
+        c = STACK.new_client()
+        content = batch_jsonl(3)
+        before = int(time.time())
+        resp = c.upload(content, filename="requests.jsonl")
+        after = int(time.time())
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertTrue(resp.header("Content-Type", "").startswith("application/json"))
+        obj = resp.json()
+        self.assertFileObject(obj, content=content, filename="requests.jsonl")
+        self.assertGreaterEqual(obj["created_at"], before - 1)
+        self.assertLessEqual(obj["created_at"], after + 1)
+
+    def test_file_ids_fixed_length_url_safe_and_distinct(self):
+        c = STACK.new_client()
+        ids = [c.upload_ok(batch_jsonl(1, tag=str(i)))["id"] for i in range(8)]
+        self.assertEqual(len(set(ids)), len(ids))
+        for i in ids:
+            self.assertRegex(i, r"^file_[A-Za-z0-9_-]+$")
+            # >= 96 bits of randomness needs >= 17 base64url characters
+            self.assertGreaterEqual(len(i) - len("file_"), 17, i)
+        self.assertEqual(len({len(i) for i in ids}), 1, ids)
+        # not sequential: the random parts share no long common prefix+suffix pattern
+        tails = [i[-8:] for i in ids]
+        self.assertEqual(len(set(tails)), len(tails), ids)
+
+    def test_purpose_first_and_file_first(self):
+        c = STACK.new_client()
+        for purpose_first in (True, False):
+            with self.subTest(purpose_first=purpose_first):
+                content = batch_jsonl(2, tag="pf%s" % purpose_first)
+                resp = c.upload(content, purpose_first=purpose_first)
+                self.assertEqual(resp.status, 200, resp.body)
+                self.assertFileObject(resp.json(), content=content)
+
+    def test_unknown_text_fields_ignored(self):
+        c = STACK.new_client()
+        content = batch_jsonl(2)
+        resp = c.upload(content, extra_parts=[field_part("note", "hello"),
+                                               field_part("x_client", "sdk")])
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertFileObject(resp.json(), content=content)
+
+    def test_upload_same_content_twice_gives_two_files(self):
+        c = STACK.new_client()
+        content = batch_jsonl(2)
+        a = c.upload_ok(content)
+        b = c.upload_ok(content)
+        self.assertNotEqual(a["id"], b["id"])
+        self.assertEqual(set(c.all_ids()), {a["id"], b["id"]})
+
+
+class InterruptedUploadTest(ApiTestCase):
+    """A client that goes away mid-upload leaves nothing behind."""
+
+    def interrupted(self, chunked):
+        c = STACK.new_client()
+        marker = "interrupted-%s-%d" % (chunked, time.time_ns())
+        content = batch_jsonl(200, tag=marker)
+        ctype, body = multipart([field_part("purpose", "batch"), file_part(content)])
+        head = ("POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                "Content-Type: %s\r\n" % (c.key, ctype))
+        half = body[: len(body) // 2]
+        if chunked:
+            data = (head + "Transfer-Encoding: chunked\r\n\r\n").encode() + b"%x\r\n" % len(half) + half + b"\r\n"
+        else:
+            data = (head + "Content-Length: %d\r\n\r\n" % len(body)).encode() + half
+        with socket.create_connection(("127.0.0.1", STACK.port), timeout=10) as s:
+            s.sendall(data)
+            time.sleep(0.3)
+        time.sleep(0.5)
+        self.assertEqual(c.all_ids(), [], "an interrupted upload became a file")
+        leftovers = []
+        for root, _dirs, names in os.walk(STACK.data_dir):
+            for n in names:
+                if n.startswith("files.db"):
+                    continue
+                p = os.path.join(root, n)
+                try:
+                    with open(p, "rb") as f:
+                        if marker.encode() in f.read():
+                            leftovers.append(p)
+                except OSError:
+                    pass
+        self.assertEqual(leftovers, [], "an interrupted upload left data on disk")
+        self.assertEqual(c.list().status, 200)  # the service is still fine
+
+    def test_interrupted_with_content_length(self):
+        self.interrupted(chunked=False)
+
+    def test_interrupted_chunked(self):
+        self.interrupted(chunked=True)
+
+
+class RetrieveContentDeleteTest(ApiTestCase):
+    def test_retrieve(self):
+        c = STACK.new_client()
+        content = batch_jsonl(4)
+        obj = c.upload_ok(content, filename="r.jsonl")
+        resp = c.retrieve(obj["id"])
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertTrue(resp.header("Content-Type", "").startswith("application/json"))
+        self.assertEqual(resp.json(), obj)
+
+    def test_content_byte_exact_with_headers(self):
+        c = STACK.new_client()
+        # CRLF line ends, no final newline, non-ASCII: all must come back unchanged
+        content = (batch_jsonl(2).replace(b"\n", b"\r\n")
+                   + '{"custom_id":"é-ü","method":"POST","url":"/v1/chat/completions","body":{"t":"日本語 \\u00e9"}}'.encode())
+        obj = c.upload_ok(content, filename="data set.jsonl")
+        for accept in (None, "application/binary", "*/*", "application/json"):
+            with self.subTest(accept=accept):
+                headers = {"Accept": accept} if accept else {}
+                resp = c.content(obj["id"], headers=headers)
+                self.assertEqual(resp.status, 200, resp.body[:300])
+                self.assertEqual(resp.body, content)
+                self.assertEqual(resp.header("Content-Type"), "application/jsonl")
+                self.assertEqual(resp.header("Content-Length"), str(len(content)))
+                cd = resp.header("Content-Disposition", "")
+                self.assertTrue(cd.startswith("attachment"), cd)
+                self.assertEqual(disposition_filename(cd), "data set.jsonl", cd)
+
+    def test_content_of_empty_lines_file(self):
+        c = STACK.new_client()
+        content = b"\n\n" + batch_jsonl(1) + b"\n   \n"
+        obj = c.upload_ok(content)
+        self.assertEqual(obj["bytes"], len(content))
+        self.assertEqual(c.content(obj["id"]).body, content)
+
+    def test_delete(self):
+        c = STACK.new_client()
+        obj = c.upload_ok(batch_jsonl(2))
+        resp = c.delete(obj["id"])
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertTrue(resp.header("Content-Type", "").startswith("application/json"))
+        self.assertEqual(resp.json(), {"id": obj["id"], "object": "file", "deleted": True})
+        self.assertNotIn(obj["id"], c.all_ids())
+
+    def test_delete_twice_second_is_3302(self):
+        c = STACK.new_client()
+        obj = c.upload_ok(batch_jsonl(1))
+        self.assertEqual(c.delete(obj["id"]).status, 200)
+        self.assertError(c.delete(obj["id"]), 404, "INFERENCE_3302")
+
+    def test_retrieve_and_content_after_delete_are_3302(self):
+        c = STACK.new_client()
+        obj = c.upload_ok(batch_jsonl(1))
+        self.assertEqual(c.delete(obj["id"]).status, 200)
+        self.assertError(c.retrieve(obj["id"]), 404, "INFERENCE_3302")
+        self.assertError(c.content(obj["id"]), 404, "INFERENCE_3302")
+
+    def test_delete_removes_content_from_disk(self):
+        c = STACK.new_client()
+        content = batch_jsonl(3, tag="disk-marker-7f3a")
+        obj = c.upload_ok(content)
+
+        def files_holding(marker):
+            hits = []
+            for root, _dirs, names in os.walk(STACK.data_dir):
+                for n in names:
+                    p = os.path.join(root, n)
+                    if n.startswith("files.db"):
+                        continue
+                    try:
+                        with open(p, "rb") as f:
+                            if marker in f.read():
+                                hits.append(p)
+                    except OSError:
+                        pass
+            return hits
+
+        self.assertTrue(files_holding(b"disk-marker-7f3a"), "content not found on disk at all")
+        self.assertEqual(c.delete(obj["id"]).status, 200)
+        self.assertEqual(files_holding(b"disk-marker-7f3a"), [], "content still on disk")
+
+
+class ThreeOhTwoTest(ApiTestCase):
+    def test_3302_identical_for_unknown_malformed_deleted_and_foreign(self):
+        owner = STACK.new_client()
+        other = STACK.new_client()
+        foreign = owner.upload_ok(batch_jsonl(1))["id"]
+        deleted = other.upload_ok(batch_jsonl(1))["id"]
+        self.assertEqual(other.delete(deleted).status, 200)
+        unknown = "file_" + "A" * (len(foreign) - len("file_"))
+        cases = {"unknown": unknown, "malformed": "file_x!y", "malformed2": "nope",
+                 "deleted": deleted, "foreign": foreign}
+        for op in ("retrieve", "content", "delete"):
+            shapes = {}
+            for what, fid in cases.items():
+                with self.subTest(op=op, case=what):
+                    resp = getattr(other, op)(fid)
+                    err = self.assertError(resp, 404, "INFERENCE_3302")
+                    body = resp.body.decode().replace(fid, "<ID>")
+                    shapes[what] = body
+            self.assertEqual(len(set(shapes.values())), 1,
+                             "%s: bodies differ beyond the id: %s" % (op, shapes))
+        # the owner still has it
+        self.assertEqual(owner.retrieve(foreign).status, 200)
+
+
+class HeadTest(ApiTestCase):
+    def _raw_head(self, c, path):
+        req = ("HEAD %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+               "Connection: close\r\n\r\n" % (path, c.key)).encode()
+        raw = raw_request(STACK, req)
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        self.assertEqual(sep, b"\r\n\r\n", raw[:500])
+        return head.decode("latin-1"), rest
+
+    def test_head_on_every_get_route(self):
+        c = STACK.new_client()
+        content = batch_jsonl(3)
+        obj = c.upload_ok(content)
+        for path in ("/v1/files", "/v1/files/" + obj["id"], "/v1/files/%s/content" % obj["id"]):
+            with self.subTest(path=path):
+                get = c.request("GET", path)
+                self.assertEqual(get.status, 200)
+                head, rest = self._raw_head(c, path)
+                self.assertRegex(head.split("\r\n")[0], r"^HTTP/1\.[01] 200 ")
+                self.assertEqual(rest, b"", "HEAD sent a body")
+                headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip()
+                           for l in head.split("\r\n")[1:] if ":" in l}
+                self.assertEqual(headers.get("content-type"), get.header("Content-Type"))
+                if path.endswith("/content"):
+                    self.assertEqual(headers.get("content-length"), str(len(content)))
+                    self.assertTrue(headers.get("content-disposition", "").startswith("attachment"))
+
+    def test_head_needs_auth_too(self):
+        resp = STACK.client(None).request("HEAD", "/v1/files")
+        self.assertEqual(resp.status, 401)
+        self.assertEqual(resp.body, b"")
+
+
+class RoutingTest(ApiTestCase):
+    def test_trailing_slash_tolerated(self):
+        c = STACK.new_client()
+        content = batch_jsonl(2)
+        obj = c.upload_ok(content)
+        resp = c.request("GET", "/v1/files/")
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertEqual([f["id"] for f in resp.json()["data"]], [obj["id"]])
+        resp = c.request("GET", "/v1/files/%s/" % obj["id"])
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertEqual(resp.json(), obj)
+        resp = c.request("GET", "/v1/files/%s/content/" % obj["id"])
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertEqual(resp.body, content)
+        ctype = "multipart/form-data; boundary=xYz"
+        body = (b"--xYz\r\n" + file_part(content)[0] + b"\r\n" + content + b"\r\n--xYz\r\n"
+                + field_part("purpose", "batch")[0] + b"\r\nbatch\r\n--xYz--\r\n")
+        resp = c.request("POST", "/v1/files/", body=body, headers={"Content-Type": ctype})
+        self.assertEqual(resp.status, 200, resp.body)
+        resp = c.request("DELETE", "/v1/files/%s/" % obj["id"])
+        self.assertEqual(resp.status, 200, resp.body)
+
+    def test_unknown_routes_404_4004(self):
+        c = STACK.new_client()
+        for path in ("/", "/v1", "/v1/file", "/v1/filesx", "/v2/files", "/v1/files/file_x/contents",
+                     "/v1/files/a/b/content", "/v1/files//content", "/v1/batches"):
+            with self.subTest(path=path):
+                self.assertError(c.request("GET", path), 404, "VALIDATION_4004", param=None)
+
+    def test_unknown_route_without_key_is_still_404(self):
+        self.assertError(STACK.client(None).request("GET", "/v1/nothing"), 404, "VALIDATION_4004")
+
+    def test_wrong_method_405_with_allow(self):
+        c = STACK.new_client()
+        fid = c.upload_ok(batch_jsonl(1))["id"]
+        cases = [
+            ("PUT", "/v1/files", {"GET", "HEAD", "POST"}),
+            ("DELETE", "/v1/files", {"GET", "HEAD", "POST"}),
+            ("PATCH", "/v1/files", {"GET", "HEAD", "POST"}),
+            ("POST", "/v1/files/" + fid, {"GET", "HEAD", "DELETE"}),
+            ("PUT", "/v1/files/" + fid, {"GET", "HEAD", "DELETE"}),
+            ("POST", "/v1/files/%s/content" % fid, {"GET", "HEAD"}),
+            ("DELETE", "/v1/files/%s/content" % fid, {"GET", "HEAD"}),
+        ]
+        for method, path, allowed in cases:
+            with self.subTest(method=method, path=path):
+                resp = c.request(method, path, body=b"" if method in ("PUT", "PATCH", "POST") else None)
+                self.assertError(resp, 405, "VALIDATION_4005", param=None)
+                allow = resp.header("Allow")
+                self.assertIsNotNone(allow, "no Allow header")
+                self.assertEqual({m.strip() for m in allow.split(",")}, allowed)
+        # the file is untouched by the refused methods
+        self.assertEqual(c.retrieve(fid).status, 200)
+
+    def test_percent_encoded_path_is_decoded(self):
+        c = STACK.new_client()
+        obj = c.upload_ok(batch_jsonl(1))
+        resp = c.request("GET", "/v1/%66iles/" + obj["id"])
+        self.assertEqual(resp.status, 200, resp.body)
+        self.assertEqual(resp.json()["id"], obj["id"])
+
+    def test_query_string_ignored_for_routing(self):
+        c = STACK.new_client()
+        obj = c.upload_ok(batch_jsonl(1))
+        resp = c.request("GET", "/v1/files/%s?foo=bar" % obj["id"])
+        self.assertEqual(resp.status, 200, resp.body)
+        resp = c.request("GET", "/v1/files/%s/content?x=1" % obj["id"])
+        self.assertEqual(resp.status, 200, resp.body)

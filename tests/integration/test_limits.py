@@ -1,0 +1,78 @@
+"""The file size limit with a small configured max_file_bytes (1 MiB): exactly
+at the limit is accepted and stored byte for byte, one byte more is 413
+VALIDATION_4016, with a declared Content-Length and with chunked transfer
+encoding (no Content-Length). The limit counts file bytes, not the request."""
+
+from harness import ApiTestCase, ContentGen, Stack, field_part, file_part
+
+LIMIT = 1 << 20
+STACK = None
+
+
+def setUpModule():
+    global STACK
+    STACK = Stack(workers=2, config="max_file_bytes = %d\n" % LIMIT, name="limits").start()
+
+
+def tearDownModule():
+    if STACK:
+        STACK.stop()
+
+
+class SmallLimitTest(ApiTestCase):
+    def setUp(self):
+        self.c = STACK.new_client()
+
+    def assert_stored(self, resp, gen):
+        self.assertEqual(resp.status, 200, resp.body[:500])
+        obj = resp.json()
+        self.assertFileObject(obj)
+        self.assertEqual(obj["bytes"], gen.total)
+        dl, sha, size = self.c.download_sha256(obj["id"])
+        self.assertEqual(dl.status, 200, dl.body[:300])
+        self.assertEqual(dl.header("Content-Length"), str(gen.total))
+        self.assertEqual(size, gen.total)
+        self.assertEqual(sha, gen.sent_sha256, "downloaded content differs from the upload")
+        self.assertEqual(self.c.all_ids(), [obj["id"]])
+
+    def assert_too_large(self, resp):
+        self.assertError(resp, 413, "VALIDATION_4016", param="file")
+        self.assertEqual(self.c.all_ids(), [], "a refused upload left a file behind")
+
+    def test_limit_in_force(self):
+        self.assertEqual(int(STACK.config_get("max_file_bytes")), LIMIT)
+
+    def test_exactly_at_limit_with_content_length(self):
+        gen = ContentGen(LIMIT)
+        self.assert_stored(self.c.upload_stream(gen, chunked=False), gen)
+
+    def test_exactly_at_limit_chunked(self):
+        gen = ContentGen(LIMIT)
+        self.assert_stored(self.c.upload_stream(gen, chunked=True), gen)
+
+    def test_one_byte_over_with_content_length(self):
+        self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + 1), chunked=False))
+
+    def test_one_byte_over_chunked(self):
+        self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + 1), chunked=True))
+
+    def test_far_over_with_content_length(self):
+        # 4x the limit: still SPEC's JSON error, whoever notices first
+        self.assert_too_large(self.c.upload_stream(ContentGen(4 * LIMIT), chunked=False))
+
+    def test_far_over_chunked(self):
+        self.assert_too_large(self.c.upload_stream(ContentGen(4 * LIMIT), chunked=True))
+
+    def test_limit_counts_file_bytes_not_request_bytes(self):
+        # the request is well over the limit, the file exactly at it
+        gen = ContentGen(LIMIT)
+        content = b"".join(gen.chunks())
+        parts = [field_part("purpose", "batch"), field_part("note", "n" * 4000),
+                 field_part("note2", "m" * 4000), file_part(content, "exact.jsonl")]
+        resp = self.c.upload_parts(parts)
+        self.assert_stored(resp, gen)
+
+    def test_small_file_after_refusal_works(self):
+        self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + 1), chunked=False))
+        gen = ContentGen(1000)
+        self.assert_stored(self.c.upload_stream(gen, chunked=False), gen)
