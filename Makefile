@@ -109,6 +109,9 @@ install: all
 	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 conf/*-files-api.conf $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 conf/systemd/* $(DESTDIR)$(DOCDIR)/examples/systemd/
+	install -d $(DESTDIR)$(DATADIR)/files-api/errors
+	install -m 0644 conf/errors/413.json $(DESTDIR)$(DATADIR)/files-api/errors/
+	install -m 0644 conf/errors/413.json $(DESTDIR)$(DATADIR)/files-api/errors/status-413.html
 
 bench: deps all
 	@bench/run.sh $(abspath $(BIN))

@@ -48,9 +48,15 @@ run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"
 socket=$run/fcgi.sock
 spool=$data_dir/spool
-mkdir -p "$spool" "$run/docroot"
+mkdir -p "$spool" "$run/docroot" "$run/errors"
 chmod 0700 "$spool"
 pids=()
+
+# A body over the web server's limit is refused by the server itself: make its
+# 413 the API's JSON error, the same one the worker gives.
+printf '{"error":{"code":"VALIDATION_4016","message":"the file is larger than %s bytes","type":"invalid_request_error","param":"file","details":{}}}\n' \
+    "$max_file_bytes" >"$run/errors/413.json"
+cp "$run/errors/413.json" "$run/errors/status-413.html"
 
 # Graceful stop: the web server first (SIGINT: it finishes the requests in
 # flight), then the pool (multiwatch passes SIGUSR1 on: each worker finishes
@@ -84,6 +90,8 @@ start_lighttpd() {
         sendfile="\"x-sendfile\" => \"enable\", \"x-sendfile-docroot\" => (\"$data_dir/files/\"),"
     cat >"$run/lighttpd.conf" <<CONF
 server.modules = ("mod_fastcgi")
+server.errorfile-prefix = "$run/errors/status-"
+mimetype.assign = (".html" => "application/json")
 server.bind = "127.0.0.1"
 server.port = $port
 server.document-root = "$run/docroot"
@@ -91,7 +99,6 @@ server.upload-dirs = ("$spool")
 server.max-request-size = $(( max_request_bytes / 1024 ))
 server.errorlog = "/dev/stderr"
 server.tag = "files-api"
-server.graceful-shutdown-timeout = 60
 fastcgi.server = ("/" => ((
     "socket" => "$socket",
     "check-local" => "disable",
@@ -112,6 +119,10 @@ LoadModule mpm_event_module $modules/mod_mpm_event.so
 LoadModule authz_core_module $modules/mod_authz_core.so
 LoadModule proxy_module $modules/mod_proxy.so
 LoadModule proxy_fcgi_module $modules/mod_proxy_fcgi.so
+LoadModule alias_module $modules/mod_alias.so
+LoadModule env_module $modules/mod_env.so
+LoadModule mime_module $modules/mod_mime.so
+TypesConfig /dev/null
 $( [ "$download_mode" = x-sendfile ] && echo "LoadModule xsendfile_module $modules/mod_xsendfile.so" )
 $user
 ServerName 127.0.0.1
@@ -126,9 +137,21 @@ LimitRequestBody $max_request_bytes
 <Location "/">
     # Apache hides Authorization from FastCGI unless told.
     CGIPassAuth On
+    # Since 2.4.59 Apache drops a FastCGI response's Content-Length unless
+    # told to trust it; our worker's lengths are exact.
+    SetEnv ap_trust_cgilike_cl 1
     ProxyPass "unix:$socket|fcgi://localhost/" enablereuse=off
 $( [ "$download_mode" = x-sendfile ] && printf '    XSendFile On\n    XSendFilePath %s\n' "$data_dir/files" )
 </Location>
+Alias /_files_api_errors/ $run/errors/
+<Location "/_files_api_errors/">
+    ProxyPass "!"
+    ForceType application/json
+</Location>
+<Directory "$run/errors">
+    Require all granted
+</Directory>
+ErrorDocument 413 /_files_api_errors/413.json
 CONF
     apache2 -f "$run/apache.conf" -DFOREGROUND &
     pids+=($!)
@@ -159,6 +182,12 @@ http {
             include /etc/nginx/fastcgi_params;
             fastcgi_pass unix:$socket;
             fastcgi_read_timeout 600s;
+        }
+        error_page 413 /_files_api_errors/413.json;
+        location /_files_api_errors/ {
+            internal;
+            alias $run/errors/;
+            default_type application/json;
         }
         # X-Accel-Redirect target: content files, never reachable from outside.
         location $x_accel_prefix {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 static const char *env(struct http_request *req, const char *name)
 {
@@ -242,21 +243,28 @@ int http_etag_matches(const char *if_none_match, const char *etag)
 
 void http_log_access(const struct http_request *req)
 {
+    char line[1024];
     struct timespec now;
     double ms;
+    size_t n;
+    ssize_t ignored;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     ms = (double)(now.tv_sec - req->started.tv_sec) * 1e3 +
          (double)(now.tv_nsec - req->started.tv_nsec) / 1e6;
     /* The path is decoded client input: print it escaped, and never a header. */
-    fprintf(stderr, "access method=%s path=\"", req->method);
-    for (const unsigned char *p = (const unsigned char *)req->path; *p; p++) {
+    n = (size_t)snprintf(line, sizeof line, "access method=%.16s path=\"", req->method);
+    for (const unsigned char *p = (const unsigned char *)req->path; *p && n < 600; p++) {
         if (*p < 0x20 || *p == '"' || *p == '\\' || *p >= 0x7f)
-            fprintf(stderr, "\\x%02x", *p);
+            n += (size_t)snprintf(line + n, sizeof line - n, "\\x%02x", *p);
         else
-            fputc(*p, stderr);
+            line[n++] = (char)*p;
     }
-    fprintf(stderr, "\" status=%d bytes=%llu ms=%.2f account=%s request_id=%s\n", req->status,
-            (unsigned long long)req->body_bytes, ms, req->account[0] ? req->account : "-",
-            req->request_id);
+    n += (size_t)snprintf(line + n, sizeof line - n,
+                          "\" status=%d bytes=%llu ms=%.2f account=%s request_id=%s\n",
+                          req->status, (unsigned long long)req->body_bytes, ms,
+                          req->account[0] ? req->account : "-", req->request_id);
+    /* One write per line: every worker shares the same stderr. */
+    ignored = write(STDERR_FILENO, line, n < sizeof line ? n : sizeof line);
+    (void)ignored;
 }
