@@ -4,7 +4,7 @@
 # Prints "listening on http://127.0.0.1:PORT" once requests are answered; on
 # SIGINT or SIGTERM stops everything it started.
 #
-#   scripts/serve.sh [--server lighttpd|apache|nginx] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
+#   scripts/serve.sh [--server lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +27,12 @@ while [ $# -gt 0 ]; do
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac
 done
-case $server in lighttpd|apache|nginx) ;; *) echo "serve.sh: unsupported server: $server" >&2; exit 2 ;; esac
+# lighttpd-spawn and apache-fcgid are the shared-hosting shapes: the web
+# server starts and supervises the workers itself (no spawn-fcgi pool).
+case $server in
+lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid) ;;
+*) echo "serve.sh: unsupported server: $server" >&2; exit 2 ;;
+esac
 
 mkdir -p "$data_dir"
 chmod 0700 "$data_dir"
@@ -80,12 +85,19 @@ fi
 
 # The pool: multiwatch restarts dead workers; -r/-t are generous so that a
 # burst of crashes never leaves the pool empty.
-spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
-    /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
-pids+=($!)
+if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; then
+    spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
+        /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
+    pids+=($!)
+fi
 
 start_lighttpd() {
-    local sendfile=""
+    local sendfile="" backend="\"socket\" => \"$socket\","
+    if [ "$server" = lighttpd-spawn ]; then
+        backend="\"socket\" => \"$run/spawned.sock\", \"bin-path\" => \"$bin_dir/files-fcgi\",
+    \"bin-environment\" => (\"FILES_API_DATA_DIR\" => \"$data_dir\", \"FILES_API_CONFIG\" => \"$config\"),
+    \"max-procs\" => $workers,"
+    fi
     [ "$download_mode" = x-sendfile ] &&
         sendfile="\"x-sendfile\" => \"enable\", \"x-sendfile-docroot\" => (\"$data_dir/files/\"),"
     cat >"$run/lighttpd.conf" <<CONF
@@ -100,7 +112,7 @@ server.max-request-size = $(( max_request_bytes / 1024 ))
 server.errorlog = "/dev/stderr"
 server.tag = "files-api"
 fastcgi.server = ("/" => ((
-    "socket" => "$socket",
+    $backend
     "check-local" => "disable",
     $sendfile
 )))
@@ -110,7 +122,15 @@ CONF
 }
 
 start_apache() {
-    local modules=/usr/lib/apache2/modules user=""
+    local modules=/usr/lib/apache2/modules user="" backend
+    backend="ProxyPass \"unix:$socket|fcgi://localhost/\" enablereuse=off"
+    if [ "$server" = apache-fcgid ]; then
+        # mod_fcgid runs the worker as a FastCGI script; its request limit must
+        # be raised from 131072 bytes. As root, its processes run as www-data.
+        mkdir -p "$run/fcgid" "$run/cgi"
+        ln -s "$bin_dir/files-fcgi" "$run/cgi/files-api.fcgi"
+        [ "$(id -u)" -eq 0 ] && chown -R www-data:www-data "$data_dir" "$run/fcgid"
+    fi
     [ "$(id -u)" -eq 0 ] && user="User www-data
 Group www-data"
     mkdir -p "$run/apache"
@@ -122,6 +142,28 @@ LoadModule proxy_fcgi_module $modules/mod_proxy_fcgi.so
 LoadModule alias_module $modules/mod_alias.so
 LoadModule env_module $modules/mod_env.so
 LoadModule mime_module $modules/mod_mime.so
+$( [ "$server" = apache-fcgid ] && cat <<FCGID
+LoadModule fcgid_module $modules/mod_fcgid.so
+LoadModule rewrite_module $modules/mod_rewrite.so
+FcgidIPCDir $run/fcgid
+FcgidProcessTableFile $run/fcgid/table
+FcgidMaxRequestLen $max_request_bytes
+FcgidMaxRequestInMem 65536
+FcgidPassHeader Authorization
+FcgidIOTimeout 600
+FcgidMaxProcessesPerClass $workers
+FcgidInitialEnv FILES_API_DATA_DIR $data_dir
+FcgidInitialEnv FILES_API_CONFIG $config
+RewriteEngine On
+RewriteRule ^/(v1/files|healthz)(.*)$ $run/cgi/files-api.fcgi [L]
+<Directory "$run/cgi">
+    Require all granted
+    SetHandler fcgid-script
+    Options +ExecCGI +FollowSymLinks
+    SetEnv ap_trust_cgilike_cl 1
+</Directory>
+FCGID
+)
 TypesConfig /dev/null
 $( [ "$download_mode" = x-sendfile ] && echo "LoadModule xsendfile_module $modules/mod_xsendfile.so" )
 $user
@@ -140,7 +182,7 @@ LimitRequestBody $max_request_bytes
     # Since 2.4.59 Apache drops a FastCGI response's Content-Length unless
     # told to trust it; our worker's lengths are exact.
     SetEnv ap_trust_cgilike_cl 1
-    ProxyPass "unix:$socket|fcgi://localhost/" enablereuse=off
+$( [ "$server" = apache ] && echo "    $backend" )
 $( [ "$download_mode" = x-sendfile ] && printf '    XSendFile On\n    XSendFilePath %s\n' "$data_dir/files" )
 </Location>
 Alias /_files_api_errors/ $run/errors/
@@ -201,7 +243,11 @@ CONF
     pids+=($!)
 }
 
-start_"$server"
+case $server in
+lighttpd|lighttpd-spawn) start_lighttpd ;;
+apache|apache-fcgid) start_apache ;;
+nginx) start_nginx ;;
+esac
 
 for _ in $(seq 1 200); do
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
