@@ -82,8 +82,9 @@ class StackError(RuntimeError):
 class Stack:
     """One running service: serve.sh on a free port with a temporary data dir."""
 
-    def __init__(self, workers=4, config=None, name="stack", server=None):
+    def __init__(self, workers=4, config=None, name="stack", server=None, env=None):
         self.workers = workers
+        self.extra_env = dict(env or {})  # e.g. FILES_API_CRASH_AT for the workers
         # which web server serve.sh puts in front (its default if unset)
         self.server = server or os.environ.get("FILES_API_SERVER") or None
         self.config_text = config
@@ -127,6 +128,7 @@ class Stack:
         env["FILES_API_BIN"] = str(BIN_DIR)
         env.pop("FILES_API_CONFIG", None)
         env.pop("FILES_API_DATA_DIR", None)
+        env.update(self.extra_env)
         return env
 
     def _start_once(self):
@@ -196,6 +198,21 @@ class Stack:
     @property
     def base(self):
         return "http://127.0.0.1:%d" % self.port
+
+    def worker_pids(self):
+        """PIDs of this stack's files-fcgi workers (not multiwatch)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % entry, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"files-fcgi") and self.data_dir.encode() in argv:
+                pids.append(int(entry))
+        return sorted(pids)
 
     # -- logs --
 

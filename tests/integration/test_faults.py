@@ -1,0 +1,150 @@
+"""Faults lose nothing: a worker that dies at any step of an upload or a delete
+leaves the file either whole or absent, never partial; workers SIGKILLed at
+random during concurrent uploads lose no acknowledged file; fsck --repair then
+fsck come out clean.
+
+The crash points need the test build (make SANITIZE=1, which `make test`
+runs): in a release build they are compiled out and those tests are skipped."""
+
+import hashlib
+import os
+import random
+import signal
+import threading
+import time
+import unittest
+
+from harness import BIN_DIR, ApiTestCase, Stack, batch_jsonl
+
+HOOKS_BUILT = b"FILES_API_CRASH_AT" in (BIN_DIR / "files-fcgi").read_bytes()
+WEB_SERVER_SPAWNS = os.environ.get("FILES_API_SERVER") in ("lighttpd-spawn", "apache-fcgid")
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+class FaultCase(ApiTestCase):
+    def start(self, **kw):
+        stack = Stack(**kw).start()
+        self.addCleanup(stack.stop)
+        return stack
+
+    def assert_clean_after_repair(self, stack):
+        """fsck --repair (no grace: nothing is in flight), then fsck exits 0."""
+        stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
+    def assert_whole_or_absent(self, client, content):
+        """Every listed file is byte-identical to what was sent; returns the ids."""
+        ids = client.all_ids()
+        for file_id in ids:
+            resp, digest, size = client.download_sha256(file_id)
+            self.assertEqual(resp.status, 200)
+            self.assertEqual((digest, size), (sha(content), len(content)))
+        return ids
+
+
+@unittest.skipUnless(HOOKS_BUILT, "crash points are compiled only into the test build")
+class CrashPointTest(FaultCase):
+    UPLOAD_POINTS = {
+        # point: is the file there afterwards?
+        "upload_after_write": False,
+        "upload_after_fsync": False,
+        "upload_after_link": False,
+        "upload_after_dir_fsync": False,
+        "upload_after_commit": True,
+        "upload_before_response": True,
+    }
+
+    def test_upload_crash_points(self):
+        for point, present in self.UPLOAD_POINTS.items():
+            with self.subTest(point=point):
+                stack = self.start(workers=1, name="crash", env={"FILES_API_CRASH_AT": point})
+                client = stack.new_client()
+                content = batch_jsonl(50, tag="-" + point)
+                resp = client.upload(content)
+                self.assertGreaterEqual(resp.status, 500, "%s: %r" % (point, resp.body[:200]))
+                self.assertIn("crashing at " + point, stack.wait_for_log(
+                    lambda t: "crashing at " + point in t))
+                # The next requests succeed (a fresh worker) and see whole or nothing.
+                ids = self.assert_whole_or_absent(client, content)
+                self.assertEqual(len(ids), 1 if present else 0, point)
+                self.assert_clean_after_repair(stack)
+                self.assertEqual(len(client.all_ids()), len(ids), point)
+                stack.stop()
+
+    def test_delete_crash_points(self):
+        for point in ("delete_after_commit", "delete_after_unlink"):
+            with self.subTest(point=point):
+                stack = self.start(workers=1, name="crash", env={"FILES_API_CRASH_AT": point})
+                client = stack.new_client()
+                file_id = client.upload_ok(batch_jsonl(3))["id"]
+                resp = client.delete(file_id)
+                self.assertGreaterEqual(resp.status, 500)
+                # The row went first: the file is gone for the API either way.
+                self.assertError(client.retrieve(file_id), 404, "INFERENCE_3302")
+                self.assertError(client.content(file_id), 404, "INFERENCE_3302")
+                self.assertEqual(client.all_ids(), [])
+                self.assert_clean_after_repair(stack)
+                stack.stop()
+
+
+@unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+class KillLoopTest(FaultCase):
+    def test_random_kills_during_concurrent_uploads(self):
+        stack = self.start(workers=3, name="killloop")
+        client = stack.new_client()
+        sent = {}          # sha -> size of every content attempted
+        acknowledged = {}  # id -> sha of every 200
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def uploader(n):
+            i = 0
+            while not stop.is_set():
+                lines = random.randint(20, 4000)
+                content = batch_jsonl(lines, prefix="u%d-%d" % (n, i))
+                with lock:
+                    sent[sha(content)] = len(content)
+                resp = client.upload(content)
+                if resp.status == 200:
+                    with lock:
+                        acknowledged[resp.json()["id"]] = sha(content)
+                else:
+                    self.assertGreaterEqual(resp.status, 500, resp.body[:200])
+                i += 1
+
+        threads = [threading.Thread(target=uploader, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        kills = 0
+        try:
+            while kills < 24:
+                time.sleep(random.uniform(0.05, 0.25))
+                pids = stack.worker_pids()
+                if pids:
+                    try:
+                        os.kill(random.choice(pids), signal.SIGKILL)
+                        kills += 1
+                    except ProcessLookupError:
+                        pass
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(120)
+        self.assertGreaterEqual(kills, 20)
+        self.assertGreater(len(acknowledged), 0)
+        listed = client.all_ids()
+        for file_id, digest in acknowledged.items():
+            self.assertIn(file_id, listed, "acknowledged upload lost")
+        for file_id in listed:
+            resp, digest, size = client.download_sha256(file_id)
+            self.assertEqual(resp.status, 200)
+            self.assertIn(digest, sent, "a listed file is not any content that was sent")
+            self.assertEqual(size, sent[digest])
+            if file_id in acknowledged:
+                self.assertEqual(digest, acknowledged[file_id])
+        self.assert_clean_after_repair(stack)
+        self.assertEqual(sorted(client.all_ids()), sorted(listed))

@@ -1,0 +1,141 @@
+"""Workers under supervision: killed idle or mid-request they are replaced and
+the pool keeps answering; SIGTERM drains an upload in flight; workers recycle
+after max_requests; /healthz tells whether the service is usable."""
+
+import os
+import shutil
+import signal
+import threading
+import time
+
+import unittest
+
+from harness import ApiTestCase, ContentGen, Stack, batch_jsonl
+
+# In the shared-hosting shapes the web server itself runs the workers; these
+# tests are about the spawn-fcgi + multiwatch pool.
+WEB_SERVER_SPAWNS = os.environ.get("FILES_API_SERVER") in ("lighttpd-spawn", "apache-fcgid")
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+@unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+class KillTest(ApiTestCase):
+    def setUp(self):
+        self.stack = Stack(workers=2, name="kill").start()
+        self.addCleanup(self.stack.stop)
+        self.client = self.stack.new_client()
+
+    def assert_pool_serves(self, rounds=20):
+        for i in range(rounds):
+            resp = self.client.upload(batch_jsonl(2, tag="-r%d" % i))
+            self.assertEqual(resp.status, 200, resp.body[:300])
+            self.assertEqual(self.client.retrieve(resp.json()["id"]).status, 200)
+
+    def test_idle_workers_killed_are_replaced(self):
+        before = self.stack.worker_pids()
+        self.assertEqual(len(before), 2, before)
+        for pid in before:
+            os.kill(pid, signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: len(set(self.stack.worker_pids()) - set(before)) == 2),
+                        "multiwatch did not restart the workers: %s" % self.stack.worker_pids())
+        self.assert_pool_serves()
+
+    def test_repeated_kills_never_empty_the_pool(self):
+        for _ in range(8):
+            for pid in self.stack.worker_pids():
+                os.kill(pid, signal.SIGKILL)
+            self.assertTrue(wait_for(lambda: len(self.stack.worker_pids()) == 2))
+        self.assert_pool_serves(5)
+
+    def test_worker_killed_mid_upload(self):
+        gen = ContentGen(40 * 1024 * 1024)
+        result = {}
+
+        def upload():
+            result["resp"] = self.client.upload_stream(gen)
+
+        thread = threading.Thread(target=upload)
+        thread.start()
+        # The worker that holds the upload logs nothing until it answers:
+        # kill every worker while the body is being received or stored.
+        time.sleep(0.6)
+        for pid in self.stack.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        thread.join(120)
+        resp = result["resp"]
+        listed = self.client.all_ids()
+        if resp.status == 200:  # it finished before the kill: it must be whole
+            self.assertEqual(listed, [resp.json()["id"]])
+        else:  # the web server reports the dead backend; nothing was stored
+            self.assertGreaterEqual(resp.status, 500, resp.body[:300])
+            self.assertEqual(listed, [])
+        self.assertTrue(wait_for(lambda: len(self.stack.worker_pids()) == 2))
+        self.assert_pool_serves(5)
+        fsck = self.stack.filesctl("fsck", check=False)
+        self.assertEqual(fsck.returncode, 0, fsck.stdout + fsck.stderr)
+
+
+@unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+class GracefulStopTest(ApiTestCase):
+    def test_upload_in_flight_completes_during_shutdown(self):
+        stack = Stack(workers=2, name="drain").start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        gen = ContentGen(60 * 1024 * 1024)
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(resp=client.upload_stream(gen)))
+        thread.start()
+        time.sleep(0.5)
+        stack.proc.send_signal(signal.SIGTERM)  # serve.sh: web server first, then the pool
+        thread.join(120)
+        resp = result["resp"]
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        stack.proc.wait(60)
+        text = stack.log_text()
+        self.assertIn("stopping", text)
+        self.assertNotIn("status=5", text)
+        # The upload is durable in the data directory the stopped service leaves.
+        listing = stack.filesctl("files", "list").stdout
+        self.assertIn(resp.json()["id"], listing)
+        fsck = stack.filesctl("fsck", check=False)
+        self.assertEqual(fsck.returncode, 0, fsck.stdout)
+
+
+@unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+class RecycleTest(ApiTestCase):
+    def test_workers_recycle_after_max_requests(self):
+        stack = Stack(workers=1, name="recycle", config="max_requests = 5\n").start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        for i in range(23):
+            self.assertEqual(client.list().status, 200, "request %d" % i)
+        text = stack.wait_for_log(lambda t: t.count("stopping after 5 requests") >= 4)
+        self.assertGreaterEqual(text.count("stopping after 5 requests"), 4)
+        self.assertGreaterEqual(text.count("started"), 5)
+
+
+class HealthTest(ApiTestCase):
+    def test_health_follows_the_data_directory(self):
+        stack = Stack(workers=1, name="health").start()
+        self.addCleanup(stack.stop)
+        client = stack.client(None)
+        resp = client.request("GET", "/healthz")
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.json(), {"status": "ok"})
+        self.assertEqual(client.request("HEAD", "/healthz").status, 200)
+        tmp = os.path.join(stack.data_dir, "tmp")
+        shutil.rmtree(tmp)
+        resp = client.request("GET", "/healthz")
+        self.assertEqual(resp.status, 503)
+        self.assertEqual(resp.json(), {"status": "unavailable"})
+        os.mkdir(tmp, 0o700)
+        self.assertEqual(client.request("GET", "/healthz").status, 200)
+        self.assertEqual(client.request("POST", "/healthz").status, 405)
