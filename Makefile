@@ -91,8 +91,8 @@ test: deps
 	@$(MAKE) --no-print-directory SANITIZE=1 build/san/bin/files-fcgi build/san/bin/filesctl \
 		$(UNIT_SRCS:tests/unit/%.c=build/san/bin/%)
 	@ln -sfn $(BIN) bin
-	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) unit integration sdk fuzz \
-		sanitize:build/san/bin
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) unit integration servers sdk \
+		fuzz sanitize:build/san/bin
 endif
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.c include/*.h)

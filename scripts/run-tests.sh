@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite and ends with one line "N passed, N failed".
 #   scripts/run-tests.sh BIN_DIR [SUITE...]
-# Suites: unit, integration, sdk, fuzz, and sanitize:DIR (unit and integration
-# again with the sanitizer build in DIR). Default: unit integration.
+# Suites: unit, integration (behind lighttpd), servers (the integration suite
+# again behind Apache, nginx, lighttpd-spawned workers and Apache mod_fcgid),
+# sdk, fuzz, and sanitize:DIR (unit and integration again with the sanitizer
+# build in DIR). Default: unit integration.
 # Each suite prints its own "N passed, N failed" as its last such line; a suite
 # that crashes or prints no count counts as one failure.
 set -uo pipefail
@@ -49,6 +51,11 @@ for suite in "${suites[@]}"; do
     integration)
         run_suite integration env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
             python3 tests/integration/run.py ;;
+    servers)
+        for server in apache nginx lighttpd-spawn apache-fcgid; do
+            run_suite "integration/$server" env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
+                FILES_API_SERVER="$server" python3 tests/integration/run.py
+        done ;;
     sdk)
         run_suite sdk/node env FILES_API_BIN="$(cd "$bin_dir" && pwd)" tests/sdk/run.sh
         run_suite sdk/python-wire env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
