@@ -92,7 +92,7 @@ test: deps
 		$(UNIT_SRCS:tests/unit/%.c=build/san/bin/%)
 	@ln -sfn $(BIN) bin
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) unit integration servers sdk \
-		fuzz sanitize:build/san/bin
+		soak fuzz sanitize:build/san/bin
 endif
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.c include/*.h)
@@ -112,6 +112,11 @@ install: all
 	install -d $(DESTDIR)$(DATADIR)/files-api/errors
 	install -m 0644 conf/errors/413.json $(DESTDIR)$(DATADIR)/files-api/errors/
 	install -m 0644 conf/errors/413.json $(DESTDIR)$(DATADIR)/files-api/errors/status-413.html
+
+SECONDS ?= 60
+CLIENTS ?= 16
+soak: deps all
+	@FILES_API_BIN=$(abspath $(BIN)) python3 tests/soak/soak.py $(SECONDS) $(CLIENTS)
 
 bench: deps all
 	@bench/run.sh $(abspath $(BIN))

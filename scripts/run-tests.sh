@@ -3,7 +3,7 @@
 #   scripts/run-tests.sh BIN_DIR [SUITE...]
 # Suites: unit, integration (behind lighttpd), servers (the integration suite
 # again behind Apache, nginx, lighttpd-spawned workers and Apache mod_fcgid),
-# sdk, fuzz, and sanitize:DIR (unit and integration again with the sanitizer
+# sdk, fuzz, soak (SOAK_SECONDS, SOAK_CLIENTS), and sanitize:DIR (unit and integration again with the sanitizer
 # build in DIR). Default: unit integration.
 # Each suite prints its own "N passed, N failed" as its last such line; a suite
 # that crashes or prints no count counts as one failure.
@@ -62,6 +62,9 @@ for suite in "${suites[@]}"; do
             python3 tests/sdk/sdk_python_wire.py ;;
     fuzz)
         run_suite fuzz scripts/run-fuzz.sh ;;
+    soak)
+        run_suite soak env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
+            python3 tests/soak/soak.py "${SOAK_SECONDS:-60}" "${SOAK_CLIENTS:-16}" ;;
     sanitize:*)
         san=${suite#sanitize:}
         for t in "$san"/test_*; do

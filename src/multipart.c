@@ -407,7 +407,8 @@ static int multipart_hexval(unsigned char c)
  *    and curl --form-escape send); a backslash before anything else is kept
  *    as it is (old IE sends raw Windows paths: "C:\dir\a.jsonl");
  *  - %22 -> ", %0D -> CR, %0A -> LF (WHATWG HTML form encoding, as browsers,
- *    undici and curl send); every other '%' is kept as it is.
+ *    undici and curl send) and %5C -> \ (the openai Node SDK's streaming
+ *    encoder escapes the same four characters); every other '%' is kept.
  * The sink cuts at '/' and '\' after this decoding, so an escaped backslash
  * separates directories too. */
 static void multipart_decode_plain(const struct multipart_param *prm, struct multipart_sink *k)
@@ -425,6 +426,11 @@ static void multipart_decode_plain(const struct multipart_param *prm, struct mul
             unsigned char a = v[i + 1], b = v[i + 2];
             if (a == '2' && b == '2') {
                 multipart_sink_put(k, '"');
+                i += 2;
+                continue;
+            }
+            if (a == '5' && (b == 'C' || b == 'c')) {
+                multipart_sink_put(k, '\\');
                 i += 2;
                 continue;
             }
