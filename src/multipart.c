@@ -749,6 +749,19 @@ static int multipart_scan(struct multipart_parser *p, const char *buf, size_t n,
     return multipart_emit(p, buf + start, n - start);
 }
 
+/* Reports the end of the part before a boundary line, once that line has
+ * proved to be a boundary: a malformed line is a multipart error, not the end
+ * of a (then truncated) part. Returns a status. */
+static int multipart_end_part(struct multipart_parser *p)
+{
+    if (!p->end_pending)
+        return MULTIPART_OK;
+    p->end_pending = 0;
+    if (p->cb.on_part_end && p->cb.on_part_end(p->ctx))
+        return multipart_abort(p);
+    return MULTIPART_OK;
+}
+
 /* One byte of a boundary line, after CRLF "--" boundary: RFC 2046 §5.1.1
  * ("--" for the last one) transport-padding CRLF. Returns a status. */
 static int multipart_boundary_byte(struct multipart_parser *p, unsigned char c)
@@ -779,10 +792,12 @@ static int multipart_boundary_byte(struct multipart_parser *p, unsigned char c)
             return multipart_fail(p, "the body has no parts: its first boundary is the "
                                      "closing one");
         p->state = S_EPILOGUE;
-        return MULTIPART_OK;
+        return multipart_end_part(p);
     case S_BOUNDARY_LF:
         if (c != '\n')
             return multipart_fail(p, "a boundary line does not end with CRLF");
+        if (multipart_end_part(p) != MULTIPART_OK)
+            return p->status;
         if (p->parts >= MULTIPART_MAX_PARTS)
             return multipart_fail(p, "too many parts: at most %d are allowed", MULTIPART_MAX_PARTS);
         p->parts++;
@@ -819,8 +834,7 @@ int multipart_parser_feed(struct multipart_parser *p, const char *data, size_t l
             i += used;
             if (found) {
                 p->state = S_AFTER_BOUNDARY;
-                if (was_data && p->cb.on_part_end && p->cb.on_part_end(p->ctx))
-                    return multipart_abort(p);
+                p->end_pending = was_data;
             }
             break;
         }
