@@ -52,16 +52,26 @@ x_accel_prefix=$(ctl x_accel_prefix)
 run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"
 socket=$run/fcgi.sock
-spool=$data_dir/spool
+spool=${FILES_API_SPOOL_DIR:-$data_dir/spool}  # the web server's request-body spool
 mkdir -p "$spool" "$run/docroot" "$run/errors"
 chmod 0700 "$spool"
 pids=()
 
-# A body over the web server's limit is refused by the server itself: make its
-# 413 the API's JSON error, the same one the worker gives.
-printf '{"error":{"code":"VALIDATION_4016","message":"the file is larger than %s bytes","type":"invalid_request_error","param":"file","details":{}}}\n' \
-    "$max_file_bytes" >"$run/errors/413.json"
-cp "$run/errors/413.json" "$run/errors/status-413.html"
+# Errors the web server answers itself are in the API's JSON format too: a
+# body over its limit (413, the worker's own VALIDATION_4016), a spool it
+# cannot write (500), a worker that died mid-request (502/500), an overloaded
+# backend (503), a timeout (504).
+error_json() { # status code message
+    printf '{"error":{"code":"%s","message":"%s","type":"%s","param":%s,"details":{}}}\n' \
+        "$2" "$3" "$([ "$1" = 413 ] && echo invalid_request_error || echo server_error)" \
+        "$([ "$1" = 413 ] && echo '"file"' || echo null)" >"$run/errors/$1.json"
+    cp "$run/errors/$1.json" "$run/errors/status-$1.html"
+}
+error_json 413 VALIDATION_4016 "the file is larger than $max_file_bytes bytes"
+error_json 500 SYSTEM_9001 "the web server could not complete the request (its request-body spool may be full); retry later"
+error_json 502 SYSTEM_9001 "the worker handling the request stopped; retry"
+error_json 503 SYSTEM_9003 "the service is busy; retry shortly"
+error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
 
 # Graceful stop: the web server first (SIGINT: it finishes the requests in
 # flight), then the pool (multiwatch passes SIGUSR1 on: each worker finishes
@@ -194,6 +204,10 @@ Alias /_files_api_errors/ $run/errors/
     Require all granted
 </Directory>
 ErrorDocument 413 /_files_api_errors/413.json
+ErrorDocument 500 /_files_api_errors/500.json
+ErrorDocument 502 /_files_api_errors/502.json
+ErrorDocument 503 /_files_api_errors/503.json
+ErrorDocument 504 /_files_api_errors/504.json
 CONF
     apache2 -f "$run/apache.conf" -DFOREGROUND &
     pids+=($!)
@@ -226,6 +240,10 @@ http {
             fastcgi_read_timeout 600s;
         }
         error_page 413 /_files_api_errors/413.json;
+        error_page 500 /_files_api_errors/500.json;
+        error_page 502 /_files_api_errors/502.json;
+        error_page 503 /_files_api_errors/503.json;
+        error_page 504 /_files_api_errors/504.json;
         location /_files_api_errors/ {
             internal;
             alias $run/errors/;

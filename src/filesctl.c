@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int config_show(const struct config *config, int argc, char **argv);
@@ -165,6 +166,7 @@ int main(int argc, char **argv)
         print_command(stdout, command);
         return 0;
     }
+    umask(0077); /* whatever filesctl creates in the data directory is private too */
     if (config_resolve(&config, config_path, data_dir, err, sizeof err) != 0) {
         fprintf(stderr, "filesctl: config: %s\n", err);
         return 1;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STALE_TEMP_SECONDS 3600 /* named temp files untouched this long belong to dead workers */
@@ -82,6 +83,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    umask(0077); /* content, database and temp files are the service's alone */
     if (config_resolve(&config, config_path, data_dir, err, sizeof err) != 0) {
         fprintf(stderr, "files-fcgi: config: %s\n", err);
         return 1;

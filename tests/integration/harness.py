@@ -82,8 +82,10 @@ class StackError(RuntimeError):
 class Stack:
     """One running service: serve.sh on a free port with a temporary data dir."""
 
-    def __init__(self, workers=4, config=None, name="stack", server=None, env=None):
+    def __init__(self, workers=4, config=None, name="stack", server=None, env=None,
+                 before_start=None):
         self.workers = workers
+        self.before_start = before_start  # called with the stack once its paths exist
         self.extra_env = dict(env or {})  # e.g. FILES_API_CRASH_AT for the workers
         # which web server serve.sh puts in front (its default if unset)
         self.server = server or os.environ.get("FILES_API_SERVER") or None
@@ -108,6 +110,8 @@ class Stack:
             self.config_path = os.path.join(self.tmp, "files-api.conf")
             with open(self.config_path, "w") as f:
                 f.write(self.config_text)
+        if self.before_start:
+            self.before_start(self)
         with _live_lock:
             _live_stacks.add(self)
         last = None
@@ -128,7 +132,11 @@ class Stack:
         env["FILES_API_BIN"] = str(BIN_DIR)
         env.pop("FILES_API_CONFIG", None)
         env.pop("FILES_API_DATA_DIR", None)
-        env.update(self.extra_env)
+        for name, value in self.extra_env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         return env
 
     def _start_once(self):

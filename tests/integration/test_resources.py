@@ -1,0 +1,175 @@
+"""Resources run out and the service says so without losing anything: a full
+disk is 507 SYSTEM_9007 with nothing left behind and works again once space is
+freed; a full web-server spool is a clear error; another process holding the
+database's write lock makes writes 503 SYSTEM_9003 with Retry-After while reads
+go on; the WAL stays bounded under constant reads; files are private."""
+
+import os
+import sqlite3
+import stat
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import ApiTestCase, ContentGen, Stack, batch_jsonl
+
+MIB = 1024 * 1024
+
+
+def can_mount():
+    if os.geteuid() != 0:
+        return False
+    probe = "/tmp/files-api-mount-probe"
+    os.makedirs(probe, exist_ok=True)
+    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", probe],
+                        capture_output=True).returncode == 0
+    if ok:
+        subprocess.run(["umount", probe])
+    os.rmdir(probe)
+    return ok
+
+
+CAN_MOUNT = can_mount()
+
+
+def mount_tmpfs(path, size_mib):
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm,mode=0700" % size_mib, "tmpfs", path],
+                   check=True)
+
+
+def used_bytes(path):
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+class ResourceCase(ApiTestCase):
+    def run_stack(self, mounts=(), **kw):
+        """Starts a stack whose data dir (and/or spool) sit on small tmpfs mounts."""
+        mounted = []
+
+        def before_start(stack):
+            for sub, size in mounts:
+                path = os.path.join(stack.tmp, sub)
+                mount_tmpfs(path, size)
+                mounted.append(path)
+                if sub == "spool":
+                    stack.extra_env["FILES_API_SPOOL_DIR"] = path
+
+        stack = Stack(before_start=before_start, **kw)
+
+        def cleanup():
+            stack._stop_process()
+            for path in mounted:
+                subprocess.run(["umount", "-l", path])
+            stack.stop()
+
+        self.addCleanup(cleanup)
+        return stack.start()
+
+
+@unittest.skipUnless(CAN_MOUNT, "mounting a tmpfs needs root (and a kernel that allows it)")
+class DiskFullTest(ResourceCase):
+    def test_upload_that_does_not_fit_is_507_and_leaves_nothing(self):
+        stack = self.run_stack(mounts=[("data", 24)], name="diskfull", workers=2,
+                               env={"FILES_API_SPOOL_DIR": "/tmp"})
+        client = stack.new_client()
+        first = client.upload_stream(ContentGen(12 * MIB))
+        self.assertEqual(first.status, 200, first.body[:300])
+        before = used_bytes(stack.data_dir)
+        resp = client.upload_stream(ContentGen(16 * MIB))
+        self.assertError(resp, 507, "SYSTEM_9007")
+        self.assertLessEqual(used_bytes(stack.data_dir), before + 256 * 1024,
+                             "the failed upload left bytes behind")
+        self.assertEqual(client.all_ids(), [first.json()["id"]])
+        # Space freed: the same upload now fits.
+        self.assertEqual(client.delete(first.json()["id"]).status, 200)
+        again = client.upload_stream(ContentGen(16 * MIB))
+        self.assertEqual(again.status, 200, again.body[:300])
+        resp, digest, size = client.download_sha256(again.json()["id"])
+        self.assertEqual(size, 16 * MIB)
+        fsck = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(fsck.returncode, 0, fsck.stdout)
+
+    def test_full_web_server_spool_is_a_clear_error(self):
+        stack = self.run_stack(mounts=[("spool", 2)], name="spoolfull", workers=1)
+        client = stack.new_client()
+        resp = client.upload_stream(ContentGen(4 * MIB))
+        # lighttpd cannot spool the body: it answers 500 itself, in the API's format.
+        self.assertError(resp, 500, "SYSTEM_9001", message="spool")
+        self.assertEqual(client.all_ids(), [])
+        small = client.upload(batch_jsonl(3))
+        self.assertEqual(small.status, 200, small.body[:300])
+
+
+class BusyDatabaseTest(ResourceCase):
+    def test_writes_wait_then_503_while_reads_go_on(self):
+        stack = self.run_stack(name="busy", workers=2, config="db_busy_timeout_ms = 300\n")
+        client = stack.new_client()
+        kept = client.upload_ok(batch_jsonl(2))["id"]
+        holder = sqlite3.connect(os.path.join(stack.data_dir, "files.db"), timeout=5,
+                                 isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            resp = client.upload(batch_jsonl(2, tag="-busy"))
+            self.assertError(resp, 503, "SYSTEM_9003")
+            self.assertEqual(resp.header("Retry-After"), "1")
+            deleted = client.delete(kept)
+            self.assertError(deleted, 503, "SYSTEM_9003")
+            # Reads keep working under WAL.
+            self.assertEqual(client.retrieve(kept).status, 200)
+            self.assertEqual(client.list_ok()["data"][0]["id"], kept)
+            self.assertEqual(client.content(kept).status, 200)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        self.assertEqual(client.all_ids(), [kept])
+        self.assertEqual(client.upload(batch_jsonl(2, tag="-after")).status, 200)
+        fsck = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(fsck.returncode, 0, fsck.stdout)
+
+
+class WalAndModesTest(ResourceCase):
+    def test_wal_stays_bounded_under_constant_reads(self):
+        stack = self.run_stack(name="wal", workers=4)
+        client = stack.new_client()
+        stop = threading.Event()
+
+        def reader():
+            reader_client = stack.client(client.key)
+            while not stop.is_set():
+                reader_client.list(limit=100)
+
+        readers = [threading.Thread(target=reader) for _ in range(6)]
+        for t in readers:
+            t.start()
+        wal = os.path.join(stack.data_dir, "files.db-wal")
+        largest = 0
+        try:
+            for i in range(400):
+                self.assertEqual(client.upload(batch_jsonl(1, tag="-%d" % i)).status, 200)
+                largest = max(largest, os.path.getsize(wal) if os.path.exists(wal) else 0)
+        finally:
+            stop.set()
+            for t in readers:
+                t.join(30)
+        # 400 commits of a few pages each would be several MiB without checkpoints.
+        self.assertLess(largest, 8 * MIB, "WAL grew to %d bytes" % largest)
+
+    def test_data_is_private(self):
+        stack = self.run_stack(name="modes", workers=1)
+        client = stack.new_client()
+        file_id = client.upload_ok(batch_jsonl(2))["id"]
+        data = stack.data_dir
+        self.assertEqual(stat.S_IMODE(os.stat(data).st_mode), 0o700)
+        for root, dirs, files in os.walk(data):
+            for d in dirs:
+                self.assertEqual(stat.S_IMODE(os.stat(os.path.join(root, d)).st_mode), 0o700,
+                                 os.path.join(root, d))
+            for f in files:
+                path = os.path.join(root, f)
+                if f == "dev-key" or "spool" in path:
+                    continue
+                self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, path)
+        self.assertTrue(os.path.exists(os.path.join(data, "files", file_id[-2:], file_id)))
