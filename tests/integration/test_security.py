@@ -1,0 +1,142 @@
+"""The access matrix: 3 accounts x keys of every scope kind x every endpoint x
+files of each account. Only the owner's keys with an inference scope (or the
+legacy empty list) succeed; everything else gets the right 401/403/404, and a
+file of another account answers exactly like one that does not exist. Ids are
+checked against their format before any lookup; filenames cannot inject headers."""
+
+import json
+import re
+
+from harness import ApiTestCase, Stack, batch_jsonl
+
+STACK = None
+SCOPES = {  # scope list -> may use the Files API
+    "*": True,
+    "inference.*": True,
+    "inference.chat": True,
+    "files.read,inference.embeddings": True,
+    "": True,               # legacy: empty list, full access
+    "files.read": False,
+    "inference": False,
+    "admin.*": False,
+}
+
+
+def setUpModule():
+    global STACK
+    STACK = Stack(workers=2, name="security").start()
+
+
+def tearDownModule():
+    if STACK:
+        STACK.stop()
+
+
+def normalized(resp, file_id):
+    """The body with the file id and request id taken out, for comparison."""
+    text = resp.body.decode().replace(file_id, "FILE")
+    return re.sub(r'"request_id":"[^"]*"', "", text)
+
+
+class AccessMatrixTest(ApiTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.accounts = {}
+        for name in ("alpha", "beta", "gamma"):
+            keys = {scopes: STACK.create_key(name + "-acct", scopes) for scopes in SCOPES}
+            owner = STACK.client(keys["*"])
+            files = [owner.upload_ok(batch_jsonl(2, tag="-" + name + str(i)))["id"]
+                     for i in range(2)]
+            cls.accounts[name] = {"keys": keys, "files": files}
+        revoked = STACK.create_key("alpha-acct", "*", name="to-revoke")
+        STACK.revoke_key(STACK.key_id_by_name("to-revoke"))
+        cls.revoked = revoked
+
+    def calls(self, client, file_id):
+        return {
+            "retrieve": client.retrieve(file_id),
+            "content": client.content(file_id),
+        }
+
+    def test_matrix(self):
+        missing = "file_" + "Z" * 24
+        for owner, acct in self.accounts.items():
+            for scopes, allowed in SCOPES.items():
+                client = STACK.client(acct["keys"][scopes])
+                with self.subTest(account=owner, scopes=scopes):
+                    listing = client.list(limit=100)
+                    upload = client.upload(batch_jsonl(1, tag="-m"))
+                    if not allowed:
+                        for resp in (listing, upload):
+                            err = self.assertError(resp, 403, "AUTH_1015")
+                            self.assertEqual(err["details"]["required_scope"], "inference.*")
+                    else:
+                        self.assertEqual(listing.status, 200)
+                        self.assertEqual(upload.status, 200)
+                        own = {f["id"] for f in listing.json()["data"]}
+                        self.assertTrue(set(acct["files"]) <= own)
+                        for other, other_acct in self.accounts.items():
+                            if other != owner:
+                                self.assertFalse(set(other_acct["files"]) & own)
+                    for target, target_acct in self.accounts.items():
+                        for file_id in target_acct["files"]:
+                            for name, resp in self.calls(client, file_id).items():
+                                if not allowed:
+                                    self.assertError(resp, 403, "AUTH_1015")
+                                elif target == owner:
+                                    self.assertEqual(resp.status, 200, (name, resp.body[:200]))
+                                else:
+                                    self.assertError(resp, 404, "INFERENCE_3302")
+                                    ghost = (self.calls(client, missing)[name])
+                                    self.assertEqual(normalized(resp, file_id),
+                                                     normalized(ghost, missing))
+                                    self.assertEqual(resp.header("Content-Type"),
+                                                     ghost.header("Content-Type"))
+                    if allowed:
+                        # Deleting another account's file: 404, and it stays.
+                        victim = self.accounts["gamma" if owner != "gamma" else "alpha"]
+                        resp = client.delete(victim["files"][0])
+                        self.assertError(resp, 404, "INFERENCE_3302")
+                        self.assertEqual(STACK.client(victim["keys"]["*"])
+                                         .retrieve(victim["files"][0]).status, 200)
+
+    def test_no_key_bad_key_revoked_key(self):
+        file_id = self.accounts["alpha"]["files"][0]
+        for key, code in ((None, "AUTH_1007"), ("sk-mel-not-a-key", "AUTH_1008"),
+                          (self.revoked, "AUTH_1008")):
+            client = STACK.client(key)
+            for resp in (client.list(), client.retrieve(file_id), client.content(file_id),
+                         client.delete(file_id), client.upload(batch_jsonl(1))):
+                self.assertError(resp, 401, code)
+        self.assertEqual(STACK.client(self.accounts["alpha"]["keys"]["*"])
+                         .retrieve(file_id).status, 200)
+
+    def test_malformed_ids_are_not_looked_up(self):
+        client = STACK.client(self.accounts["alpha"]["keys"]["*"])
+        before = client.all_ids()
+        for bad in ("file_x' OR '1'='1", "file_%00", "../../files.db", "file_" + "A" * 25,
+                    "FILE_" + "A" * 24, "file_" + "A" * 23 + "-"):
+            for resp in (client.retrieve(bad), client.content(bad), client.delete(bad)):
+                self.assertEqual(resp.status, 404, (bad, resp.body[:200]))
+        self.assertEqual(client.all_ids(), before)
+        self.assertEqual(STACK.filesctl("fsck").returncode, 0)
+
+    def test_filenames_cannot_inject_headers(self):
+        client = STACK.client(self.accounts["beta"]["keys"]["*"])
+        names = ['evil"\r\nX-Injected: 1.jsonl', 'a";x=y.jsonl', "caf\u00e9 \u20ac.jsonl",
+                 'back\\slash"quote.jsonl']
+        for name in names:
+            raw = name.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+            resp = client.upload(batch_jsonl(1, tag=str(len(name))), filename=raw)
+            if resp.status != 200:  # CR/LF decode to control characters: refused
+                self.assertError(resp, 400, "VALIDATION_4001")
+                continue
+            file_id = resp.json()["id"]
+            content = client.content(file_id)
+            self.assertEqual(content.status, 200)
+            self.assertIsNone(content.header("X-Injected"))
+            disposition = content.header("Content-Disposition")
+            self.assertTrue(disposition.startswith("attachment; filename=\""), disposition)
+            self.assertEqual(disposition.count('"'), 2, disposition)
+            self.assertNotIn("\r", disposition)
+            self.assertIn("filename*=UTF-8''", disposition)
