@@ -36,6 +36,11 @@ struct upload {
     int file_seen;
     char filename[MULTIPART_MAX_NAME + 1];
     struct ingest ingest;
+    /* The first problem with the content (3303, 4016, 507, ...). The rest of
+     * the body is still parsed, without storing it, so that a malformed body
+     * (4001) or a wrong purpose sent after the file (4007) is what the client
+     * hears: those say the request itself is wrong. */
+    struct api_error file_error;
 };
 
 static int check_purpose(struct upload *up)
@@ -66,7 +71,8 @@ static int start_file(struct upload *up, const struct multipart_part *part)
     memcpy(up->filename, part->filename, sizeof up->filename);
     /* Only purpose "batch" can be uploaded, so the batch rules apply even
      * when the purpose field comes after the file. */
-    return ingest_begin(&up->ingest, up->config, up->config->batch_checks, up->error);
+    ingest_begin(&up->ingest, up->config, up->config->batch_checks, &up->file_error);
+    return 0;
 }
 
 static int on_part_begin(void *ctx, const struct multipart_part *part)
@@ -108,7 +114,9 @@ static int on_part_data(void *ctx, const char *data, size_t len)
         }
         return 0;
     }
-    return up->in_file ? ingest_write(&up->ingest, data, len, up->error) : 0;
+    if (up->in_file && up->file_error.kind == ERR_NONE)
+        ingest_write(&up->ingest, data, len, &up->file_error);
+    return 0;
 }
 
 static int on_part_end(void *ctx)
@@ -120,10 +128,10 @@ static int on_part_end(void *ctx)
         return check_purpose(up); /* refuse early: no need to read the file first */
     }
     up->current_field = NULL;
-    if (!up->in_file)
-        return 0;
+    if (up->in_file && up->file_error.kind == ERR_NONE)
+        ingest_end(&up->ingest, &up->file_error);
     up->in_file = 0;
-    return ingest_end(&up->ingest, up->error);
+    return 0;
 }
 
 /* expires_after[anchor]=created_at with expires_after[seconds] in [3600, 2592000]
@@ -201,7 +209,16 @@ static int receive(struct http_request *req, struct upload *up)
         error_set(up->error, ERR_MALFORMED_REQUEST, "file", "no file part in the request");
         return -1;
     }
-    return check_purpose(up);
+    if (check_purpose(up) != 0)
+        return -1;
+    if (up->file_error.kind != ERR_NONE) {
+        error_clear(up->error);
+        *up->error = up->file_error; /* the details move with it */
+        up->file_error.details = NULL;
+        up->file_error.kind = ERR_NONE;
+        return -1;
+    }
+    return 0;
 }
 
 int api_upload(struct http_request *req, const struct config *config,
@@ -220,6 +237,7 @@ int api_upload(struct http_request *req, const struct config *config,
             rc = ingest_commit(&up.ingest, &file, error);
     }
     ingest_release(&up.ingest);
+    error_clear(&up.file_error);
     if (rc == 0) {
         hooks_crash_point("upload_before_response");
         http_send_json(req, 200, api_file_object(&file));

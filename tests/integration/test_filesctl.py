@@ -1,0 +1,207 @@
+"""filesctl against a running service: keys never stored or logged in clear,
+files import (batch_output read back over HTTP), list/show/rm, expiry
+(expires_after on upload, expired files vanish, gc deletes them), fsck and
+its repairs, --help everywhere."""
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+
+from harness import BIN_DIR, ApiTestCase, Stack, batch_jsonl
+
+STACK = None
+
+
+def setUpModule():
+    global STACK
+    STACK = Stack(workers=2, name="filesctl").start()
+
+
+def tearDownModule():
+    if STACK:
+        STACK.stop()
+
+
+def db():
+    return sqlite3.connect(os.path.join(STACK.data_dir, "files.db"), timeout=10,
+                           isolation_level=None)
+
+
+class KeysAtRestTest(ApiTestCase):
+    def test_keys_are_stored_as_hashes_and_never_logged(self):
+        client = STACK.new_client()
+        self.assertEqual(client.list().status, 200)
+        secret = client.key.encode()
+        for name in os.listdir(STACK.data_dir):
+            path = os.path.join(STACK.data_dir, name)
+            if os.path.isfile(path) and name.startswith("files.db"):
+                with open(path, "rb") as f:
+                    self.assertNotIn(secret, f.read(), name)
+        self.assertNotIn(client.key, STACK.log_text())
+        listing = STACK.filesctl("keys", "list").stdout
+        self.assertNotIn(client.key, listing)
+        self.assertIn(client.account, listing)
+
+
+class ImportTest(ApiTestCase):
+    def test_import_batch_output_and_read_it_over_http(self):
+        client = STACK.new_client()
+        output = b"".join(json.dumps({"id": "batch_req_%d" % i, "custom_id": "r%d" % i,
+                                      "response": {"status_code": 200, "body": {}}},
+                                     separators=(",", ":")).encode() + b"\n"
+                          for i in range(50))
+        path = os.path.join(STACK.tmp, "out.jsonl")
+        with open(path, "wb") as f:
+            f.write(output)
+        res = STACK.filesctl("files", "import", "--account", client.account, "--purpose",
+                             "batch_output", "--filename", "results.jsonl", path)
+        obj = json.loads(res.stdout)
+        self.assertRegex(obj["id"], r"^file_[A-Za-z0-9]{24}$")
+        self.assertEqual((obj["purpose"], obj["filename"], obj["bytes"]),
+                         ("batch_output", "results.jsonl", len(output)))
+        self.assertEqual(client.retrieve(obj["id"]).json(), obj)
+        self.assertEqual(client.content(obj["id"]).body, output)
+        listed = client.list_ok(purpose="batch_output")["data"]
+        self.assertEqual([f["id"] for f in listed], [obj["id"]])
+        # batch_output is not uploadable over HTTP
+        self.assertError(client.upload(output, purpose="batch_output"), 400, "VALIDATION_4007")
+        self.assertEqual(client.delete(obj["id"]).status, 200)
+
+    def test_import_from_stdin_validates_like_an_upload(self):
+        client = STACK.new_client()
+        cmd = [str(BIN_DIR / "filesctl"), "--data-dir", STACK.data_dir, "files", "import",
+               "--account", client.account, "--purpose", "batch", "-"]
+        bad = subprocess.run(cmd, input=batch_jsonl(1) + b'{"custom_id":"req-0","method":"POST",'
+                             b'"url":"/v1/chat/completions","body":{}}\n', capture_output=True)
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn(b"INFERENCE_3303", bad.stderr)
+        self.assertIn(b"line 2", bad.stderr)
+        good = subprocess.run(cmd, input=batch_jsonl(3), capture_output=True)
+        self.assertEqual(good.returncode, 0, good.stderr)
+        obj = json.loads(good.stdout)
+        self.assertEqual(obj["filename"], "stdin.jsonl")
+        self.assertEqual(client.content(obj["id"]).body, batch_jsonl(3))
+        unknown = subprocess.run(cmd[:-4] + ["--account", "no-such-account", "--purpose", "batch",
+                                             "-"], input=b"", capture_output=True)
+        self.assertNotEqual(unknown.returncode, 0)
+
+    def test_list_show_rm(self):
+        client = STACK.new_client()
+        file_id = client.upload_ok(batch_jsonl(2), filename="ops.jsonl")["id"]
+        listing = STACK.filesctl("files", "list", "--account", client.account).stdout
+        self.assertIn(file_id, listing)
+        self.assertIn("ops.jsonl", listing)
+        shown = json.loads(STACK.filesctl("files", "show", file_id).stdout)
+        self.assertEqual(shown["id"], file_id)
+        self.assertEqual(len(shown["sha256"]), 64)
+        STACK.filesctl("files", "rm", file_id)
+        self.assertError(client.retrieve(file_id), 404, "INFERENCE_3302")
+        self.assertEqual(STACK.filesctl("files", "rm", file_id, check=False).returncode, 1)
+        self.assertEqual(STACK.filesctl("files", "show", file_id, check=False).returncode, 1)
+
+
+class ExpiryTest(ApiTestCase):
+    def upload_expiring(self, client, anchor="created_at", seconds="3600"):
+        parts = []
+        extra = []
+        if anchor is not None:
+            extra.append(("expires_after[anchor]", anchor))
+        if seconds is not None:
+            extra.append(("expires_after[seconds]", seconds))
+        from harness import field_part
+        return client.upload(batch_jsonl(2), extra_parts=[field_part(k, v) for k, v in extra])
+
+    def test_expires_after_sets_expires_at(self):
+        client = STACK.new_client()
+        for seconds in ("3600", "2592000"):
+            resp = self.upload_expiring(client, seconds=seconds)
+            self.assertEqual(resp.status, 200, resp.body[:300])
+            obj = resp.json()
+            self.assertEqual(obj["expires_at"], obj["created_at"] + int(seconds))
+            self.assertEqual(client.retrieve(obj["id"]).json()["expires_at"], obj["expires_at"])
+
+    def test_out_of_range_or_unknown_anchor_is_4002(self):
+        client = STACK.new_client()
+        for anchor, seconds, param in (("created_at", "3599", "expires_after[seconds]"),
+                                       ("created_at", "2592001", "expires_after[seconds]"),
+                                       ("created_at", "1h", "expires_after[seconds]"),
+                                       ("created_at", None, "expires_after[seconds]"),
+                                       ("last_active_at", "3600", "expires_after[anchor]"),
+                                       (None, "3600", "expires_after[anchor]")):
+            with self.subTest(anchor=anchor, seconds=seconds):
+                self.assertError(self.upload_expiring(client, anchor, seconds), 400,
+                                 "VALIDATION_4002", param=param)
+        self.assertEqual(client.all_ids(), [])
+
+    def test_expired_files_vanish_and_gc_deletes_them(self):
+        client = STACK.new_client()
+        kept = client.upload_ok(batch_jsonl(2))["id"]
+        gone = self.upload_expiring(client).json()["id"]
+        # Jump past the expiry: the row's expires_at moves into the past.
+        conn = db()
+        conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, gone))
+        conn.close()
+        self.assertError(client.retrieve(gone), 404, "INFERENCE_3302")
+        self.assertError(client.content(gone), 404, "INFERENCE_3302")
+        self.assertEqual(client.all_ids(), [kept])
+        path = os.path.join(STACK.data_dir, "files", gone[-2:], gone)
+        self.assertTrue(os.path.exists(path))
+        out = STACK.filesctl("gc").stdout
+        self.assertRegex(out, r"gc: [1-9]\d* expired files deleted")
+        self.assertFalse(os.path.exists(path))
+        self.assertEqual(client.all_ids(), [kept])
+        self.assertEqual(STACK.filesctl("fsck").returncode, 0)
+
+
+class FsckTest(ApiTestCase):
+    def test_fsck_finds_and_repairs_damage(self):
+        stack = Stack(workers=1, name="fsck").start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        damaged = client.upload_ok(batch_jsonl(3))["id"]
+        missing = client.upload_ok(batch_jsonl(4))["id"]
+        intact = client.upload_ok(batch_jsonl(5))["id"]
+        files = os.path.join(stack.data_dir, "files")
+        with open(os.path.join(files, damaged[-2:], damaged), "r+b") as f:
+            f.write(b"X")  # same size, different bytes: only the hash tells
+        os.unlink(os.path.join(files, missing[-2:], missing))
+        stray = os.path.join(files, "zz", "file_" + "Q" * 22 + "zz")
+        os.makedirs(os.path.dirname(stray), exist_ok=True)
+        with open(stray, "wb") as f:
+            f.write(b"{}\n")
+        old = time.time() - 3600
+        os.utime(stray, (old, old))
+        res = stack.filesctl("fsck", check=False)
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("SHA-256 differs", res.stdout)
+        self.assertIn("content file missing", res.stdout)
+        self.assertIn("without a live row", res.stdout)
+        res = stack.filesctl("fsck", "--repair", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertEqual(stack.filesctl("fsck").returncode, 0)
+        self.assertFalse(os.path.exists(stray))
+        self.assertEqual(client.all_ids(), [intact])
+        self.assertError(client.retrieve(damaged), 404, "INFERENCE_3302")
+
+
+class HelpTest(ApiTestCase):
+    def test_every_subcommand_has_help_and_errors_exit_nonzero(self):
+        ctl = str(BIN_DIR / "filesctl")
+        top = subprocess.run([ctl, "--help"], capture_output=True, text=True)
+        self.assertEqual(top.returncode, 0)
+        commands = re.findall(r"^  (\w+(?: \w+)?) ", top.stdout, re.M)
+        self.assertGreaterEqual(len(commands), 10, top.stdout)
+        for command in commands:
+            res = subprocess.run([ctl] + command.split() + ["--help"], capture_output=True,
+                                 text=True)
+            self.assertEqual(res.returncode, 0, command)
+            self.assertIn(command, res.stdout)
+        bad = subprocess.run([ctl, "nonsense"], capture_output=True, text=True)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("usage", bad.stderr)
+        self.assertEqual(bad.stdout, "")
+
+
+import re  # noqa: E402  (used by HelpTest)
