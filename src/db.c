@@ -150,6 +150,33 @@ static int step_done(sqlite3_stmt *stmt)
     return rc == SQLITE_DONE ? DB_OK : status_of(rc);
 }
 
+/* Runs a bound statement that returns at most one row: DB_OK with the row
+ * given to read_row, DB_NOT_FOUND, or an error. Resets the statement. */
+static int step_row(sqlite3_stmt *stmt, void (*read_row)(sqlite3_stmt *stmt, void *out), void *out)
+{
+    int rc = sqlite3_step(stmt), status = DB_NOT_FOUND;
+
+    if (rc == SQLITE_ROW) {
+        read_row(stmt, out);
+        status = DB_OK;
+    } else if (rc != SQLITE_DONE) {
+        status = status_of(rc);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
+/* Runs a bound UPDATE inside a write transaction: DB_NOT_FOUND if it changed no row. */
+static int step_change(sqlite3_stmt *stmt)
+{
+    int status = step_done(stmt);
+
+    if (status == DB_OK && sqlite3_changes(db) == 0)
+        status = DB_NOT_FOUND;
+    return status;
+}
+
 static int write_begin(void)
 {
     return step_done(statements[STMT_BEGIN]);
@@ -309,8 +336,10 @@ int db_file_insert(const struct file_meta *file)
     return write_end(step_done(stmt));
 }
 
-static void read_file(sqlite3_stmt *stmt, struct file_meta *file)
+static void read_file(sqlite3_stmt *stmt, void *out)
 {
+    struct file_meta *file = out;
+
     memset(file, 0, sizeof *file);
     copy_text(file->id, sizeof file->id, stmt, 0);
     file->account_id = sqlite3_column_int64(stmt, 1);
@@ -325,20 +354,10 @@ static void read_file(sqlite3_stmt *stmt, struct file_meta *file)
 int db_file_get(int64_t account_id, const char *id, int64_t now, struct file_meta *out)
 {
     sqlite3_stmt *stmt = statements[STMT_FILE_GET];
-    int rc, status = DB_NOT_FOUND;
 
     bind_file_id(stmt, id, account_id);
     sqlite3_bind_int64(stmt, 3, now);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        read_file(stmt, out);
-        status = DB_OK;
-    } else if (rc != SQLITE_DONE) {
-        status = status_of(rc);
-    }
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return status;
+    return step_row(stmt, read_file, out);
 }
 
 int db_file_delete(int64_t account_id, const char *id, int64_t now)
@@ -350,29 +369,21 @@ int db_file_delete(int64_t account_id, const char *id, int64_t now)
         return status;
     bind_file_id(stmt, id, account_id);
     sqlite3_bind_int64(stmt, 3, now);
-    status = step_done(stmt);
-    if (status == DB_OK && sqlite3_changes(db) == 0)
-        status = DB_NOT_FOUND;
-    return write_end(status);
+    return write_end(step_change(stmt));
+}
+
+static void read_int64(sqlite3_stmt *stmt, void *out)
+{
+    *(int64_t *)out = sqlite3_column_int64(stmt, 0);
 }
 
 /* Finds the order (seq) of the cursor file, deleted or not. */
 static int cursor_seq(int64_t account_id, const char *id, int64_t *seq)
 {
     sqlite3_stmt *stmt = statements[STMT_FILE_CURSOR];
-    int rc, status = DB_NOT_FOUND;
 
     bind_file_id(stmt, id, account_id);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *seq = sqlite3_column_int64(stmt, 0);
-        status = DB_OK;
-    } else if (rc != SQLITE_DONE) {
-        status = status_of(rc);
-    }
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return status;
+    return step_row(stmt, read_int64, seq);
 }
 
 int db_file_list(const struct db_list_query *query,
@@ -466,10 +477,7 @@ int db_key_revoke(const char *key_id)
         return status;
     sqlite3_bind_text(stmt, 1, key_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, (int64_t)time(NULL));
-    status = step_done(stmt);
-    if (status == DB_OK && sqlite3_changes(db) == 0)
-        status = DB_NOT_FOUND;
-    return write_end(status);
+    return write_end(step_change(stmt));
 }
 
 int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx)
@@ -493,19 +501,9 @@ int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx)
 int db_account_find(const char *name, int64_t *account_id)
 {
     sqlite3_stmt *stmt = statements[STMT_ACCOUNT_FIND];
-    int rc, status = DB_NOT_FOUND;
 
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *account_id = sqlite3_column_int64(stmt, 0);
-        status = DB_OK;
-    } else if (rc != SQLITE_DONE) {
-        status = status_of(rc);
-    }
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return status;
+    return step_row(stmt, read_int64, account_id);
 }
 
 int db_file_each(int64_t account_id, int (*each)(void *ctx, const struct file_meta *file,
@@ -533,19 +531,9 @@ int db_file_each(int64_t account_id, int (*each)(void *ctx, const struct file_me
 int db_file_find(const char *id, struct file_meta *out)
 {
     sqlite3_stmt *stmt = statements[STMT_FILE_FIND];
-    int rc, status = DB_NOT_FOUND;
 
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        read_file(stmt, out);
-        status = DB_OK;
-    } else if (rc != SQLITE_DONE) {
-        status = status_of(rc);
-    }
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return status;
+    return step_row(stmt, read_file, out);
 }
 
 int db_file_is_live(const char *id)
@@ -565,10 +553,7 @@ int db_file_remove(const char *id, int64_t now)
         return status;
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, now);
-    status = step_done(stmt);
-    if (status == DB_OK && sqlite3_changes(db) == 0)
-        status = DB_NOT_FOUND;
-    return write_end(status);
+    return write_end(step_change(stmt));
 }
 
 int db_expired_ids(int64_t now, char (*ids)[IDS_FILE_LEN + 1], int max)
