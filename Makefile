@@ -72,7 +72,7 @@ deps:
 	@scripts/install-deps.sh
 
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) -s --no-print-directory all
 	@scripts/run-dev.sh
 
 unit: $(UNIT_BINS) all
