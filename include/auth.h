@@ -5,8 +5,8 @@
 
 #include <stddef.h>
 
-#define AUTH_HASH_SIZE 32   /* SHA-256 */
-#define AUTH_MAX_KEY 256    /* longer presented keys are rejected unhashed */
+#define AUTH_HASH_SIZE 32 /* SHA-256 */
+#define AUTH_MAX_KEY 256  /* longer presented keys are rejected unhashed */
 #define AUTH_REQUIRED_SCOPE "inference.*"
 
 /* Picks the presented key from "Authorization: Bearer <key>" (scheme

@@ -12,24 +12,24 @@
 #define CONFIG_MAX_LINE 4096 /* bytes of one line of the config file */
 
 enum download_mode {
-    DOWNLOAD_STREAM,      /* the worker streams the bytes itself */
-    DOWNLOAD_X_SENDFILE,  /* X-Sendfile: lighttpd, Apache mod_xsendfile */
-    DOWNLOAD_X_ACCEL,     /* X-Accel-Redirect: nginx */
+    DOWNLOAD_STREAM,     /* the worker streams the bytes itself */
+    DOWNLOAD_X_SENDFILE, /* X-Sendfile: lighttpd, Apache mod_xsendfile */
+    DOWNLOAD_X_ACCEL,    /* X-Accel-Redirect: nginx */
 };
 
 struct config {
-    char data_dir[1024];              /* content, temp files and the database */
-    uint64_t max_file_bytes;          /* largest accepted file part */
-    unsigned jsonl_max_depth;         /* nesting limit of one JSONL line */
-    int batch_checks;                 /* purpose=batch lines must be batch requests */
+    char data_dir[1024];      /* content, temp files and the database */
+    uint64_t max_file_bytes;  /* largest accepted file part */
+    unsigned jsonl_max_depth; /* nesting limit of one JSONL line */
+    int batch_checks;         /* purpose=batch lines must be batch requests */
     char batch_urls[CONFIG_MAX_BATCH_URLS][128];
     size_t batch_url_count;
-    char key_prefix[32];              /* prefix of new API keys */
-    int db_busy_timeout_ms;           /* wait for the write lock before SYSTEM_9003 */
-    unsigned max_requests;            /* worker exits after this many requests; 0 = never */
+    char key_prefix[32];    /* prefix of new API keys */
+    int db_busy_timeout_ms; /* wait for the write lock before SYSTEM_9003 */
+    unsigned max_requests;  /* worker exits after this many requests; 0 = never */
     enum download_mode download_mode;
-    char x_accel_prefix[256];         /* internal nginx location mapped to data_dir/files */
-    int64_t default_expiry_seconds;   /* expiry of batch uploads without expires_after; 0 = none */
+    char x_accel_prefix[256];       /* internal nginx location mapped to data_dir/files */
+    int64_t default_expiry_seconds; /* expiry of batch uploads without expires_after; 0 = none */
 };
 
 /* Fills *c with the built-in defaults. */

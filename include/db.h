@@ -47,7 +47,7 @@ struct db_list_query {
     const char *after;   /* file id cursor, or NULL */
     int limit;           /* 1..100 */
     int descending;
-    int64_t now;         /* files that expired by now are hidden */
+    int64_t now; /* files that expired by now are hidden */
 };
 
 /* Opens (creating if needed) DATA_DIR/files.db, sets WAL and the pragmas,
@@ -79,8 +79,8 @@ int db_account_find(const char *name, int64_t *account_id); /* DB_NOT_FOUND if n
 
 /* Calls each() for every live row of every account (expired ones too), in
  * creation order, with the owning account's name. account_id < 0: all accounts. */
-int db_file_each(int64_t account_id, int (*each)(void *ctx, const struct file_meta *file,
-                                                 const char *account),
+int db_file_each(int64_t account_id,
+                 int (*each)(void *ctx, const struct file_meta *file, const char *account),
                  void *ctx);
 
 /* Reads a live row whatever its account or expiry. DB_OK, DB_NOT_FOUND, ... */

@@ -9,9 +9,9 @@
 #include "config.h"
 
 struct filesctl_command {
-    const char *group;   /* "keys", "files", ... */
-    const char *name;    /* "create", ...; NULL for a group that is the command */
-    const char *usage;   /* arguments and one line of description */
+    const char *group; /* "keys", "files", ... */
+    const char *name;  /* "create", ...; NULL for a group that is the command */
+    const char *usage; /* arguments and one line of description */
     int (*run)(const struct config *config, int argc, char **argv);
 };
 
@@ -21,7 +21,8 @@ const char *filesctl_option(int argc, char **argv, const char *flag);
 /* 1 if flag appears in argv. */
 int filesctl_flag(int argc, char **argv, const char *flag);
 
-/* Shows "what: done/total" on stderr, only when stderr is a terminal, at most a few times a second. */
+/* Shows "what: done/total" on stderr, only when stderr is a terminal, at most a few times a second.
+ */
 void filesctl_progress(const char *what, uint64_t done, uint64_t total);
 
 int filesctl_keys_create(const struct config *config, int argc, char **argv);

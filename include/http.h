@@ -23,10 +23,10 @@ struct http_request {
     const char *x_api_key;
     const char *range;
     const char *if_none_match;
-    long long content_length;       /* -1 when the request declared none */
-    int head;                       /* HEAD: answer as GET, without a body */
-    int path_ok;                    /* 0 if the request path was malformed */
-    char path[ROUTE_MAX_PATH];      /* percent-decoded, query removed */
+    long long content_length;  /* -1 when the request declared none */
+    int head;                  /* HEAD: answer as GET, without a body */
+    int path_ok;               /* 0 if the request path was malformed */
+    char path[ROUTE_MAX_PATH]; /* percent-decoded, query removed */
     char request_id[HTTP_REQUEST_ID_LEN + 1];
     struct timespec started;
     /* For the access log. */

@@ -63,9 +63,9 @@ struct multipart_parser {
     int seen_content_type;                      /* current part had Content-Type */
     int fed;                                    /* any body byte was fed */
     int end_pending; /* a part's delimiter was seen; its end is reported once the line is valid */
-    struct multipart_part part;                 /* the current part */
-    char line[MULTIPART_MAX_HEADER_BLOCK];      /* the header line being read */
-    char error[MULTIPART_MAX_ERROR];            /* reason once MULTIPART_ERROR */
+    struct multipart_part part;            /* the current part */
+    char line[MULTIPART_MAX_HEADER_BLOCK]; /* the header line being read */
+    char error[MULTIPART_MAX_ERROR];       /* reason once MULTIPART_ERROR */
 };
 
 /* Extracts the boundary from a Content-Type header value ("multipart/form-data;

@@ -5,8 +5,8 @@
 
 #include <stddef.h>
 
-#define ROUTE_MAX_PATH 2048   /* decoded path bytes */
-#define ROUTE_MAX_SEGMENT 64  /* a file id segment longer than this is no file id */
+#define ROUTE_MAX_PATH 2048  /* decoded path bytes */
+#define ROUTE_MAX_SEGMENT 64 /* a file id segment longer than this is no file id */
 #define ROUTE_MAX_QUERY_KEY 64
 #define ROUTE_MAX_QUERY_VALUE 256
 

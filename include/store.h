@@ -13,8 +13,8 @@
 #define STORE_FILES_DIR "files"
 
 struct store_upload {
-    int fd;            /* the temporary file, open for writing */
-    int anonymous;     /* 1: O_TMPFILE (no name); 0: named temp file in tmp/ */
+    int fd;        /* the temporary file, open for writing */
+    int anonymous; /* 1: O_TMPFILE (no name); 0: named temp file in tmp/ */
     char tmp_path[4096];
 };
 

@@ -84,7 +84,7 @@ static int allow_methods(const struct http_request *req, const char *allow, int 
                          int delete, struct api_error *error)
 {
     if ((get && (method_is(req, "GET") || req->head)) || (post && method_is(req, "POST")) ||
-        (delete && method_is(req, "DELETE")))
+        (delete &&method_is(req, "DELETE")))
         return 0;
     char method[16];
 
@@ -124,9 +124,8 @@ void api_handle(struct http_request *req, const struct config *config)
     case ROUTE_FILE:
         if (allow_methods(req, "GET, HEAD, DELETE", 1, 0, 1, &error) == 0 &&
             authenticate(req, &caller, &error) == 0)
-            rc = method_is(req, "DELETE")
-                     ? api_delete(req, config, &caller, route.file_id, &error)
-                     : api_retrieve(req, &caller, route.file_id, &error);
+            rc = method_is(req, "DELETE") ? api_delete(req, config, &caller, route.file_id, &error)
+                                          : api_retrieve(req, &caller, route.file_id, &error);
         break;
     case ROUTE_FILE_CONTENT:
         if (allow_methods(req, "GET, HEAD", 1, 0, 0, &error) == 0 &&

@@ -74,8 +74,7 @@ struct list_params {
 /* Parses limit (1..100), order (asc|desc), after (a file id) and purpose.
  * Returns 0, or -1 with VALIDATION_4002 naming the parameter. Unknown
  * parameters are ignored; a repeated one takes its last value. */
-static int parse_list_params(const char *query, struct list_params *params,
-                             struct api_error *error)
+static int parse_list_params(const char *query, struct list_params *params, struct api_error *error)
 {
     char key[ROUTE_MAX_QUERY_KEY], value[ROUTE_MAX_QUERY_VALUE];
     int rc;
@@ -225,7 +224,8 @@ static void stream_range(struct http_request *req, int fd, int64_t first, int64_
 
     while (offset <= last) {
         int64_t want = last - offset + 1;
-        ssize_t got = pread(fd, buffer, want < CONTENT_CHUNK ? (size_t)want : CONTENT_CHUNK, offset);
+        ssize_t got =
+            pread(fd, buffer, want < CONTENT_CHUNK ? (size_t)want : CONTENT_CHUNK, offset);
         if (got <= 0 || http_send_body(req, buffer, (size_t)got) != 0)
             break; /* the head is out: all we can do is stop short */
         offset += got;

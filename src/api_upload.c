@@ -15,7 +15,9 @@
 #define UPLOAD_CHUNK (256 * 1024)
 /* Room for the multipart framing and text fields around the file part: a body
  * declared larger than the file limit plus this is refused before reading. */
-#define UPLOAD_MAX_OVERHEAD ((uint64_t)MULTIPART_MAX_PARTS * (MULTIPART_MAX_HEADER_BLOCK + MULTIPART_MAX_FIELD + 2 * MULTIPART_MAX_BOUNDARY + 16))
+#define UPLOAD_MAX_OVERHEAD                                                                        \
+    ((uint64_t)MULTIPART_MAX_PARTS *                                                               \
+     (MULTIPART_MAX_HEADER_BLOCK + MULTIPART_MAX_FIELD + 2 * MULTIPART_MAX_BOUNDARY + 16))
 #define EXPIRY_MIN_SECONDS 3600
 #define EXPIRY_MAX_SECONDS 2592000
 
@@ -90,7 +92,8 @@ static int on_part_begin(void *ctx, const struct multipart_part *part)
         up->current_field = &up->expiry_seconds;
     if (up->current_field) {
         if (up->current_field->seen) {
-            error_set(up->error, ERR_MALFORMED_REQUEST, part->name[0] == 'p' ? "purpose" : "expires_after",
+            error_set(up->error, ERR_MALFORMED_REQUEST,
+                      part->name[0] == 'p' ? "purpose" : "expires_after",
                       "field \"%s\" given more than once", part->name);
             return -1;
         }
@@ -158,8 +161,8 @@ static int parse_expiry(struct upload *up, int64_t created_at, int64_t *expires_
         up->expiry_seconds.value[0] < '0' || up->expiry_seconds.value[0] > '9' || *end ||
         seconds < EXPIRY_MIN_SECONDS || seconds > EXPIRY_MAX_SECONDS) {
         error_set(up->error, ERR_INVALID_PARAMETER, "expires_after[seconds]",
-                  "expires_after[seconds] must be an integer from %d to %d",
-                  EXPIRY_MIN_SECONDS, EXPIRY_MAX_SECONDS);
+                  "expires_after[seconds] must be an integer from %d to %d", EXPIRY_MIN_SECONDS,
+                  EXPIRY_MAX_SECONDS);
         return -1;
     }
     *expires_at = created_at + seconds;
@@ -177,8 +180,8 @@ static int receive(struct http_request *req, struct upload *up)
     const char *why = NULL;
     int rc = MULTIPART_OK;
 
-    if (multipart_boundary_from_content_type(req->content_type, boundary, sizeof boundary,
-                                             &why) != 0) {
+    if (multipart_boundary_from_content_type(req->content_type, boundary, sizeof boundary, &why) !=
+        0) {
         error_set(up->error, ERR_MALFORMED_REQUEST, NULL, "Content-Type: %s", why);
         return -1;
     }

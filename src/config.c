@@ -159,9 +159,9 @@ bad_value:
 }
 
 const char *const config_keys[] = {
-    "data_dir",   "max_file_bytes",      "jsonl_max_depth", "batch_checks",
-    "batch_urls", "key_prefix",          "db_busy_timeout_ms", "max_requests",
-    "download_mode", "x_accel_prefix",   "default_expiry_seconds", NULL,
+    "data_dir",      "max_file_bytes", "jsonl_max_depth",        "batch_checks",
+    "batch_urls",    "key_prefix",     "db_busy_timeout_ms",     "max_requests",
+    "download_mode", "x_accel_prefix", "default_expiry_seconds", NULL,
 };
 
 int config_get(const struct config *c, const char *key, char *out, size_t out_size)

@@ -39,8 +39,8 @@ enum statement {
 #define FILE_COLUMNS "id, account_id, purpose, filename, bytes, sha256, created_at, expires_at"
 #define LIVE "deleted_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)"
 #define LIST_SQL(purpose, cmp, order)                                                              \
-    "SELECT " FILE_COLUMNS " FROM files WHERE account_id = ?1 AND " LIVE purpose                  \
-    " AND seq " cmp " ?2 ORDER BY seq " order " LIMIT ?4"
+    "SELECT " FILE_COLUMNS " FROM files WHERE account_id = ?1 AND " LIVE purpose " AND seq " cmp   \
+    " ?2 ORDER BY seq " order " LIMIT ?4"
 
 static const char *const statement_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -209,8 +209,8 @@ static int migrate(void)
         version = sqlite3_column_int(stmt, 0);
     sqlite3_finalize(stmt);
     if (version > (int)count) {
-        fprintf(stderr, "files-api: database schema %d is newer than this program (%zu)\n",
-                version, count);
+        fprintf(stderr, "files-api: database schema %d is newer than this program (%zu)\n", version,
+                count);
         goto fail;
     }
     for (size_t i = (size_t)version; i < count; i++) {
@@ -234,8 +234,7 @@ int db_open(const char *data_dir, int busy_timeout_ms)
 
     if (snprintf(path, sizeof path, "%s/%s", data_dir, DB_FILENAME) >= (int)sizeof path)
         return DB_ERROR;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         status_of(SQLITE_ERROR);
         db_close();
         return DB_ERROR;
@@ -506,8 +505,8 @@ int db_account_find(const char *name, int64_t *account_id)
     return step_row(stmt, read_int64, account_id);
 }
 
-int db_file_each(int64_t account_id, int (*each)(void *ctx, const struct file_meta *file,
-                                                 const char *account),
+int db_file_each(int64_t account_id,
+                 int (*each)(void *ctx, const struct file_meta *file, const char *account),
                  void *ctx)
 {
     sqlite3_stmt *stmt = statements[account_id < 0 ? STMT_FILE_EACH : STMT_FILE_EACH_ACCOUNT];

@@ -27,7 +27,8 @@ static const struct {
     [ERR_NO_SPACE] = {507, "SYSTEM_9007", "server_error"},
 };
 
-void error_set(struct api_error *e, enum error_kind kind, const char *param, const char *format, ...)
+void error_set(struct api_error *e, enum error_kind kind, const char *param, const char *format,
+               ...)
 {
     va_list ap;
 

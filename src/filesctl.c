@@ -15,26 +15,29 @@ static int config_show(const struct config *config, int argc, char **argv);
 static int config_get_command(const struct config *config, int argc, char **argv);
 
 static const struct filesctl_command commands[] = {
-    {"keys", "create", "--account NAME --scopes LIST [--name LABEL]\n"
-                       "    Create a key (and the account if new); prints only the key.\n"
-                       "    LIST is comma-separated; '' is an empty list (legacy full access).",
+    {"keys", "create",
+     "--account NAME --scopes LIST [--name LABEL]\n"
+     "    Create a key (and the account if new); prints only the key.\n"
+     "    LIST is comma-separated; '' is an empty list (legacy full access).",
      filesctl_keys_create},
     {"keys", "list", "\n    Key ids, accounts, state, scopes and labels; never secrets.",
      filesctl_keys_list},
     {"keys", "revoke", "ID\n    Revoke the key with this id (key_...).", filesctl_keys_revoke},
-    {"files", "import", "--account NAME --purpose PURPOSE [--filename NAME] PATH|-\n"
-                        "    Store a file exactly as an upload would (validated, durable) and\n"
-                        "    print its file object. PURPOSE: batch or batch_output.",
+    {"files", "import",
+     "--account NAME --purpose PURPOSE [--filename NAME] PATH|-\n"
+     "    Store a file exactly as an upload would (validated, durable) and\n"
+     "    print its file object. PURPOSE: batch or batch_output.",
      filesctl_files_import},
     {"files", "list", "[--account NAME] [--purpose PURPOSE]\n    Live files, oldest first.",
      filesctl_files_list},
     {"files", "show", "ID\n    One file's object (with its account and hash) as JSON.",
      filesctl_files_show},
     {"files", "rm", "ID\n    Delete a file of any account (as DELETE does).", filesctl_files_rm},
-    {"fsck", NULL, "[--repair] [--grace SECONDS]\n"
-                   "    Check content against metadata and SQLite's integrity; exit 0 only when\n"
-                   "    clean. --repair removes strays older than the grace period (default 60)\n"
-                   "    and tombstones rows whose content is missing or damaged.",
+    {"fsck", NULL,
+     "[--repair] [--grace SECONDS]\n"
+     "    Check content against metadata and SQLite's integrity; exit 0 only when\n"
+     "    clean. --repair removes strays older than the grace period (default 60)\n"
+     "    and tombstones rows whose content is missing or damaged.",
      filesctl_fsck},
     {"gc", NULL, "\n    Delete expired files: their content and their rows.", filesctl_gc},
     {"config", "show", "\n    Every configuration key with the value in force.", config_show},
@@ -82,8 +85,8 @@ void filesctl_progress(const char *what, uint64_t done, uint64_t total)
     if (!isatty(STDERR_FILENO))
         return;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (done != total && (now.tv_sec - last.tv_sec) * 1000000000L + (now.tv_nsec - last.tv_nsec) <
-                             200000000L)
+    if (done != total &&
+        (now.tv_sec - last.tv_sec) * 1000000000L + (now.tv_nsec - last.tv_nsec) < 200000000L)
         return;
     last = now;
     if (total)

@@ -77,8 +77,8 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
         return 2;
     }
     if (!filename) {
-        filename = strcmp(path, "-") ? strrchr(path, '/') ? strrchr(path, '/') + 1 : path
-                                     : "stdin.jsonl";
+        filename =
+            strcmp(path, "-") ? strrchr(path, '/') ? strrchr(path, '/') + 1 : path : "stdin.jsonl";
     }
     if (!*filename || strlen(filename) >= sizeof file.filename || strchr(filename, '/')) {
         fprintf(stderr, "filesctl: the filename must be 1-255 bytes without '/'\n");
@@ -99,7 +99,8 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
     if (!strcmp(purpose, "batch") && config->default_expiry_seconds)
         file.expires_at = file.created_at + config->default_expiry_seconds;
     if (ingest_begin(&in, config, !strcmp(purpose, "batch") && config->batch_checks, &error) == 0 &&
-        import_stream(&in, fd, fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
+        import_stream(&in, fd,
+                      fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
                       &error) == 0 &&
         ingest_commit(&in, &file, &error) == 0) {
         print_json(api_file_object(&file));
@@ -142,10 +143,10 @@ int filesctl_files_list(const struct config *config, int argc, char **argv)
         fprintf(stderr, "filesctl: no account %s\n", account);
         return 1;
     }
-    printf("%-29s  %-16s  %-12s  %12s  %-20s  %s\n", "ID", "ACCOUNT", "PURPOSE", "BYTES",
-           "CREATED", "FILENAME");
-    return db_file_each(account_id, purpose ? print_row_of_purpose : print_row,
-                        (void *)purpose) == DB_OK
+    printf("%-29s  %-16s  %-12s  %12s  %-20s  %s\n", "ID", "ACCOUNT", "PURPOSE", "BYTES", "CREATED",
+           "FILENAME");
+    return db_file_each(account_id, purpose ? print_row_of_purpose : print_row, (void *)purpose) ==
+                   DB_OK
                ? 0
                : 1;
 }

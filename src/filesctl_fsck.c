@@ -26,7 +26,7 @@ struct fsck {
     time_t now;
     unsigned long problems; /* found and not repaired */
     unsigned long repaired;
-    unsigned long pending;  /* younger than the grace period: maybe an upload in progress */
+    unsigned long pending; /* younger than the grace period: maybe an upload in progress */
     uint64_t checked;
 };
 

@@ -69,20 +69,34 @@ size_t http_read_body(struct http_request *req, char *buf, size_t size)
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 206: return "Partial Content";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Content Too Large";
-    case 416: return "Range Not Satisfiable";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 206:
+        return "Partial Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
+    case 416:
+        return "Range Not Satisfiable";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
     }
 }
 
@@ -122,9 +136,8 @@ static void send_json_with_headers(struct http_request *req, int status, cJSON *
         extra_headers = "";
     }
     len = strlen(text);
-    snprintf(headers, sizeof headers,
-             "Content-Type: application/json\r\nContent-Length: %zu\r\n%s", len + 1,
-             extra_headers ? extra_headers : "");
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\nContent-Length: %zu\r\n%s",
+             len + 1, extra_headers ? extra_headers : "");
     http_send_head(req, status, headers);
     http_send_body(req, text, len);
     http_send_body(req, "\n", 1);
@@ -148,7 +161,7 @@ void http_send_error(struct http_request *req, const struct api_error *error)
         message = "internal error; quote the request id to the operator";
     }
     details = error->details && error->kind != ERR_INTERNAL ? cJSON_Duplicate(error->details, 1)
-                                                             : cJSON_CreateObject();
+                                                            : cJSON_CreateObject();
     if (error->kind == ERR_INTERNAL)
         cJSON_AddStringToObject(details, "request_id", req->request_id);
     cJSON_AddStringToObject(inner, "code", error_code(error->kind));
@@ -232,8 +245,8 @@ int http_etag_matches(const char *if_none_match, const char *etag)
             return 1;
         if (strncmp(p, "W/", 2) == 0)
             p += 2;
-        if (strncmp(p, etag, len) == 0 && (p[len] == '\0' || p[len] == ',' || p[len] == ' ' ||
-                                           p[len] == '\t'))
+        if (strncmp(p, etag, len) == 0 &&
+            (p[len] == '\0' || p[len] == ',' || p[len] == ' ' || p[len] == '\t'))
             return 1;
         while (*p && *p != ',')
             p++;
@@ -261,8 +274,8 @@ void http_log_access(const struct http_request *req)
             line[n++] = (char)*p;
     }
     n += (size_t)snprintf(line + n, sizeof line - n,
-                          "\" status=%d bytes=%llu ms=%.2f account=%s request_id=%s\n",
-                          req->status, (unsigned long long)req->body_bytes, ms,
+                          "\" status=%d bytes=%llu ms=%.2f account=%s request_id=%s\n", req->status,
+                          (unsigned long long)req->body_bytes, ms,
                           req->account[0] ? req->account : "-", req->request_id);
     /* One write per line: every worker shares the same stderr. */
     ignored = write(STDERR_FILENO, line, n < sizeof line ? n : sizeof line);

@@ -15,8 +15,7 @@ static int hex_value(char ch)
 
 /* Decodes in[0..len) into out (NUL-terminated). Returns the length or -1 on a
  * bad escape, a decoded NUL or overflow. plus_is_space for form encoding. */
-static int percent_decode(const char *in, size_t len, char *out, size_t out_size,
-                          int plus_is_space)
+static int percent_decode(const char *in, size_t len, char *out, size_t out_size, int plus_is_space)
 {
     size_t written = 0;
 

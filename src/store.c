@@ -109,8 +109,8 @@ int store_begin(struct store_upload *upload, const char *data_dir)
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         if (snprintf(upload->tmp_path, sizeof upload->tmp_path, "%s/%d-%ld-%d" NAMED_TMP_SUFFIX,
-                     tmp_dir, (int)getpid(), (long)now.tv_nsec, attempt) >=
-            (int)sizeof upload->tmp_path) {
+                     tmp_dir, (int)getpid(), (long)now.tv_nsec,
+                     attempt) >= (int)sizeof upload->tmp_path) {
             errno = ENAMETOOLONG;
             return -1;
         }

@@ -42,9 +42,9 @@ static void install_signals(void)
 {
     struct sigaction action = {0};
 
-    stop_message_len = (size_t)snprintf(stop_message, sizeof stop_message,
-                                        "files-fcgi: worker %d stopping on a signal while idle\n",
-                                        (int)getpid());
+    stop_message_len =
+        (size_t)snprintf(stop_message, sizeof stop_message,
+                         "files-fcgi: worker %d stopping on a signal while idle\n", (int)getpid());
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGUSR1);
@@ -107,8 +107,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
         return 1;
     }
-    fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(),
-            config.data_dir);
+    fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     for (;;) {
         struct http_request req;
         int accepted;

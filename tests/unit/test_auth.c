@@ -34,8 +34,8 @@ static void test_presented_key(void)
 
 static void test_scopes(void)
 {
-    CHECK(auth_scopes_allow_files("") == 1);     /* legacy: empty list, full access */
-    CHECK(auth_scopes_allow_files(" , ") == 1);  /* only blanks is still empty */
+    CHECK(auth_scopes_allow_files("") == 1);    /* legacy: empty list, full access */
+    CHECK(auth_scopes_allow_files(" , ") == 1); /* only blanks is still empty */
     CHECK(auth_scopes_allow_files("*") == 1);
     CHECK(auth_scopes_allow_files("inference.*") == 1);
     CHECK(auth_scopes_allow_files("inference.chat") == 1);
@@ -55,8 +55,9 @@ static void test_hash_and_ids(void)
     char key[128], id[IDS_FILE_LEN + 1], other[IDS_FILE_LEN + 1];
     /* SHA-256("abc"), FIPS 180-2 appendix B.1. */
     static const unsigned char abc[AUTH_HASH_SIZE] = {
-        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
-        0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+        0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+        0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+        0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
 
     CHECK(auth_hash_key("abc", 3, a) == 0 && memcmp(a, abc, sizeof abc) == 0);
     CHECK(auth_new_key(key, sizeof key, "sk-mel-") == 0);

@@ -27,8 +27,9 @@ int main(void)
     CHECK_STR(c.key_prefix, "sk-mel-");
     CHECK(c.jsonl_max_depth == 512);
 
-    CHECK(load_text(&c, "# comment\n\n  max_file_bytes = 1024  \nbatch_checks=off\n"
-                        "batch_urls = /a, /b\ndownload_mode = x-sendfile\n",
+    CHECK(load_text(&c,
+                    "# comment\n\n  max_file_bytes = 1024  \nbatch_checks=off\n"
+                    "batch_urls = /a, /b\ndownload_mode = x-sendfile\n",
                     err, sizeof err) == 0);
     CHECK(c.max_file_bytes == 1024 && c.batch_checks == 0);
     CHECK(c.batch_url_count == 2);

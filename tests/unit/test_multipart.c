@@ -768,7 +768,7 @@ static void test_filenames(void)
     fname("filename=\"a%22b.jsonl\"", "a\"b.jsonl");  /* WHATWG */
     fname("filename=\"100%.jsonl\"", "100%.jsonl");
     fname("filename=\"a%25b%2Fc%20e%01\"", "a%25b%2Fc%20e%01"); /* only 4 are decoded */
-    fname("filename=\"dir%5Ca.jsonl\"", "a.jsonl");   /* openai-node streams: \ as %5C */
+    fname("filename=\"dir%5Ca.jsonl\"", "a.jsonl");             /* openai-node streams: \ as %5C */
     fname("filename=\"dir%5ca.jsonl\"", "a.jsonl");
     fname("filename=\"%2\"", "%2");
     fname("filename=\"%\"", "%");

@@ -35,7 +35,7 @@ static unsigned long testlib_passed, testlib_failed;
 
 #define TEST_MAIN_END()                                                                            \
     do {                                                                                           \
-        printf("%lu passed, %lu failed\n", testlib_passed, testlib_failed);                       \
+        printf("%lu passed, %lu failed\n", testlib_passed, testlib_failed);                        \
         return testlib_failed ? 1 : 0;                                                             \
     } while (0)
 
