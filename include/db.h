@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "digest.h"
 #include "ids.h"
 
 #define DB_FILENAME "files.db"
@@ -26,7 +27,7 @@ struct file_meta {
     char purpose[32];
     char filename[256];
     int64_t bytes;
-    char sha256[65];    /* hex digest of the content */
+    char content_hash[DIGEST_HEX_LEN + 1]; /* digest.h: hex XXH3-128 of the content */
     int64_t created_at; /* Unix seconds */
     int64_t expires_at; /* Unix seconds; 0 = never */
 };

@@ -1,15 +1,15 @@
 /* Storing a new file, the same way for an HTTP upload and for `filesctl files
  * import`: every content byte goes through the size limit, the JSONL
- * validator, the SHA-256 and into a temporary file; commit then makes the
+ * validator, the content hash and into a temporary file; commit then makes the
  * content durable and records its row. Nothing is visible before the commit. */
 #ifndef INGEST_H
 #define INGEST_H
 
-#include <openssl/evp.h>
 #include <stdint.h>
 
 #include "config.h"
 #include "db.h"
+#include "digest.h"
 #include "errors.h"
 #include "jsonl.h"
 #include "store.h"
@@ -19,7 +19,7 @@ struct ingest {
     struct store_upload store;
     int store_started;
     struct jsonl_validator *jsonl;
-    EVP_MD_CTX *sha256;
+    struct digest digest;
     uint64_t bytes;
 };
 

@@ -269,7 +269,7 @@ int api_content(struct http_request *req, const struct config *config,
             close(fd);
         return -1;
     }
-    snprintf(etag, sizeof etag, "\"%s\"", file.sha256);
+    snprintf(etag, sizeof etag, "\"%s\"", file.content_hash);
     last = file.bytes - 1;
     if (http_etag_matches(req->if_none_match, etag)) {
         snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);

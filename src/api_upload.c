@@ -1,5 +1,5 @@
 /* POST /v1/files: the multipart body is parsed as it streams in; the file part
- * is ingested (size limit, JSONL validation, SHA-256, temporary file) on the
+ * is ingested (size limit, JSONL validation, content hash, temporary file) on the
  * fly. Only a complete, valid upload is made durable and recorded. */
 #include "api.h"
 

@@ -36,7 +36,8 @@ enum statement {
     STMT_COUNT
 };
 
-#define FILE_COLUMNS "id, account_id, purpose, filename, bytes, sha256, created_at, expires_at"
+#define FILE_COLUMNS                                                                               \
+    "id, account_id, purpose, filename, bytes, content_hash, created_at, expires_at"
 #define LIVE "deleted_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)"
 #define LIST_SQL(purpose, cmp, order)                                                              \
     "SELECT " FILE_COLUMNS " FROM files WHERE account_id = ?1 AND " LIVE purpose " AND seq " cmp   \
@@ -69,11 +70,11 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_KEY_EACH] = "SELECT k.key_id, k.account_id, a.name, k.scopes, k.name, k.created_at, "
                       "k.revoked_at FROM api_keys k JOIN accounts a ON a.id = k.account_id "
                       "ORDER BY k.id",
-    [STMT_FILE_EACH] = "SELECT f.id, f.account_id, f.purpose, f.filename, f.bytes, f.sha256, "
+    [STMT_FILE_EACH] = "SELECT f.id, f.account_id, f.purpose, f.filename, f.bytes, f.content_hash, "
                        "f.created_at, f.expires_at, a.name FROM files f JOIN accounts a ON "
                        "a.id = f.account_id WHERE f.deleted_at IS NULL ORDER BY f.seq",
     [STMT_FILE_EACH_ACCOUNT] = "SELECT f.id, f.account_id, f.purpose, f.filename, f.bytes, "
-                               "f.sha256, f.created_at, f.expires_at, a.name FROM files f JOIN "
+                               "f.content_hash, f.created_at, f.expires_at, a.name FROM files f JOIN "
                                "accounts a ON a.id = f.account_id WHERE f.account_id = ?1 AND "
                                "f.deleted_at IS NULL ORDER BY f.seq",
     [STMT_FILE_FIND] = "SELECT " FILE_COLUMNS " FROM files WHERE id = ?1 AND deleted_at IS NULL",
@@ -108,7 +109,7 @@ static const char *const migrations[] = {
     "  purpose TEXT NOT NULL,"
     "  filename TEXT NOT NULL,"
     "  bytes INTEGER NOT NULL,"
-    "  sha256 TEXT NOT NULL,"
+    "  content_hash TEXT NOT NULL," /* XXH3-128, hex */
     "  created_at INTEGER NOT NULL,"
     "  expires_at INTEGER,"
     "  deleted_at INTEGER);"
@@ -326,7 +327,7 @@ int db_file_insert(const struct file_meta *file)
     sqlite3_bind_text(stmt, 3, file->purpose, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 4, file->filename, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 5, file->bytes);
-    sqlite3_bind_text(stmt, 6, file->sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 6, file->content_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 7, file->created_at);
     if (file->expires_at)
         sqlite3_bind_int64(stmt, 8, file->expires_at);
@@ -345,7 +346,7 @@ static void read_file(sqlite3_stmt *stmt, void *out)
     copy_text(file->purpose, sizeof file->purpose, stmt, 2);
     copy_text(file->filename, sizeof file->filename, stmt, 3);
     file->bytes = sqlite3_column_int64(stmt, 4);
-    copy_text(file->sha256, sizeof file->sha256, stmt, 5);
+    copy_text(file->content_hash, sizeof file->content_hash, stmt, 5);
     file->created_at = sqlite3_column_int64(stmt, 6);
     file->expires_at = sqlite3_column_int64(stmt, 7); /* NULL reads as 0 */
 }

@@ -167,7 +167,7 @@ int filesctl_files_show(const struct config *config, int argc, char **argv)
     }
     json = api_file_object(&file);
     cJSON_AddNumberToObject(json, "account_id", (double)file.account_id);
-    cJSON_AddStringToObject(json, "sha256", file.sha256);
+    cJSON_AddStringToObject(json, "content_hash", file.content_hash);
     print_json(json);
     return 0;
 }

@@ -2,13 +2,13 @@
 #include "filesctl.h"
 
 #include "db.h"
+#include "digest.h"
 #include "ids.h"
 #include "store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,11 +120,9 @@ static void check_content_files(struct fsck *f)
 static const char *content_problem(const struct fsck *f, const struct file_meta *file)
 {
     static char buffer[256 * 1024];
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
-    char hex[65];
+    char hex[DIGEST_HEX_LEN + 1];
+    struct digest digest;
     struct stat st;
-    EVP_MD_CTX *sha;
     ssize_t got;
     int fd = store_open(f->config->data_dir, file->id);
 
@@ -134,22 +132,18 @@ static const char *content_problem(const struct fsck *f, const struct file_meta 
         close(fd);
         return "size differs from the row";
     }
-    sha = EVP_MD_CTX_new();
-    if (!sha || !EVP_DigestInit_ex(sha, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(sha);
+    if (digest_begin(&digest) != 0) {
         close(fd);
         return "cannot hash";
     }
     while ((got = read(fd, buffer, sizeof buffer)) > 0)
-        EVP_DigestUpdate(sha, buffer, (size_t)got);
-    EVP_DigestFinal_ex(sha, digest, &digest_len);
-    EVP_MD_CTX_free(sha);
+        digest_update(&digest, buffer, (size_t)got);
+    digest_hex(&digest, hex);
+    digest_end(&digest);
     close(fd);
     if (got < 0)
         return "content file unreadable";
-    for (unsigned i = 0; i < digest_len && i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-    return strcmp(hex, file->sha256) ? "SHA-256 differs from the row" : NULL;
+    return strcmp(hex, file->content_hash) ? "content hash differs from the row" : NULL;
 }
 
 /* Collects broken rows first: changing rows while iterating them is not allowed. */

@@ -54,8 +54,7 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
     if (getrandom(&options.hash_seed, sizeof options.hash_seed, 0) != sizeof options.hash_seed)
         options.hash_seed = (uint64_t)time(NULL);
     in->jsonl = jsonl_validator_new(&options);
-    in->sha256 = EVP_MD_CTX_new();
-    if (!in->jsonl || !in->sha256 || !EVP_DigestInit_ex(in->sha256, EVP_sha256(), NULL)) {
+    if (!in->jsonl || digest_begin(&in->digest) != 0) {
         error_set(error, ERR_INTERNAL, NULL, "out of memory starting a file");
         return -1;
     }
@@ -78,10 +77,7 @@ int ingest_write(struct ingest *in, const void *data, size_t len, struct api_err
     rc = jsonl_validator_feed(in->jsonl, data, len);
     if (rc != 0)
         return fail_jsonl(in, rc, error);
-    if (!EVP_DigestUpdate(in->sha256, data, len)) {
-        error_set(error, ERR_INTERNAL, NULL, "hashing failed");
-        return -1;
-    }
+    digest_update(&in->digest, data, len);
     if (store_write(&in->store, data, len) != 0)
         return fail_io(error, "writing the temporary file");
     return 0;
@@ -96,16 +92,9 @@ int ingest_end(struct ingest *in, struct api_error *error)
 
 int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *error)
 {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_len = 0;
     int status;
 
-    if (!EVP_DigestFinal_ex(in->sha256, digest, &digest_len) || digest_len != 32) {
-        error_set(error, ERR_INTERNAL, NULL, "hashing failed");
-        return -1;
-    }
-    for (unsigned i = 0; i < digest_len; i++)
-        snprintf(file->sha256 + 2 * i, 3, "%02x", digest[i]);
+    digest_hex(&in->digest, file->content_hash);
     if (ids_make(file->id, sizeof file->id, IDS_FILE_PREFIX, IDS_FILE_RANDOM) != 0) {
         error_set(error, ERR_INTERNAL, NULL, "no randomness for a file id");
         return -1;
@@ -134,6 +123,5 @@ void ingest_release(struct ingest *in)
     in->store_started = 0;
     jsonl_validator_free(in->jsonl);
     in->jsonl = NULL;
-    EVP_MD_CTX_free(in->sha256);
-    in->sha256 = NULL;
+    digest_end(&in->digest);
 }

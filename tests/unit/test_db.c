@@ -15,7 +15,7 @@ static void make_file(struct file_meta *f, int64_t account, const char *purpose,
     snprintf(f->purpose, sizeof f->purpose, "%s", purpose);
     snprintf(f->filename, sizeof f->filename, "in.jsonl");
     f->bytes = 10;
-    memset(f->sha256, 'a', 64);
+    memset(f->content_hash, 'a', DIGEST_HEX_LEN);
     f->created_at = 1000;
     f->expires_at = expires;
 }
