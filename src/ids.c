@@ -21,19 +21,24 @@ static int fill_random(unsigned char *buf, size_t n)
     return 0;
 }
 
+/* Random bytes are drawn from the kernel a pool at a time: one getrandom
+ * serves a few hundred ids instead of one. Each worker is its own exec'd
+ * process (no fork after the pool fills), so no two share a pool. */
+static unsigned char pool[4096];
+static size_t pool_used = sizeof pool;
+
 int ids_random_base62(char *out, size_t n)
 {
-    unsigned char pool[64];
-    size_t used = sizeof pool, written = 0;
+    size_t written = 0;
 
     while (written < n) {
-        if (used == sizeof pool) {
+        if (pool_used == sizeof pool) {
             if (fill_random(pool, sizeof pool) != 0)
                 return -1;
-            used = 0;
+            pool_used = 0;
         }
         /* Rejection sampling keeps every character equally likely: 248 = 4 * 62. */
-        unsigned char byte = pool[used++];
+        unsigned char byte = pool[pool_used++];
         if (byte < 248)
             out[written++] = base62[byte % 62];
     }

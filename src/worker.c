@@ -18,12 +18,13 @@
 #define STALE_TEMP_SECONDS 3600 /* named temp files untouched this long belong to dead workers */
 
 /* Graceful stop: SIGTERM (systemd, a second multiwatch signal) or SIGUSR1
- * (multiwatch's "nice" signal). The signals are blocked while a request is in
- * hand, so no read or write of it is interrupted: the request finishes, then
- * the worker exits. While idle in accept, the handler exits at once. */
+ * (multiwatch's "nice" signal). While a request is in hand the handler only
+ * sets a flag, and SA_RESTART resumes the read or write it interrupted: the
+ * request finishes, then the worker exits. While idle in accept, the handler
+ * exits at once. (Blocking the signals around each request would cost two
+ * system calls per request.) */
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t idle;
-static sigset_t stop_signals;
 static char stop_message[96];
 static size_t stop_message_len;
 
@@ -45,11 +46,11 @@ static void install_signals(void)
     stop_message_len =
         (size_t)snprintf(stop_message, sizeof stop_message,
                          "files-fcgi: worker %d stopping on a signal while idle\n", (int)getpid());
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGUSR1);
     action.sa_handler = on_stop_signal;
-    action.sa_mask = stop_signals;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    sigaddset(&action.sa_mask, SIGTERM);
+    sigaddset(&action.sa_mask, SIGUSR1);
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGUSR1, &action, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-response is an error return, not a death */
@@ -113,11 +114,9 @@ int main(int argc, char **argv)
         int accepted;
 
         idle = 1;
-        sigprocmask(SIG_UNBLOCK, &stop_signals, NULL);
         if (stop_requested)
             break;
         accepted = FCGX_Accept_r(&fcgi);
-        sigprocmask(SIG_BLOCK, &stop_signals, NULL);
         idle = 0;
         if (accepted < 0)
             break;
