@@ -12,9 +12,13 @@
 #define STORE_TMP_DIR "tmp"
 #define STORE_FILES_DIR "files"
 
+#define STORE_WRITEBACK_BYTES (8 << 20) /* start writing back to disk every 8 MiB */
+
 struct store_upload {
-    int fd;        /* the temporary file, open for writing */
-    int anonymous; /* 1: O_TMPFILE (no name); 0: named temp file in tmp/ */
+    int fd;           /* the temporary file, open for writing */
+    int anonymous;    /* 1: O_TMPFILE (no name); 0: named temp file in tmp/ */
+    uint64_t written; /* bytes written so far */
+    uint64_t flushed; /* bytes whose writeback to disk has been started */
     char tmp_path[4096];
 };
 
