@@ -21,7 +21,7 @@ log_dir=$(mktemp -d /tmp/files-api-tests.XXXXXX)
 # Runs one suite command, echoing its output, and adds its counts to the totals.
 run_suite() {
     local name=$1; shift
-    local log=$log_dir/$name.log status counts
+    local log=$log_dir/${name//\//_}.log status counts
     echo "== $name"
     "$@" 2>&1 | tee "$log"
     status=${PIPESTATUS[0]}
