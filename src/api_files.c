@@ -17,19 +17,29 @@
 #define LIST_MAX_LIMIT 100
 #define CONTENT_CHUNK (256 * 1024)
 
+/* Adds an integer member as raw text: cJSON would print it through a double
+ * and check the result with sscanf, a tenth of a list request's CPU. */
+static void add_integer(cJSON *object, const char *name, int64_t value)
+{
+    char text[24];
+
+    snprintf(text, sizeof text, "%lld", (long long)value);
+    cJSON_AddRawToObject(object, name, text);
+}
+
 cJSON *api_file_object(const struct file_meta *file)
 {
     cJSON *object = cJSON_CreateObject();
 
     cJSON_AddStringToObject(object, "id", file->id);
     cJSON_AddStringToObject(object, "object", "file");
-    cJSON_AddNumberToObject(object, "bytes", (double)file->bytes);
-    cJSON_AddNumberToObject(object, "created_at", (double)file->created_at);
+    add_integer(object, "bytes", file->bytes);
+    add_integer(object, "created_at", file->created_at);
     cJSON_AddStringToObject(object, "filename", file->filename);
     cJSON_AddStringToObject(object, "purpose", file->purpose);
     cJSON_AddStringToObject(object, "status", "processed");
     if (file->expires_at)
-        cJSON_AddNumberToObject(object, "expires_at", (double)file->expires_at);
+        add_integer(object, "expires_at", file->expires_at);
     else
         cJSON_AddNullToObject(object, "expires_at");
     return object;
