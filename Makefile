@@ -12,11 +12,11 @@ DOCDIR     ?= $(DATADIR)/doc/files-api
 DESTDIR    ?=
 
 CC      ?= cc
-PKGS    := fcgi libcjson sqlite3 libcrypto libxxhash
+PKGS    := fcgi libcjson sqlite3 nettle libxxhash
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude \
            -DFILES_API_SYSCONFDIR='"$(SYSCONFDIR)"'
-LDLIBS  += -lfcgi -lcjson -lsqlite3 -lcrypto -lxxhash
+LDLIBS  += -lfcgi -lcjson -lsqlite3 -lnettle -lxxhash
 
 ifeq ($(SANITIZE),1)
 BUILD   := build/san

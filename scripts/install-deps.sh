@@ -4,7 +4,7 @@
 # only when something is missing.
 set -eu
 
-packages="gcc make pkg-config libfcgi-dev libcjson-dev libsqlite3-dev libssl-dev libxxhash-dev
+packages="gcc make pkg-config libfcgi-dev libcjson-dev libsqlite3-dev nettle-dev libxxhash-dev
 spawn-fcgi multiwatch lighttpd apache2 libapache2-mod-fcgid libapache2-mod-xsendfile nginx
 curl python3 sqlite3 clang libclang-rt-14-dev"
 # The SDK test needs Node.js and npm; use the machine's own when it has them.

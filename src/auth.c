@@ -2,7 +2,7 @@
 
 #include "ids.h"
 
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <string.h>
 #include <strings.h>
 
@@ -43,10 +43,11 @@ const char *auth_presented_key(const char *authorization, const char *x_api_key,
 
 int auth_hash_key(const char *key, size_t len, unsigned char hash[AUTH_HASH_SIZE])
 {
-    unsigned int out_len = 0;
+    struct sha256_ctx ctx;
 
-    if (!EVP_Digest(key, len, hash, &out_len, EVP_sha256(), NULL) || out_len != AUTH_HASH_SIZE)
-        return -1;
+    sha256_init(&ctx);
+    sha256_update(&ctx, len, (const uint8_t *)key);
+    sha256_digest(&ctx, AUTH_HASH_SIZE, hash);
     return 0;
 }
 

@@ -1,7 +1,7 @@
 #include "db.h"
 
 #include <limits.h>
-#include <openssl/crypto.h>
+#include <nettle/memops.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -301,7 +301,7 @@ int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out
         const void *stored = sqlite3_column_blob(stmt, 6);
         /* The index found the row; confirm the whole hash in constant time. */
         if (stored && sqlite3_column_bytes(stmt, 6) == AUTH_HASH_SIZE &&
-            CRYPTO_memcmp(stored, hash, AUTH_HASH_SIZE) == 0) {
+            nettle_memeql_sec(stored, hash, AUTH_HASH_SIZE)) {
             read_key(stmt, out);
             status = DB_OK;
         }
