@@ -52,9 +52,14 @@ x_accel_prefix=$(ctl x_accel_prefix)
 run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"
 socket=$run/fcgi.sock
-spool=${FILES_API_SPOOL_DIR:-$data_dir/spool}  # the web server's request-body spool
-mkdir -p "$spool" "$run/docroot" "$run/errors"
-chmod 0700 "$spool"
+# The web server's request-body spool: DATA/spool unless FILES_API_SPOOL_DIR
+# names another (existing, private) directory.
+spool=${FILES_API_SPOOL_DIR:-$data_dir/spool}
+mkdir -p "$run/docroot" "$run/errors"
+if [ -z "${FILES_API_SPOOL_DIR:-}" ]; then
+    mkdir -p "$spool"
+    chmod 0700 "$spool"
+fi
 pids=()
 
 # Errors the web server answers itself are in the API's JSON format too: a
