@@ -126,6 +126,9 @@ server.upload-dirs = ("$spool")
 server.max-request-size = $(( max_request_bytes / 1024 ))
 server.errorlog = "/dev/stderr"
 server.tag = "files-api"
+# The worker answers Range itself (206/416 in the API's format); lighttpd would
+# otherwise also cut the worker's 200 responses by the client's Range.
+server.range-requests = "disable"
 fastcgi.server = ("/" => ((
     $backend
     "check-local" => "disable",

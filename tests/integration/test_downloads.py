@@ -1,0 +1,104 @@
+"""Content downloads: Range (206 with Content-Range for a-b, a- and -n; 416
+when unsatisfiable; several ranges answered whole), ETag with If-None-Match
+(304), HEAD; and the hand-off to the web server (X-Sendfile for lighttpd,
+X-Accel-Redirect for nginx), byte-identical and still authorized."""
+
+import hashlib
+import os
+import unittest
+
+from harness import ApiTestCase, ContentGen, Stack, batch_jsonl
+
+SERVER = os.environ.get("FILES_API_SERVER") or "lighttpd"
+HAND_OFF = {"lighttpd": "x-sendfile", "nginx": "x-accel-redirect"}.get(SERVER)
+
+
+class RangeAndETagTest(ApiTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(workers=2, name="ranges").start()
+        cls.client = cls.stack.new_client()
+        cls.content = batch_jsonl(40)
+        cls.file_id = cls.client.upload_ok(cls.content)["id"]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.stop()
+
+    def get(self, **headers):
+        return self.client.content(self.file_id, headers=headers)
+
+    def test_ranges(self):
+        size = len(self.content)
+        for header, first, last in (("bytes=0-9", 0, 9), ("bytes=10-", 10, size - 1),
+                                    ("bytes=-25", size - 25, size - 1),
+                                    ("bytes=5-999999", 5, size - 1),
+                                    ("bytes=-999999", 0, size - 1)):
+            with self.subTest(range=header):
+                resp = self.get(Range=header)
+                self.assertEqual(resp.status, 206, resp.body[:200])
+                self.assertEqual(resp.body, self.content[first:last + 1])
+                self.assertEqual(resp.header("Content-Range"),
+                                 "bytes %d-%d/%d" % (first, last, size))
+                self.assertEqual(int(resp.header("Content-Length")), last - first + 1)
+
+    def test_unsatisfiable_and_ignored_ranges(self):
+        size = len(self.content)
+        resp = self.get(Range="bytes=%d-" % size)
+        self.assertError(resp, 416, "VALIDATION_4002")
+        self.assertEqual(resp.header("Content-Range"), "bytes */%d" % size)
+        for header in ("bytes=9-2", "items=0-1"):
+            resp = self.get(Range=header)
+            self.assertEqual(resp.status, 200, header)
+            self.assertEqual(resp.body, self.content)
+        # Several ranges: the worker sends the whole content (RFC 9110 allows
+        # ignoring Range); a web server may cut it into multipart/byteranges.
+        resp = self.get(Range="bytes=0-1,5-6")
+        self.assertIn(resp.status, (200, 206))
+        if resp.status == 200:
+            self.assertEqual(resp.body, self.content)
+
+    def test_etag_and_if_none_match(self):
+        resp = self.get()
+        etag = resp.header("ETag")
+        self.assertRegex(etag, r'^"[0-9a-f]{32}"$')
+        self.assertEqual(self.get(**{"If-None-Match": etag}).status, 304)
+        self.assertEqual(self.get(**{"If-None-Match": '"other", ' + etag}).status, 304)
+        self.assertEqual(self.get(**{"If-None-Match": '"other"'}).status, 200)
+        other = self.client.upload_ok(batch_jsonl(41))["id"]
+        self.assertNotEqual(self.client.content(other).header("ETag"), etag)
+
+    def test_head(self):
+        resp = self.client.request("HEAD", "/v1/files/%s/content" % self.file_id)
+        self.assertEqual(resp.status, 200)
+        self.assertEqual(resp.body, b"")
+        self.assertEqual(int(resp.header("Content-Length")), len(self.content))
+
+
+@unittest.skipUnless(HAND_OFF, "no hand-off configured for %s in this test" % SERVER)
+class HandOffTest(ApiTestCase):
+    def test_web_server_sends_the_file(self):
+        stack = Stack(workers=2, name="handoff", config="download_mode = %s\n" % HAND_OFF).start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        gen = ContentGen(5 * 1024 * 1024)
+        resp = client.upload_stream(gen)
+        self.assertEqual(resp.status, 200, resp.body[:200])
+        file_id = resp.json()["id"]
+        got, digest, size = client.download_sha256(file_id)
+        self.assertEqual(got.status, 200)
+        self.assertEqual((digest, size), (gen.sent_sha256, gen.total))
+        self.assertEqual(got.header("Content-Type"), "application/jsonl")
+        self.assertTrue(got.header("Content-Disposition").startswith("attachment;"))
+        for header in ("X-Sendfile", "X-Accel-Redirect"):
+            self.assertIsNone(got.header(header), "the hand-off header reached the client")
+        # Ranges are still answered (by the worker) and authorization still applies.
+        part = client.content(file_id, headers={"Range": "bytes=0-99"})
+        self.assertEqual(part.status, 206)
+        self.assertEqual(len(part.body), 100)
+        stranger = stack.new_client()
+        self.assertError(stranger.content(file_id), 404, "INFERENCE_3302")
+        # The internal location is not reachable from outside.
+        if HAND_OFF == "x-accel-redirect":
+            direct = client.request("GET", "/_files_internal/%s/%s" % (file_id[-2:], file_id))
+            self.assertNotEqual(direct.status, 200)
