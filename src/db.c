@@ -290,27 +290,34 @@ static void read_key(sqlite3_stmt *stmt, struct key_record *key)
     key->created_at = sqlite3_column_int64(stmt, 5);
 }
 
+struct key_lookup {
+    const unsigned char *hash;
+    struct key_record *key;
+    int matched;
+};
+
+/* The index found the row by its hash; confirm the whole hash in constant time. */
+static void read_key_verified(sqlite3_stmt *stmt, void *out)
+{
+    struct key_lookup *lookup = out;
+    const void *stored = sqlite3_column_blob(stmt, 6);
+
+    if (stored && sqlite3_column_bytes(stmt, 6) == AUTH_HASH_SIZE &&
+        nettle_memeql_sec(stored, lookup->hash, AUTH_HASH_SIZE)) {
+        read_key(stmt, lookup->key);
+        lookup->matched = 1;
+    }
+}
+
 int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out)
 {
     sqlite3_stmt *stmt = statements[STMT_KEY_FIND];
-    int rc, status = DB_NOT_FOUND;
+    struct key_lookup lookup = {hash, out, 0};
+    int status;
 
     sqlite3_bind_blob(stmt, 1, hash, AUTH_HASH_SIZE, SQLITE_STATIC);
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        const void *stored = sqlite3_column_blob(stmt, 6);
-        /* The index found the row; confirm the whole hash in constant time. */
-        if (stored && sqlite3_column_bytes(stmt, 6) == AUTH_HASH_SIZE &&
-            nettle_memeql_sec(stored, hash, AUTH_HASH_SIZE)) {
-            read_key(stmt, out);
-            status = DB_OK;
-        }
-    } else if (rc != SQLITE_DONE) {
-        status = status_of(rc);
-    }
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return status;
+    status = step_row(stmt, read_key_verified, &lookup);
+    return status == DB_OK && !lookup.matched ? DB_NOT_FOUND : status;
 }
 
 static void bind_file_id(sqlite3_stmt *stmt, const char *id, int64_t account_id)
