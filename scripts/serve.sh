@@ -73,7 +73,7 @@ error_json() { # status code message
     cp "$run/errors/$1.json" "$run/errors/status-$1.html"
 }
 error_json 413 VALIDATION_4016 "the file is larger than $max_file_bytes bytes"
-error_json 500 SYSTEM_9001 "the web server could not complete the request (its request-body spool may be full); retry later"
+error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, or its request-body spool is full); retry later"
 error_json 502 SYSTEM_9001 "the worker handling the request stopped; retry"
 error_json 503 SYSTEM_9003 "the service is busy; retry shortly"
 error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
@@ -147,7 +147,13 @@ start_apache() {
         # be raised from 131072 bytes. As root, its processes run as www-data.
         mkdir -p "$run/fcgid" "$run/cgi"
         ln -s "$bin_dir/files-fcgi" "$run/cgi/files-api.fcgi"
-        [ "$(id -u)" -eq 0 ] && chown -R www-data:www-data "$data_dir" "$run/fcgid"
+        if [ "$(id -u)" -eq 0 ]; then
+            chown -R www-data:www-data "$data_dir" "$run/fcgid"
+            if ! setpriv --reuid=www-data --regid=www-data --clear-groups test -w "$data_dir"; then
+                echo "serve.sh: www-data cannot reach $data_dir (mod_fcgid runs the workers as www-data)" >&2
+                exit 1
+            fi
+        fi
     fi
     [ "$(id -u)" -eq 0 ] && user="User www-data
 Group www-data"

@@ -104,6 +104,8 @@ class Stack:
 
     def start(self):
         self.tmp = tempfile.mkdtemp(prefix="files-api-it-%s-" % self.name)
+        if self.server == "apache-fcgid" and os.geteuid() == 0:
+            os.chmod(self.tmp, 0o711)  # mod_fcgid's workers run as www-data: let them reach data/
         self.data_dir = os.path.join(self.tmp, "data")
         self.log_path = os.path.join(self.tmp, "serve.log")
         if self.config_text is not None:

@@ -71,6 +71,11 @@ class KillTest(ApiTestCase):
             os.kill(pid, signal.SIGKILL)
         thread.join(120)
         resp = result["resp"]
+        # Every worker was killed: wait for the new ones, and for the web server
+        # to use the backend again (it may pause a failed backend for a second).
+        self.assertTrue(wait_for(lambda: len(self.stack.worker_pids()) == 2))
+        self.assertTrue(wait_for(lambda: self.client.list().status == 200),
+                        "the pool did not answer again")
         listed = self.client.all_ids()
         if resp.status == 200:  # it finished before the kill: it must be whole
             self.assertEqual(listed, [resp.json()["id"]])

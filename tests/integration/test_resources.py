@@ -97,6 +97,8 @@ class DiskFullTest(ResourceCase):
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
+    @unittest.skipIf((os.environ.get("FILES_API_SERVER") or "").startswith("apache"),
+                     "Apache passes bodies to the worker as they arrive: it has no spool to fill")
     def test_full_web_server_spool_is_a_clear_error(self):
         stack = self.run_stack(mounts=[("spool", 2)], name="spoolfull", workers=1)
         client = stack.new_client()
