@@ -171,7 +171,7 @@ LoadModule fcgid_module $modules/mod_fcgid.so
 LoadModule rewrite_module $modules/mod_rewrite.so
 FcgidIPCDir $run/fcgid
 FcgidProcessTableFile $run/fcgid/table
-FcgidMaxRequestLen $max_request_bytes
+FcgidMaxRequestLen $(( max_request_bytes + 1 ))
 FcgidMaxRequestInMem 65536
 FcgidPassHeader Authorization
 FcgidIOTimeout 600
@@ -179,7 +179,8 @@ FcgidMaxProcessesPerClass $workers
 FcgidInitialEnv FILES_API_DATA_DIR $data_dir
 FcgidInitialEnv FILES_API_CONFIG $config
 RewriteEngine On
-RewriteRule ^/(v1/files|healthz)(.*)$ $run/cgi/files-api.fcgi [L]
+RewriteCond %{REQUEST_URI} !^/_files_api_errors/
+RewriteRule ^/ $run/cgi/files-api.fcgi [L]
 <Directory "$run/cgi">
     Require all granted
     SetHandler fcgid-script

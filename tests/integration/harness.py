@@ -251,8 +251,16 @@ class Stack:
 
     # -- admin tool --
 
+    def filesctl_prefix(self):
+        """How to run filesctl: as the user the workers run as (www-data under
+        mod_fcgid), so that what it creates stays theirs."""
+        prefix = []
+        if self.server == "apache-fcgid" and os.geteuid() == 0:
+            prefix = ["setpriv", "--reuid=www-data", "--regid=www-data", "--clear-groups"]
+        return prefix + [str(BIN_DIR / "filesctl")]
+
     def filesctl(self, *args, check=True):
-        cmd = [str(BIN_DIR / "filesctl"), "--data-dir", self.data_dir]
+        cmd = self.filesctl_prefix() + ["--data-dir", self.data_dir]
         if self.config_path:
             cmd += ["--config", self.config_path]
         cmd += list(args)

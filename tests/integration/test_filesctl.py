@@ -55,6 +55,7 @@ class ImportTest(ApiTestCase):
         path = os.path.join(STACK.tmp, "out.jsonl")
         with open(path, "wb") as f:
             f.write(output)
+        os.chmod(path, 0o644)
         res = STACK.filesctl("files", "import", "--account", client.account, "--purpose",
                              "batch_output", "--filename", "results.jsonl", path)
         obj = json.loads(res.stdout)
@@ -71,7 +72,7 @@ class ImportTest(ApiTestCase):
 
     def test_import_from_stdin_validates_like_an_upload(self):
         client = STACK.new_client()
-        cmd = [str(BIN_DIR / "filesctl"), "--data-dir", STACK.data_dir, "files", "import",
+        cmd = STACK.filesctl_prefix() + ["--data-dir", STACK.data_dir, "files", "import",
                "--account", client.account, "--purpose", "batch", "-"]
         bad = subprocess.run(cmd, input=batch_jsonl(1) + b'{"custom_id":"req-0","method":"POST",'
                              b'"url":"/v1/chat/completions","body":{}}\n', capture_output=True)
@@ -173,6 +174,9 @@ class FsckTest(ApiTestCase):
             f.write(b"{}\n")
         old = time.time() - 3600
         os.utime(stray, (old, old))
+        owner = os.stat(stack.data_dir)  # www-data's under mod_fcgid
+        for path in (stray, os.path.dirname(stray)):
+            os.chown(path, owner.st_uid, owner.st_gid)
         res = stack.filesctl("fsck", check=False)
         self.assertEqual(res.returncode, 1)
         self.assertIn("content hash differs", res.stdout)

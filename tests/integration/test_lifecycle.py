@@ -142,5 +142,7 @@ class HealthTest(ApiTestCase):
         self.assertEqual(resp.status, 503)
         self.assertEqual(resp.json(), {"status": "unavailable"})
         os.mkdir(tmp, 0o700)
+        owner = os.stat(stack.data_dir)
+        os.chown(tmp, owner.st_uid, owner.st_gid)  # www-data's under mod_fcgid
         self.assertEqual(client.request("GET", "/healthz").status, 200)
         self.assertEqual(client.request("POST", "/healthz").status, 405)
