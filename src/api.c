@@ -11,8 +11,6 @@ void api_db_error(struct api_error *error, int db_status)
 {
     if (db_status == DB_BUSY)
         error_set(error, ERR_BUSY, NULL, "the database is busy; retry shortly");
-    else if (db_status == DB_NOT_FOUND)
-        error_set(error, ERR_FILE_NOT_FOUND, NULL, "no such file");
     else
         error_set(error, ERR_INTERNAL, NULL, "database error");
 }
@@ -64,6 +62,7 @@ static void health(struct http_request *req, const struct config *config)
     struct key_record unused;
     unsigned char zero[AUTH_HASH_SIZE] = {0};
     char tmp_dir[4096];
+    /* One indexed read of the key table: answers unless SQLite cannot read. */
     int status = db_key_find(zero, &unused);
     int ok = (status == DB_OK || status == DB_NOT_FOUND);
     cJSON *body = cJSON_CreateObject();

@@ -33,6 +33,16 @@ static int join(char *out, size_t size, const char *dir, const char *name)
     return 0;
 }
 
+/* Writes DATA/files/XY/<id> into out. Returns 0, or -1 (errno). */
+static int content_path(char *out, size_t size, const char *data_dir, const char *id)
+{
+    char relative[256];
+
+    if (store_relative_path(relative, sizeof relative, id) != 0)
+        return -1;
+    return join(out, size, data_dir, relative);
+}
+
 static int make_dir(const char *path)
 {
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
@@ -163,11 +173,10 @@ static int ensure_shard(const char *data_dir, const char *shard_dir)
 
 int store_commit(struct store_upload *upload, const char *data_dir, const char *id)
 {
-    char relative[256], final_path[4096], shard_dir[4096];
+    char final_path[4096], shard_dir[4096];
     int saved;
 
-    if (store_relative_path(relative, sizeof relative, id) != 0 ||
-        join(final_path, sizeof final_path, data_dir, relative) != 0)
+    if (content_path(final_path, sizeof final_path, data_dir, id) != 0)
         goto fail;
     snprintf(shard_dir, sizeof shard_dir, "%s", final_path);
     *strrchr(shard_dir, '/') = '\0';
@@ -215,20 +224,18 @@ void store_abort(struct store_upload *upload)
 
 int store_open(const char *data_dir, const char *id)
 {
-    char relative[256], path[4096];
+    char path[4096];
 
-    if (store_relative_path(relative, sizeof relative, id) != 0 ||
-        join(path, sizeof path, data_dir, relative) != 0)
+    if (content_path(path, sizeof path, data_dir, id) != 0)
         return -1;
     return open(path, O_RDONLY | O_CLOEXEC);
 }
 
 int store_remove(const char *data_dir, const char *id)
 {
-    char relative[256], path[4096];
+    char path[4096];
 
-    if (store_relative_path(relative, sizeof relative, id) != 0 ||
-        join(path, sizeof path, data_dir, relative) != 0)
+    if (content_path(path, sizeof path, data_dir, id) != 0)
         return -1;
     if (unlink(path) != 0)
         return -1;

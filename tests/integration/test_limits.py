@@ -59,6 +59,13 @@ class SmallLimitTest(ApiTestCase):
     def test_one_byte_over_chunked(self):
         self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + 1), chunked=True))
 
+    def test_declared_length_over_limit_is_refused_by_the_worker(self):
+        # 1.5x the file limit: under the web server's limit (file limit + 1 MiB),
+        # over the worker's (file limit + multipart allowance), so the worker
+        # refuses it from its Content-Length before reading the body.
+        self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + LIMIT // 2), chunked=False))
+        self.assertIn('path="/v1/files" status=413', STACK.log_text())
+
     FCGID_CUTS = unittest.skipIf(
         os.environ.get("FILES_API_SERVER") == "apache-fcgid",
         "beyond Apache's LimitRequestBody, mod_fcgid hands the worker an empty body "
