@@ -18,28 +18,30 @@ static int hex_value(char ch)
 static int percent_decode(const char *in, size_t len, char *out, size_t out_size, int plus_is_space)
 {
     size_t written = 0;
+    int rc = 0;
 
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && rc == 0; i++) {
         char ch = in[i];
         if (ch == '%') {
-            int high, low;
-            if (i + 2 >= len)
-                return -1;
-            high = hex_value(in[i + 1]);
-            low = hex_value(in[i + 2]);
-            if (high < 0 || low < 0)
-                return -1;
+            int high = i + 2 < len ? hex_value(in[i + 1]) : -1;
+            int low = i + 2 < len ? hex_value(in[i + 2]) : -1;
+            if (high < 0 || low < 0) {
+                rc = -1;
+                break;
+            }
             ch = (char)(high << 4 | low);
             i += 2;
         } else if (ch == '+' && plus_is_space) {
             ch = ' ';
         }
         if (ch == '\0' || written + 1 >= out_size)
-            return -1;
-        out[written++] = ch;
+            rc = -1;
+        else
+            out[written++] = ch;
     }
+    /* Terminated on failure too: callers may still print or compare what was decoded. */
     out[written] = '\0';
-    return (int)written;
+    return rc == 0 ? (int)written : -1;
 }
 
 int route_decode_path(const char *request_uri, char *out, size_t out_size, const char **query)

@@ -102,6 +102,17 @@ static void test_query(void)
     CHECK(route_query_next(&cursor, key, sizeof key, value, sizeof value) == -1);
     cursor = "k=%00";
     CHECK(route_query_next(&cursor, key, sizeof key, value, sizeof value) == -1);
+    /* A malformed pair leaves both buffers NUL-terminated (found by fuzz_route:
+     * a key longer than its buffer was left unterminated, then compared). */
+    memset(key, 'x', sizeof key);
+    memset(value, 'y', sizeof value);
+    cursor = "a_key_far_too_long=1";
+    CHECK(route_query_next(&cursor, key, sizeof key, value, sizeof value) == -1);
+    CHECK(memchr(key, '\0', sizeof key) != NULL && memchr(value, '\0', sizeof value) != NULL);
+    memset(key, 'x', sizeof key);
+    cursor = "ab%zz=1";
+    CHECK(route_query_next(&cursor, key, sizeof key, value, sizeof value) == -1);
+    CHECK_STR(key, "ab");
 }
 
 int main(void)
