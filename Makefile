@@ -16,7 +16,7 @@ PKGS    := fcgi libcjson sqlite3 nettle libxxhash
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude \
            -DFILES_API_SYSCONFDIR='"$(SYSCONFDIR)"'
-LDLIBS  += -lfcgi -lcjson -lsqlite3 -lnettle -lxxhash
+LDLIBS  += -lfcgi -lcjson -lsqlite3 -lnettle -lxxhash -pthread
 
 ifeq ($(SANITIZE),1)
 BUILD   := build/san
@@ -65,6 +65,11 @@ $(BIN)/filesctl: $(CTL_OBJS) $(CORE_OBJS) | $(BIN)
 $(BIN)/test_%: tests/unit/test_%.c tests/unit/testlib.h $(wildcard src/*.c include/*.h) | $(BIN)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(filter-out $(BUILD)/obj/$*.o,$(CORE_OBJS)) $(LDLIBS)
 
+# The pipeline's threads, also under ThreadSanitizer (run with the sanitizer suite).
+build/san/bin/test_pipeline_tsan: tests/unit/test_pipeline.c tests/unit/testlib.h src/pipeline.c include/pipeline.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude -Itests/unit -o $@ $< -pthread
+
 $(BUILD)/obj $(BIN):
 	mkdir -p $@
 
@@ -89,7 +94,7 @@ else
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(FUZZ_BINS)
 	@$(MAKE) --no-print-directory SANITIZE=1 build/san/bin/files-fcgi build/san/bin/filesctl \
-		$(UNIT_SRCS:tests/unit/%.c=build/san/bin/%)
+		$(UNIT_SRCS:tests/unit/%.c=build/san/bin/%) build/san/bin/test_pipeline_tsan
 	@ln -sfn $(BIN) bin
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) unit integration servers sdk \
 		soak fuzz sanitize:build/san/bin

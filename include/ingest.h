@@ -1,7 +1,9 @@
 /* Storing a new file, the same way for an HTTP upload and for `filesctl files
  * import`: every content byte goes through the size limit, the JSONL
  * validator, the content hash and into a temporary file; commit then makes the
- * content durable and records its row. Nothing is visible before the commit. */
+ * content durable and records its row. Nothing is visible before the commit.
+ * The validator and the hash-and-write run as the two stages of a pipeline
+ * (pipeline.h), so a big file is checked, stored and received at once. */
 #ifndef INGEST_H
 #define INGEST_H
 
@@ -12,6 +14,7 @@
 #include "digest.h"
 #include "errors.h"
 #include "jsonl.h"
+#include "pipeline.h"
 #include "store.h"
 
 struct ingest {
@@ -21,6 +24,10 @@ struct ingest {
     struct jsonl_validator *jsonl;
     struct digest digest;
     uint64_t bytes;
+    struct pipeline_job job;
+    int running;       /* the pipeline job is under way */
+    int check_rc;      /* the validator's verdict on its last slot */
+    int store_errno;   /* why the last write failed */
 };
 
 /* Starts a file. check_batch: lines must be batch requests. Returns 0, or -1
@@ -32,7 +39,8 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
  * max_file_bytes, 3303 invalid JSONL, 507 disk full, 500 otherwise. */
 int ingest_write(struct ingest *in, const void *data, size_t len, struct api_error *error);
 
-/* The content is complete: checks the last line. Returns 0 or -1 with *error. */
+/* The content is complete: waits for the stages, checks the last line.
+ * Returns 0 or -1 with *error. */
 int ingest_end(struct ingest *in, struct api_error *error);
 
 /* Gives the file its id, bytes and hash, makes the content durable, then

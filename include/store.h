@@ -12,13 +12,13 @@
 #define STORE_TMP_DIR "tmp"
 #define STORE_FILES_DIR "files"
 
-#define STORE_WRITEBACK_BYTES (8 << 20) /* start writing back to disk every 8 MiB */
+#define STORE_SYNC_BYTES (16 << 20) /* fdatasync every 16 MiB while writing */
 
 struct store_upload {
     int fd;           /* the temporary file, open for writing */
     int anonymous;    /* 1: O_TMPFILE (no name); 0: named temp file in tmp/ */
     uint64_t written; /* bytes written so far */
-    uint64_t flushed; /* bytes whose writeback to disk has been started */
+    uint64_t flushed; /* bytes made durable so far */
     char tmp_path[4096];
 };
 

@@ -35,6 +35,43 @@ static int fail_jsonl(struct ingest *in, int rc, struct api_error *error)
     return -1;
 }
 
+/* Stage 0: the JSONL validator. */
+static int check_slot(void *ctx, const unsigned char *data, size_t len)
+{
+    struct ingest *in = ctx;
+
+    in->check_rc = jsonl_validator_feed(in->jsonl, data, len);
+    return in->check_rc;
+}
+
+/* Stage 1: the content hash and the temporary file. */
+static int store_slot(void *ctx, const unsigned char *data, size_t len)
+{
+    struct ingest *in = ctx;
+
+    digest_update(&in->digest, data, len);
+    if (store_write(&in->store, data, len) != 0) {
+        in->store_errno = errno;
+        return -1;
+    }
+    return 0;
+}
+
+/* Ends the pipeline job; returns 0 or -1 with the failing stage's error. */
+static int finish_stages(struct ingest *in, struct api_error *error)
+{
+    int stage = pipeline_finish();
+
+    in->running = 0;
+    if (stage == 0)
+        return fail_jsonl(in, in->check_rc, error);
+    if (stage == 1) {
+        errno = in->store_errno;
+        return fail_io(error, "writing the temporary file");
+    }
+    return 0;
+}
+
 int ingest_begin(struct ingest *in, const struct config *config, int check_batch,
                  struct api_error *error)
 {
@@ -61,32 +98,46 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
     if (store_begin(&in->store, config->data_dir) != 0)
         return fail_io(error, "creating the temporary file");
     in->store_started = 1;
+    in->job = (struct pipeline_job){.stage = {check_slot, store_slot}, .ctx = {in, in}};
+    if (pipeline_begin(&in->job) != 0) {
+        error_set(error, ERR_INTERNAL, NULL, "out of memory starting a file");
+        return -1;
+    }
+    in->running = 1;
     return 0;
 }
 
 int ingest_write(struct ingest *in, const void *data, size_t len, struct api_error *error)
 {
-    int rc;
-
+    if (!in->running) {
+        error_set(error, ERR_INTERNAL, NULL, "writing to a file that is not open");
+        return -1;
+    }
     in->bytes += len;
     if (in->bytes > in->config->max_file_bytes) {
+        /* A problem in the bytes before the limit is reported first. */
+        if (finish_stages(in, error) != 0)
+            return -1;
         error_set(error, ERR_FILE_TOO_LARGE, "file", "the file is larger than %llu bytes",
                   (unsigned long long)in->config->max_file_bytes);
         return -1;
     }
-    rc = jsonl_validator_feed(in->jsonl, data, len);
-    if (rc != 0)
-        return fail_jsonl(in, rc, error);
-    digest_update(&in->digest, data, len);
-    if (store_write(&in->store, data, len) != 0)
-        return fail_io(error, "writing the temporary file");
+    if (pipeline_push(data, len) != 0)
+        return finish_stages(in, error);
     return 0;
 }
 
 int ingest_end(struct ingest *in, struct api_error *error)
 {
-    int rc = jsonl_validator_finish(in->jsonl);
+    int rc;
 
+    if (!in->running) {
+        error_set(error, ERR_INTERNAL, NULL, "ending a file that is not open");
+        return -1;
+    }
+    if (finish_stages(in, error) != 0)
+        return -1;
+    rc = jsonl_validator_finish(in->jsonl);
     return rc == 0 ? 0 : fail_jsonl(in, rc, error);
 }
 
@@ -94,6 +145,10 @@ int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *e
 {
     int status;
 
+    if (in->running) { /* ingest_end has not run: the content is not checked */
+        error_set(error, ERR_INTERNAL, NULL, "committing a file that is not complete");
+        return -1;
+    }
     digest_hex(&in->digest, file->content_hash);
     if (ids_make(file->id, sizeof file->id, IDS_FILE_PREFIX, IDS_FILE_RANDOM) != 0) {
         error_set(error, ERR_INTERNAL, NULL, "no randomness for a file id");
@@ -118,6 +173,9 @@ int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *e
 
 void ingest_release(struct ingest *in)
 {
+    if (in->running)
+        pipeline_abort(); /* no stage may touch *in from here */
+    in->running = 0;
     if (in->store_started)
         store_abort(&in->store);
     in->store_started = 0;

@@ -89,6 +89,20 @@ class SmallLimitTest(ApiTestCase):
         resp = self.c.upload_parts(parts)
         self.assert_stored(resp, gen)
 
+    def test_problem_before_the_limit_is_reported_over_too_large(self):
+        # an invalid line early in a file that also runs past the limit: the
+        # upload is refused for the first problem in the stream, the bad line
+        content = b"".join(ContentGen(LIMIT + 100000).chunks())  # under the declared-length refusal
+        bad = content.replace(b'"custom_id":"request-0000001000"', b'"custom_id":1000', 1)
+        resp = self.c.upload_parts([field_part("purpose", "batch"), file_part(bad, "bad.jsonl")])
+        self.assertError(resp, 400, "INFERENCE_3303", param="file")
+        self.assertEqual(resp.json()["error"]["details"]["line"], 1001)
+        self.assertEqual(self.c.all_ids(), [])
+        # past the limit, the same line is never read: the file is too large
+        late = content[:LIMIT + 4096] + b'{"custom_id":"late"\n' + content[LIMIT + 4096:]
+        self.assert_too_large(self.c.upload_parts([field_part("purpose", "batch"),
+                                                   file_part(late, "late.jsonl")]))
+
     def test_small_file_after_refusal_works(self):
         self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + 1), chunked=False))
         gen = ContentGen(1000)

@@ -99,6 +99,23 @@ static void test_layout_and_sweep(void)
     CHECK(access(path, F_OK) != 0);
 }
 
+static void test_synced_while_writing(void)
+{
+    static char block[1 << 20];
+    struct store_upload up;
+
+    CHECK(store_begin(&up, data_dir) == 0);
+    for (int i = 0; i < (STORE_SYNC_BYTES >> 20) - 1; i++)
+        CHECK(store_write(&up, block, sizeof block) == 0);
+    CHECK(up.flushed == 0);
+    CHECK(store_write(&up, block, sizeof block - 1) == 0);
+    CHECK(up.flushed == 0); /* one byte short */
+    CHECK(store_write(&up, block, 2) == 0);
+    CHECK(up.flushed == STORE_SYNC_BYTES + 1); /* fdatasync'd through the bytes written */
+    CHECK(up.written == STORE_SYNC_BYTES + 1);
+    store_abort(&up);
+}
+
 int main(void)
 {
     char command[256];
@@ -109,6 +126,7 @@ int main(void)
     test_commit_and_read();
     test_abort_leaves_nothing();
     test_layout_and_sweep();
+    test_synced_while_writing();
     snprintf(command, sizeof command, "rm -rf %s", data_dir);
     CHECK(system(command) == 0);
     TEST_MAIN_END();

@@ -1,0 +1,181 @@
+/* Unit tests: the pipeline of upload stages (src/pipeline.c). */
+#include "../../src/pipeline.c"
+
+#include "testlib.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+/* One stage's view of the stream: checks every byte is the pattern byte of
+ * its offset, counts its calls and can fail or dawdle at a given slot. */
+struct probe {
+    uint64_t offset;
+    int calls;
+    int fail_at_call; /* 1-based; 0 never */
+    int mismatches;
+    useconds_t delay;
+    pthread_t thread;
+};
+
+static unsigned char pattern(uint64_t offset)
+{
+    return (unsigned char)(offset * 2654435761u >> 13);
+}
+
+static int probe_stage(void *ctx, const unsigned char *data, size_t len)
+{
+    struct probe *probe = ctx;
+
+    probe->calls++;
+    probe->thread = pthread_self();
+    for (size_t i = 0; i < len; i++)
+        probe->mismatches += data[i] != pattern(probe->offset + i);
+    probe->offset += len;
+    if (probe->delay)
+        usleep(probe->delay);
+    return probe->calls == probe->fail_at_call;
+}
+
+static struct pipeline_job job_for(struct probe *a, struct probe *b)
+{
+    return (struct pipeline_job){.stage = {probe_stage, probe_stage}, .ctx = {a, b}};
+}
+
+/* Pushes total bytes of the pattern in pieces of the given size. Returns the
+ * first nonzero pipeline_push result, or 0. */
+static int push_pattern(uint64_t total, size_t piece)
+{
+    static unsigned char buf[PIPELINE_SLOT_BYTES * 2 + 7];
+    uint64_t offset = 0;
+
+    while (offset < total) {
+        size_t n = total - offset < piece ? (size_t)(total - offset) : piece;
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pattern(offset + i);
+        if (pipeline_push(buf, n) != 0)
+            return 1;
+        offset += n;
+    }
+    return 0;
+}
+
+static void test_every_byte_in_order_to_both_stages(void)
+{
+    /* 5 times round the ring, in pieces that straddle slots; a slow stage
+     * makes the producer wait for slots instead of overwriting them */
+    static const size_t pieces[] = {1, 4093, 65536, PIPELINE_SLOT_BYTES, PIPELINE_SLOT_BYTES * 2 + 7};
+    uint64_t total = (uint64_t)PIPELINE_SLOTS * PIPELINE_SLOT_BYTES * 5 + 12345;
+
+    for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
+        struct probe a = {.delay = k == 2 ? 2000 : 0}, b = {0};
+        struct pipeline_job job = job_for(&a, &b);
+        CHECK(pipeline_begin(&job) == 0);
+        CHECK(push_pattern(total, pieces[k]) == 0);
+        CHECK(pipeline_finish() == -1);
+        CHECKF(a.offset == total && b.offset == total, "piece %zu: %llu, %llu of %llu", pieces[k],
+               (unsigned long long)a.offset, (unsigned long long)b.offset,
+               (unsigned long long)total);
+        CHECK(a.mismatches == 0 && b.mismatches == 0);
+        CHECK(a.calls == PIPELINE_SLOTS * 5 + 1 && b.calls == a.calls); /* one call per slot */
+    }
+}
+
+static void test_small_stream_runs_in_the_caller(void)
+{
+    struct probe a = {0}, b = {0};
+    struct pipeline_job job = job_for(&a, &b);
+
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern(PIPELINE_SLOT_BYTES, 1000) == 0); /* exactly one slot */
+    CHECK(a.calls == 0);                                 /* nothing runs before finish */
+    CHECK(pipeline_finish() == -1);
+    CHECK(a.calls == 1 && b.calls == 1);
+    CHECK(pthread_equal(a.thread, pthread_self()) && pthread_equal(b.thread, pthread_self()));
+    CHECK(a.offset == PIPELINE_SLOT_BYTES && a.mismatches == 0);
+
+    /* an empty stream calls nothing */
+    a = (struct probe){0};
+    b = (struct probe){0};
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(pipeline_finish() == -1);
+    CHECK(a.calls == 0 && b.calls == 0);
+}
+
+static void test_big_stream_runs_on_the_stage_threads(void)
+{
+    struct probe a = {0}, b = {0};
+    struct pipeline_job job = job_for(&a, &b);
+
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern((uint64_t)PIPELINE_SLOT_BYTES * 3, 65536) == 0);
+    CHECK(pipeline_finish() == -1);
+    CHECK(!pthread_equal(a.thread, pthread_self()) && !pthread_equal(b.thread, pthread_self()));
+    CHECK(!pthread_equal(a.thread, b.thread));
+}
+
+/* Runs a 20-slot stream where stage 0 fails at call fail0 and stage 1 at
+ * fail1 (0: never); returns pipeline_finish's verdict. */
+static int failing_stream(int fail0, int fail1, struct probe *a, struct probe *b)
+{
+    struct pipeline_job job;
+    int pushed;
+
+    *a = (struct probe){.fail_at_call = fail0};
+    *b = (struct probe){.fail_at_call = fail1};
+    job = job_for(a, b);
+    CHECK(pipeline_begin(&job) == 0);
+    pushed = push_pattern((uint64_t)PIPELINE_SLOT_BYTES * 20, 100000);
+    if (fail0 || fail1)
+        CHECK(pushed == 1); /* the producer hears of it before the end */
+    return pipeline_finish();
+}
+
+static void test_the_first_failure_in_the_stream_wins(void)
+{
+    struct probe a, b;
+
+    CHECK(failing_stream(0, 0, &a, &b) == -1);
+    CHECK(failing_stream(3, 0, &a, &b) == 0);
+    CHECK(failing_stream(0, 2, &a, &b) == 1);
+    CHECK(failing_stream(6, 3, &a, &b) == 1); /* stage 1 failed at an earlier slot */
+    CHECK(failing_stream(3, 6, &a, &b) == 0);
+    CHECK(failing_stream(4, 4, &a, &b) == 0); /* same slot: the lower stage */
+    /* later slots are skipped: the failed stage is called no more, and the
+     * other one gets at most the ring's worth beyond the failed slot */
+    CHECK(failing_stream(0, 2, &a, &b) == 1);
+    CHECK(b.calls == 2 && a.calls <= PIPELINE_SLOTS + 2);
+}
+
+static void test_abort_stops_the_stages(void)
+{
+    struct probe a = {.delay = 20000}, b = {0};
+    struct pipeline_job job = job_for(&a, &b);
+    int calls;
+
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern((uint64_t)PIPELINE_SLOT_BYTES * PIPELINE_SLOTS, 65536) == 0);
+    pipeline_abort();
+    calls = a.calls;
+    usleep(100000);
+    CHECK(a.calls == calls); /* no stage touches the job after abort returns */
+    CHECK(calls < PIPELINE_SLOTS);
+
+    /* the next job works as usual */
+    a = (struct probe){0};
+    b = (struct probe){0};
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern((uint64_t)PIPELINE_SLOT_BYTES * 4 + 1, 8192) == 0);
+    CHECK(pipeline_finish() == -1);
+    CHECK(a.offset == (uint64_t)PIPELINE_SLOT_BYTES * 4 + 1 && a.mismatches == 0);
+    pipeline_abort(); /* no job: nothing to do */
+}
+
+int main(void)
+{
+    test_small_stream_runs_in_the_caller();
+    test_every_byte_in_order_to_both_stages();
+    test_big_stream_runs_on_the_stage_threads();
+    test_the_first_failure_in_the_stream_wins();
+    test_abort_stops_the_stages();
+    TEST_MAIN_END();
+}
