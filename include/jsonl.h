@@ -5,8 +5,11 @@
  * every non-blank line is exactly one strict JSON object and, with
  * check_batch, a batch request. It never buffers a line or a value: memory is
  * the validator itself (about 1 KiB plus max_depth/8 bytes) and, in batch
- * mode, about 10 bytes per line for the custom_id uniqueness set.
- * Every decision about what is accepted is in docs/jsonl.md.
+ * mode, about 9 bytes per line for the custom_id uniqueness set, or, given a
+ * spill store, a fixed amount whatever the number of lines (the ids beyond
+ * memory_ids go to the store in sorted runs, merged at the end to find
+ * duplicates among them). The store is the caller's: the validator itself
+ * still does no I/O. Every decision about what is accepted is in docs/jsonl.md.
  */
 #ifndef JSONL_H
 #define JSONL_H
@@ -16,6 +19,8 @@
 
 #define JSONL_DEFAULT_MAX_DEPTH 512 /* nesting limit (objects + arrays, the line's object is 1) */
 
+struct jsonl_spill;
+
 struct jsonl_options {
     unsigned max_depth; /* nesting limit (objects+arrays); 0 means JSONL_DEFAULT_MAX_DEPTH */
     int check_batch;    /* nonzero: each line must also be a batch request */
@@ -23,6 +28,20 @@ struct jsonl_options {
                                       of 0 means jsonl_default_batch_urls. Copied at new. */
     size_t batch_url_count;
     uint64_t hash_seed; /* seed for custom_id fingerprints (caller passes random) */
+    /* Optional, batch mode: where custom_id fingerprints go once memory_ids
+     * of them (0: JSONL_DEFAULT_MEMORY_IDS) are held in memory. Copied at new. */
+    const struct jsonl_spill *spill;
+    size_t memory_ids;
+};
+
+#define JSONL_DEFAULT_MEMORY_IDS 16384
+
+/* An append-only scratch store that the caller provides (a temporary file).
+ * Each function returns 0, or -1 on failure (feed/finish then return -2). */
+struct jsonl_spill {
+    int (*write)(void *ctx, const void *data, size_t len);            /* appends */
+    int (*read)(void *ctx, uint64_t offset, void *buf, size_t len); /* of what was written */
+    void *ctx;
 };
 
 /* The batch endpoints of SPEC, used when options->batch_urls is NULL or
@@ -51,7 +70,8 @@ struct jsonl_validator *jsonl_validator_new(const struct jsonl_options *options)
 /* Feeds the next chunk (any size, any split, down to one byte; len 0 is a
  * no-op). Returns 0 while the input is valid so far, -1 once a problem was
  * found (sticky: later calls return -1 and do nothing), -2 on out of memory
- * (also sticky; the validator can then only be freed). Feeding after
+ * or a failed spill store (also sticky; the validator can then only be
+ * freed). Feeding after
  * jsonl_validator_finish returns -1. */
 int jsonl_validator_feed(struct jsonl_validator *v, const void *data, size_t len);
 
@@ -64,7 +84,8 @@ int jsonl_validator_finish(struct jsonl_validator *v);
 const struct jsonl_error *jsonl_validator_error(const struct jsonl_validator *v);
 
 /* Objects (lines) accepted so far: a line counts once its end (LF or end of
- * input) has been seen and it passed every check. */
+ * input) has been seen and it passed every check (a duplicate among spilled
+ * custom_ids is found only at the end or at the first other problem). */
 uint64_t jsonl_validator_objects(const struct jsonl_validator *v);
 
 /* Releases v and everything it holds. v may be NULL. */

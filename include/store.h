@@ -29,6 +29,9 @@ int store_init(const char *data_dir, int grace_seconds);
 /* Starts a temporary file for an upload. Returns 0, or -1 (errno). */
 int store_begin(struct store_upload *upload, const char *data_dir);
 
+/* Opens a nameless scratch file in tmp/ for reading and writing (gone when
+ * closed, or when the process dies). Returns the fd, or -1 (errno). */
+int store_scratch(const char *data_dir);
 /* Appends to the temporary file. Returns 0, or -1 (errno; ENOSPC/EDQUOT = disk full). */
 int store_write(struct store_upload *upload, const void *data, size_t len);
 

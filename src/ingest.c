@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 static int fail_io(struct api_error *error, const char *what)
 {
@@ -17,11 +18,16 @@ static int fail_io(struct api_error *error, const char *what)
     return -1;
 }
 
-/* Turns the validator's verdict (-1 invalid, other nonzero out of memory) into an error. */
+/* Turns the validator's verdict (-1 invalid, other nonzero out of memory or
+ * a failed scratch file) into an error. */
 static int fail_jsonl(struct ingest *in, int rc, struct api_error *error)
 {
     const struct jsonl_error *bad = jsonl_validator_error(in->jsonl);
 
+    if (rc != -1 && in->spill_errno) {
+        errno = in->spill_errno;
+        return fail_io(error, "keeping the custom_ids to compare");
+    }
     if (rc != -1) {
         error_set(error, ERR_INTERNAL, NULL, "out of memory validating a file");
         return -1;
@@ -33,6 +39,52 @@ static int fail_jsonl(struct ingest *in, int rc, struct api_error *error)
     if (bad->reason_code)
         error_detail(error, "reason_code", cJSON_CreateString(bad->reason_code));
     return -1;
+}
+
+/* The validator's scratch store (struct jsonl_spill), run by stage 0. */
+static int spill_write(void *ctx, const void *data, size_t len)
+{
+    struct ingest *in = ctx;
+    const char *p = data;
+
+    if (!in->spill_open) {
+        if ((in->spill_fd = store_scratch(in->config->data_dir)) < 0)
+            goto fail;
+        in->spill_open = 1;
+    }
+    while (len > 0) {
+        ssize_t n = write(in->spill_fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+fail:
+    in->spill_errno = errno;
+    return -1;
+}
+
+static int spill_read(void *ctx, uint64_t offset, void *buf, size_t len)
+{
+    struct ingest *in = ctx;
+    char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pread(in->spill_fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            in->spill_errno = n < 0 ? errno : EIO;
+            return -1;
+        }
+        p += n;
+        offset += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 /* Stage 0: the JSONL validator. */
@@ -85,6 +137,8 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
 
     memset(in, 0, sizeof *in);
     in->config = config;
+    in->spill = (struct jsonl_spill){.write = spill_write, .read = spill_read, .ctx = in};
+    options.spill = &in->spill; /* memory stays flat however many lines */
     for (size_t i = 0; i < config->batch_url_count; i++)
         urls[i] = config->batch_urls[i];
     /* A per-file seed: nobody can aim custom_id fingerprint collisions. */
@@ -181,5 +235,8 @@ void ingest_release(struct ingest *in)
     in->store_started = 0;
     jsonl_validator_free(in->jsonl);
     in->jsonl = NULL;
+    if (in->spill_open) /* (an ingest that never began is all zeros: fd 0 is not ours) */
+        close(in->spill_fd);
+    in->spill_open = 0;
     digest_end(&in->digest);
 }

@@ -58,6 +58,15 @@
 #define JSONL_SET_PAD 2 /* bytes after the last slot, for 8-byte slot access */
 #define JSONL_SET_MIN_CAP 8u
 #define JSONL_SET_MAX_CAP (UINT32_MAX / 2)
+/* Spilled custom_ids: records per sorted run, and read ahead per run when merging. */
+#define JSONL_SPILL_RUN 4096
+#define JSONL_SPILL_READ 32
+
+struct jsonl_spill_record {
+    uint64_t fingerprint;
+    uint64_t line;
+    uint64_t column;
+};
 
 const char *const jsonl_default_batch_urls[] = {"/v1/chat/completions", "/v1/embeddings",
                                                 "/v1/images/generations", "/v1/audio/speech"};
@@ -155,6 +164,16 @@ struct jsonl_validator {
     char pending_reason[sizeof(((struct jsonl_error *)0)->reason)];
     struct jsonl_shard *shards; /* JSONL_SET_SHARDS, owned; allocated at the first custom_id */
     uint64_t set_count;
+    /* beyond memory_ids custom_ids (with a spill store): the set only answers
+     * lookups, and the fingerprints go to the store in sorted runs */
+    struct jsonl_spill spill;
+    int spilling;                   /* options->spill was given */
+    uint64_t memory_ids;
+    struct jsonl_spill_record *run; /* JSONL_SPILL_RUN records being gathered, owned */
+    size_t run_len;
+    uint64_t spilled;   /* records in the store, in runs of JSONL_SPILL_RUN (the last may be short) */
+    int spill_failed;   /* the store failed: reported as -2 */
+    int spill_checked;  /* the runs were merged (once, at the end or at the first problem) */
     struct jsonl_error error;
 };
 
@@ -410,6 +429,255 @@ static int jsonl_set_insert(struct jsonl_validator *v, uint64_t fp)
     }
 }
 
+/* Returns 1 if fingerprint fp is in the set: the lookup alone, for the
+ * custom_ids that come once the set is full. */
+static int jsonl_set_contains(struct jsonl_validator *v, uint64_t fp)
+{
+    struct jsonl_shard *sh = jsonl_set_shard(v, fp);
+    uint64_t r = jsonl_set_remainder(fp);
+    uint32_t i;
+    if (sh->cap == 0)
+        return 0;
+    for (i = jsonl_slot_home(r, sh->cap);; i = i + 1 == sh->cap ? 0 : i + 1) {
+        uint64_t s = jsonl_slot_get(sh->slots + (size_t)i * JSONL_SET_SLOT);
+        if (s == r)
+            return 1;
+        if (s == 0)
+            return 0;
+    }
+}
+
+/* ---- spilled custom_ids ------------------------------------------------------ */
+
+static int jsonl_in_memory_set(const struct jsonl_validator *v)
+{
+    return !v->spilling || v->set_count < v->memory_ids;
+}
+
+/* Sorts records by fingerprint, in place and in linear time for the uniform
+ * fingerprints of XXH3: a pass of American flag sort (McIlroy, Bostic and
+ * McIlroy, 1993) on the top 8 bits, then insertion sort of each of the 256
+ * small buckets. */
+static void jsonl_sort_records(struct jsonl_spill_record *r, size_t n)
+{
+    size_t count[256] = {0}, next[256], end[256], at = 0;
+
+    for (size_t i = 0; i < n; i++)
+        count[r[i].fingerprint >> 56]++;
+    for (int b = 0; b < 256; b++) {
+        next[b] = at;
+        at += count[b];
+        end[b] = at;
+    }
+    for (int b = 0; b < 256; b++) {
+        while (next[b] < end[b]) {
+            struct jsonl_spill_record x = r[next[b]];
+            int home = (int)(x.fingerprint >> 56);
+            while (home != b) { /* carry x to its bucket, taking what was there */
+                struct jsonl_spill_record y = r[next[home]];
+                r[next[home]++] = x;
+                x = y;
+                home = (int)(x.fingerprint >> 56);
+            }
+            r[next[b]++] = x;
+        }
+    }
+    for (size_t b = 0, start = 0; b < 256; start = end[b++]) {
+        for (size_t i = start + 1; i < end[b]; i++) {
+            struct jsonl_spill_record x = r[i];
+            size_t j = i;
+            for (; j > start && r[j - 1].fingerprint > x.fingerprint; j--)
+                r[j] = r[j - 1];
+            r[j] = x;
+        }
+    }
+}
+
+/* Sorts the gathered run by fingerprint and appends it to the store. */
+static void jsonl_spill_run(struct jsonl_validator *v)
+{
+    if (v->run_len == 0 || v->spill_failed)
+        return;
+    jsonl_sort_records(v->run, v->run_len);
+    if (v->spill.write(v->spill.ctx, v->run, v->run_len * sizeof *v->run) != 0)
+        v->spill_failed = 1;
+    v->spilled += v->run_len;
+    v->run_len = 0;
+}
+
+/* Keeps the current line's custom_id for the merge at the end. */
+static void jsonl_spill_add(struct jsonl_validator *v)
+{
+    if (!v->run) {
+        v->run = JSONL_MALLOC(JSONL_SPILL_RUN * sizeof *v->run);
+        if (!v->run) {
+            v->spill_failed = 1;
+            return;
+        }
+    }
+    v->run[v->run_len++] = (struct jsonl_spill_record){
+        .fingerprint = v->id_fingerprint,
+        .line = v->line,
+        .column = v->id_offset - v->line_start + 1,
+    };
+    if (v->run_len == JSONL_SPILL_RUN)
+        jsonl_spill_run(v);
+}
+
+/* One run's place in the merge, with a few of its records read ahead. */
+struct jsonl_run_cursor {
+    uint64_t next, end; /* records of the run still in the store */
+    size_t pos, len;
+    struct jsonl_spill_record buf[JSONL_SPILL_READ];
+};
+
+/* Loads the cursor's next records; returns 0, 1 when the run is done, -1 on failure. */
+static int jsonl_cursor_fill(struct jsonl_validator *v, struct jsonl_run_cursor *c)
+{
+    size_t n = c->end - c->next < JSONL_SPILL_READ ? (size_t)(c->end - c->next) : JSONL_SPILL_READ;
+    if (n == 0)
+        return 1;
+    if (v->spill.read(v->spill.ctx, c->next * sizeof c->buf[0], c->buf, n * sizeof c->buf[0]) != 0)
+        return -1;
+    c->next += n;
+    c->pos = 0;
+    c->len = n;
+    return 0;
+}
+
+static const struct jsonl_spill_record *jsonl_cursor_top(const struct jsonl_run_cursor *c)
+{
+    return &c->buf[c->pos];
+}
+
+/* The merge's min-heap: each run's next fingerprint, kept beside its cursor. */
+struct jsonl_heap_entry {
+    uint64_t key;
+    struct jsonl_run_cursor *cursor;
+};
+
+static void jsonl_heap_down(struct jsonl_heap_entry *heap, size_t n, size_t i)
+{
+    struct jsonl_heap_entry x = heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, m = l;
+        if (l >= n)
+            break;
+        if (l + 1 < n && heap[l + 1].key < heap[l].key)
+            m = l + 1;
+        if (heap[m].key >= x.key)
+            break;
+        heap[i] = heap[m];
+        i = m;
+    }
+    heap[i] = x;
+}
+
+/* Merges the sorted runs and finds the duplicate whose second use comes
+ * first: *second gets that use, *first the earliest one. Returns 1 if there is
+ * a duplicate, 0 if none, -1 if the store or memory failed. */
+static int jsonl_spill_merge(struct jsonl_validator *v, struct jsonl_spill_record *second,
+                             uint64_t *first)
+{
+    uint64_t runs = (v->spilled + JSONL_SPILL_RUN - 1) / JSONL_SPILL_RUN;
+    struct jsonl_run_cursor *cursors = JSONL_CALLOC(runs ? runs : 1, sizeof *cursors);
+    struct jsonl_heap_entry *heap = JSONL_CALLOC(runs ? runs : 1, sizeof *heap);
+    struct jsonl_spill_record group_first = {0}, group_second = {0};
+    int found = 0, in_group = 0, rc = 0;
+    size_t n = 0;
+
+    if (!cursors || !heap) {
+        rc = -1;
+        goto out;
+    }
+    for (uint64_t i = 0; i < runs; i++) {
+        struct jsonl_run_cursor *c = &cursors[i];
+        c->next = i * JSONL_SPILL_RUN;
+        c->end = c->next + JSONL_SPILL_RUN < v->spilled ? c->next + JSONL_SPILL_RUN : v->spilled;
+        if (jsonl_cursor_fill(v, c) < 0) {
+            rc = -1;
+            goto out;
+        }
+        heap[n++] = (struct jsonl_heap_entry){jsonl_cursor_top(c)->fingerprint, c};
+    }
+    for (size_t i = n; i-- > 0;)
+        jsonl_heap_down(heap, n, i);
+    /* Records come out by fingerprint; within a group of equal ones keep the
+     * two earliest lines. */
+    while (n > 0) {
+        struct jsonl_run_cursor *c = heap[0].cursor;
+        struct jsonl_spill_record r = *jsonl_cursor_top(c);
+        if (++c->pos == c->len) {
+            int filled = jsonl_cursor_fill(v, c);
+            if (filled < 0) {
+                rc = -1;
+                goto out;
+            }
+            if (filled == 1)
+                heap[0] = heap[--n];
+            else
+                heap[0].key = jsonl_cursor_top(c)->fingerprint;
+        } else {
+            heap[0].key = jsonl_cursor_top(c)->fingerprint;
+        }
+        if (n > 0)
+            jsonl_heap_down(heap, n, 0);
+        if (!in_group || r.fingerprint != group_first.fingerprint) {
+            group_first = r;
+            group_second.line = UINT64_MAX;
+            in_group = 1;
+        } else if (r.line < group_first.line) {
+            group_second = group_first;
+            group_first = r;
+        } else if (r.line < group_second.line) {
+            group_second = r;
+        }
+        if (group_second.line != UINT64_MAX && (!found || group_second.line < second->line)) {
+            *second = group_second;
+            *first = group_first.line;
+            found = 1;
+        }
+    }
+    rc = found;
+out:
+    JSONL_FREE(cursors);
+    JSONL_FREE(heap);
+    return rc;
+}
+
+/* At the end, or at the first other problem: a duplicate among the spilled
+ * custom_ids whose second use comes on an earlier line is the first problem.
+ * Returns the validator's status. */
+static int jsonl_spill_verdict(struct jsonl_validator *v)
+{
+    struct jsonl_spill_record second = {0};
+    uint64_t first = 0;
+    int found;
+
+    if (!v->spilling || v->spill_checked || v->status == -2)
+        return v->status;
+    v->spill_checked = 1;
+    jsonl_spill_run(v);
+    found = v->spill_failed ? -1 : jsonl_spill_merge(v, &second, &first);
+    if (found < 0) {
+        jsonl_set_error(v, v->consumed, NULL, "could not keep the custom_ids to compare");
+        v->status = -2;
+    } else if (found && (v->status == 0 || second.line < v->error.line)) {
+        struct jsonl_error *e = &v->error;
+        e->line = second.line;
+        e->column = second.column;
+        e->reason_code = "duplicate_custom_id";
+        snprintf(e->reason, sizeof e->reason,
+                 "custom_id is already used by line %" PRIu64
+                 "; every request needs a unique custom_id",
+                 first);
+        snprintf(e->message, sizeof e->message, "line %" PRIu64 ", column %" PRIu64 ": %s",
+                 e->line, e->column, e->reason);
+        v->status = -1;
+    }
+    return v->status;
+}
+
 /* ---- batch rules ------------------------------------------------------------- */
 
 static const char *const jsonl_member_names[] = {"", "custom_id", "method", "url", "body", ""};
@@ -616,7 +884,7 @@ static int jsonl_value_end(struct jsonl_validator *v)
         }
         fp = v->hashing ? XXH3_64bits_digest(v->xxh)
                         : XXH3_64bits_withSeed(v->value, v->value_len, v->seed);
-        if (jsonl_set_reserve(v, fp) < 0)
+        if (jsonl_in_memory_set(v) && jsonl_set_reserve(v, fp) < 0)
             return -2;
         /* The lookup, likely a cache miss, is done at the end of the line
          * (jsonl_settle_id) so that the memory arrives while the body is read. */
@@ -686,8 +954,13 @@ static void jsonl_settle_id(struct jsonl_validator *v)
 {
     char quoted[JSONL_QUOTE_MAX * 2 + 16];
     v->id_deferred = 0;
-    if (jsonl_set_insert(v, v->id_fingerprint) == 0)
+    if (jsonl_in_memory_set(v)) {
+        if (jsonl_set_insert(v, v->id_fingerprint) == 0)
+            return;
+    } else if (!jsonl_set_contains(v, v->id_fingerprint)) {
+        jsonl_spill_add(v);
         return;
+    }
     jsonl_quote(quoted, sizeof quoted, v->id_text, v->id_text_len, v->id_text_more);
     jsonl_pending(v, v->id_offset, "duplicate_custom_id",
                   "custom_id %s is already used by an earlier line; every request needs a "
@@ -1653,6 +1926,11 @@ struct jsonl_validator *jsonl_validator_new(const struct jsonl_options *options)
     if (!v->value || !v->xxh)
         goto oom;
     v->seed = options->hash_seed;
+    if (options->spill && options->spill->write && options->spill->read) {
+        v->spill = *options->spill;
+        v->spilling = 1;
+        v->memory_ids = options->memory_ids ? options->memory_ids : JSONL_DEFAULT_MEMORY_IDS;
+    }
     return v;
 oom:
     jsonl_validator_free(v);
@@ -1670,15 +1948,28 @@ int jsonl_validator_feed(struct jsonl_validator *v, const void *data, size_t len
         return 0;
     rc = jsonl_scan(v, data, (const unsigned char *)data + len);
     v->consumed += len;
-    return rc;
+    if (JSONL_UNLIKELY(v->spill_failed) && rc == 0) {
+        jsonl_set_error(v, v->consumed, NULL, "could not keep the custom_ids to compare");
+        v->status = rc = -2;
+    }
+    return rc == -1 ? jsonl_spill_verdict(v) : rc;
 }
+
+static int jsonl_finish_scan(struct jsonl_validator *v);
 
 int jsonl_validator_finish(struct jsonl_validator *v)
 {
-    uint64_t at = v->consumed;
     if (v->status || v->finished)
         return v->status;
     v->finished = 1;
+    jsonl_finish_scan(v);
+    return jsonl_spill_verdict(v);
+}
+
+/* The end of input for the scanner: the state it was left in. */
+static int jsonl_finish_scan(struct jsonl_validator *v)
+{
+    uint64_t at = v->consumed;
     switch (v->state) {
     case ST_LINE:
         if (v->objects == 0) {
@@ -1739,6 +2030,7 @@ void jsonl_validator_free(struct jsonl_validator *v)
             JSONL_FREE(v->shards[i].slots);
         JSONL_FREE(v->shards);
     }
+    JSONL_FREE(v->run);
     if (v->urls)
         for (size_t i = 0; i < v->url_count; i++)
             JSONL_FREE(v->urls[i]);

@@ -100,14 +100,15 @@ int store_init(const char *data_dir, int grace_seconds)
     return 0;
 }
 
-int store_begin(struct store_upload *upload, const char *data_dir)
+/* Opens a new temporary file in tmp/ with the given access mode. */
+static int open_temp(struct store_upload *upload, const char *data_dir, int access)
 {
     char tmp_dir[4096];
 
     memset(upload, 0, sizeof *upload);
     if (join(tmp_dir, sizeof tmp_dir, data_dir, STORE_TMP_DIR) != 0)
         return -1;
-    upload->fd = open(tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    upload->fd = open(tmp_dir, O_TMPFILE | access | O_CLOEXEC, 0600);
     if (upload->fd >= 0) {
         upload->anonymous = 1;
         return 0;
@@ -124,13 +125,33 @@ int store_begin(struct store_upload *upload, const char *data_dir)
             errno = ENAMETOOLONG;
             return -1;
         }
-        upload->fd = open(upload->tmp_path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+        upload->fd = open(upload->tmp_path, O_CREAT | O_EXCL | access | O_CLOEXEC, 0600);
         if (upload->fd >= 0 || errno != EEXIST)
             break;
     }
     if (upload->fd < 0)
         upload->tmp_path[0] = '\0';
     return upload->fd >= 0 ? 0 : -1;
+}
+
+int store_begin(struct store_upload *upload, const char *data_dir)
+{
+    return open_temp(upload, data_dir, O_WRONLY);
+}
+
+int store_scratch(const char *data_dir)
+{
+    struct store_upload scratch;
+
+    if (open_temp(&scratch, data_dir, O_RDWR) != 0)
+        return -1;
+    if (!scratch.anonymous && unlink(scratch.tmp_path) != 0) {
+        int saved = errno;
+        close(scratch.fd);
+        errno = saved;
+        return -1;
+    }
+    return scratch.fd;
 }
 
 int store_write(struct store_upload *upload, const void *data, size_t len)

@@ -16,7 +16,9 @@
  *    is at least one, and otherwise name the first failing line;
  *  - batch mode against the batch rules evaluated on cJSON's tree: the first
  *    failing line must match, and a batch failure's reason_code must be one
- *    that the line deserves.
+ *    that the line deserves;
+ *  - batch mode with every custom_id but the first going to a spill store
+ *    (sorted runs merged at the end) against the in-memory set alone.
  * Documented differences that are reconciled, not reported: cJSON stops after
  * 63 characters of a number (such lines are not judged); cJSON strings cannot
  * hold U+0000 (inputs with \u0000 skip the batch oracle). Any mismatch prints
@@ -401,6 +403,53 @@ static int mentions(const uint8_t *d, size_t len, const char *needle)
     return 0;
 }
 
+/* The spill store for batch mode with memory_ids 1: in memory, reset per run. */
+static unsigned char *spill_data;
+static size_t spill_len, spill_cap;
+
+static int spill_write(void *ctx, const void *data, size_t len)
+{
+    (void)ctx;
+    if (spill_len + len > spill_cap) {
+        spill_cap = (spill_len + len) * 2;
+        spill_data = realloc(spill_data, spill_cap);
+        if (!spill_data)
+            abort();
+    }
+    memcpy(spill_data + spill_len, data, len);
+    spill_len += len;
+    return 0;
+}
+
+static int spill_read(void *ctx, uint64_t offset, void *buf, size_t len)
+{
+    (void)ctx;
+    if (offset + len > spill_len)
+        abort(); /* the validator reads only what it wrote */
+    memcpy(buf, spill_data + offset, len);
+    return 0;
+}
+
+/* With every custom_id but the first spilled, the verdict is the set's: same
+ * status, line and column, and the same reason_code except that on one line a
+ * spilled duplicate may lose to another batch problem of that line. */
+static void check_spilled(const uint8_t *d, size_t len, const struct outcome *set_only)
+{
+    static const struct jsonl_spill spill = {spill_write, spill_read, NULL};
+    static const struct jsonl_options spilled = {.max_depth = FUZZ_MAX_DEPTH, .check_batch = 1,
+                                                 .hash_seed = 12345, .spill = &spill,
+                                                 .memory_ids = 1};
+    struct outcome out;
+    spill_len = 0;
+    run(d, len, &spilled, len, 0, &out);
+    if (out.rc != set_only->rc || out.line != set_only->line)
+        mismatch("spilled custom_ids: another verdict than the set's", d, len, &out);
+    if (out.code != set_only->code && (!out.code || !set_only->code))
+        mismatch("spilled custom_ids: another kind of problem than the set's", d, len, &out);
+    if (out.code == set_only->code && out.column != set_only->column)
+        mismatch("spilled custom_ids: another column than the set's", d, len, &out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
 {
     static const struct jsonl_options plain = {.max_depth = FUZZ_MAX_DEPTH};
@@ -419,6 +468,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
     if (with_batch) {
         run(d, len, &batch, len, 0, &bwhole);
         check_splits(d, len, &batch, &bwhole);
+        check_spilled(d, len, &bwhole);
     }
 
     /* the oracle, line by line */

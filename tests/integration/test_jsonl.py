@@ -193,7 +193,13 @@ _ok = {
     "member_order_free": b'{"body":{},"url":"/v1/chat/completions","method":"POST","custom_id":"z"}\n',
     "long_line_over_256k": body_line(b'{"content":"' + b"y" * 600000 + b'"}') + b"\n" + _a + b"\n",
     "many_lines": b"".join(L("m%d" % i) + b"\n" for i in range(20000)),
+    # past the 32,768 custom_ids the validator keeps in memory (the rest go to
+    # a scratch file and are compared at the end)
+    "lines_beyond_memory_ids": b"".join(L("m%d" % i) + b"\n" for i in range(40000)),
 }
+
+MEMORY_IDS = 16384
+_far = [L("s%d" % i) for i in range(40000)]
 
 
 # Batch rules: name -> (content, line, reason_code, message regex)
@@ -201,6 +207,17 @@ _batch = {
     "duplicate_custom_id": ([L("a"), L("b"), L("a")], 3, "duplicate_custom_id", r"(?i)custom_id"),
     "duplicate_custom_id_far_apart": ([L("dup")] + [L("f%d" % i) for i in range(3000)] + [L("dup")],
                                       3002, "duplicate_custom_id", None),
+    # both uses past the ids kept in memory: found at the end, naming the first
+    "duplicate_custom_id_both_spilled": (_far[:39999] + [L("s%d" % (MEMORY_IDS + 100))], 40000,
+                                         "duplicate_custom_id", r"already used by line %d;"
+                                         % (MEMORY_IDS + 101)),
+    # the first use in memory, the second past it: found at once, quoted
+    "duplicate_custom_id_of_one_in_memory": (_far[:39999] + [L("s5")], 40000,
+                                             "duplicate_custom_id", r'"s5"'),
+    # a spilled duplicate comes before a syntax error further on: it is the first problem
+    "duplicate_custom_id_spilled_before_bad_line": (
+        _far[:36000] + [L("s%d" % (MEMORY_IDS + 10))] + _far[36001:38000] + [b"{oops"],
+        36001, "duplicate_custom_id", r"already used by line %d" % (MEMORY_IDS + 11)),
     "missing_custom_id": ([b'{"method":"POST","url":"/v1/chat/completions","body":{}}'], 1,
                           "missing_required_parameter", r"custom_id"),
     "empty_custom_id": ([L("")], 1, "missing_required_parameter", r"custom_id"),

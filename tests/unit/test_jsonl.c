@@ -1462,6 +1462,170 @@ static void test_set(void)
     jsonl_validator_free(v);
 }
 
+/* ---- spilled custom_ids: an in-memory store that can be made to fail ---- */
+
+struct mem_store {
+    unsigned char *data;
+    size_t len, cap;
+    int fail_write, fail_read;
+};
+
+static int mem_write(void *ctx, const void *data, size_t len)
+{
+    struct mem_store *m = ctx;
+    if (m->fail_write)
+        return -1;
+    if (m->len + len > m->cap) {
+        m->cap = (m->len + len) * 2;
+        m->data = realloc(m->data, m->cap);
+    }
+    memcpy(m->data + m->len, data, len);
+    m->len += len;
+    return 0;
+}
+
+static int mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
+{
+    struct mem_store *m = ctx;
+    if (m->fail_read || offset + len > m->len)
+        return -1;
+    memcpy(buf, m->data + offset, len);
+    return 0;
+}
+
+/* A batch line whose custom_id is "id-N"; broken: the object is not closed. */
+static size_t spill_line(char *out, size_t cap, unsigned id, int broken)
+{
+    return (size_t)snprintf(out, cap,
+                            "{\"custom_id\":\"id-%u\",\"method\":\"POST\",\"url\":"
+                            "\"/v1/chat/completions\",\"body\":{\"n\":%u}%s\n",
+                            id, id, broken ? "" : "}");
+}
+
+struct spill_result {
+    int rc;
+    uint64_t line, column;
+    char code[32];
+    char reason[192];
+};
+
+/* Validates the lines ids[0..n) (broken_line: 1-based line left unclosed, 0
+ * none), with a spill store keeping memory_ids in memory, or without one
+ * (memory_ids 0). */
+static struct spill_result spill_run(const unsigned *ids, unsigned n, unsigned broken_line,
+                                     size_t memory_ids, struct mem_store *store)
+{
+    struct jsonl_spill spill = {mem_write, mem_read, store};
+    struct jsonl_options o = {.check_batch = 1, .hash_seed = 77, .memory_ids = memory_ids,
+                              .spill = memory_ids ? &spill : NULL};
+    struct jsonl_validator *v = jsonl_validator_new(&o);
+    struct spill_result r = {0};
+    char line[200];
+    for (unsigned i = 0; i < n && r.rc == 0; i++) {
+        size_t len = spill_line(line, sizeof line, ids[i], i + 1 == broken_line);
+        r.rc = jsonl_validator_feed(v, line, len);
+    }
+    if (r.rc == 0)
+        r.rc = jsonl_validator_finish(v);
+    if (r.rc != 0) {
+        const struct jsonl_error *e = jsonl_validator_error(v);
+        r.line = e->line;
+        r.column = e->column;
+        snprintf(r.code, sizeof r.code, "%s", e->reason_code ? e->reason_code : "");
+        snprintf(r.reason, sizeof r.reason, "%s", e->reason);
+    }
+    jsonl_validator_free(v);
+    return r;
+}
+
+static void test_spilled_ids(void)
+{
+    enum { N = 10000 };
+    static unsigned ids[N];
+    struct mem_store store = {0};
+    struct spill_result r;
+
+    for (unsigned i = 0; i < N; i++)
+        ids[i] = i;
+    /* all distinct: valid, and all but memory_ids went to the store, in runs */
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == 0);
+    CHECK(store.len == (N - 4) * sizeof(struct jsonl_spill_record));
+    CHECK(N - 4 > 2 * JSONL_SPILL_RUN); /* several runs were merged */
+
+    /* a duplicate among spilled ids, across runs: found at the end, at the
+     * second use, naming the first */
+    ids[8999] = 9;
+    store.len = 0;
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -1 && r.line == 9000 && r.column == 14);
+    CHECK_STR(r.code, "duplicate_custom_id");
+    CHECKF(strstr(r.reason, "already used by line 10") != NULL, "%s", r.reason);
+    /* the one that comes first in the file wins, whatever the fingerprints */
+    ids[5000] = 7000;
+    store.len = 0;
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -1 && r.line == 7001);
+    ids[5000] = 5000;
+    /* within one run */
+    ids[12] = 11;
+    store.len = 0;
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -1 && r.line == 13 && strstr(r.reason, "line 12") != NULL);
+    ids[12] = 12;
+
+    /* an id still in memory is found at once, quoted as usual */
+    ids[8999] = 2;
+    store.len = 0;
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -1 && r.line == 9000);
+    CHECKF(strstr(r.reason, "\"id-2\"") != NULL, "%s", r.reason);
+    ids[8999] = 8999;
+
+    /* against another problem: the earlier line wins */
+    ids[199] = 100;
+    store.len = 0;
+    r = spill_run(ids, N, 300, 4, &store); /* duplicate at 200, line 300 unclosed */
+    CHECK(r.rc == -1 && r.line == 200);
+    CHECK_STR(r.code, "duplicate_custom_id");
+    store.len = 0;
+    r = spill_run(ids, N, 150, 4, &store); /* line 150 unclosed, duplicate later */
+    CHECK(r.rc == -1 && r.line == 150);
+    CHECK_STR(r.code, "");
+    ids[199] = 199;
+
+    /* a failing store is -2 */
+    store.len = 0;
+    store.fail_write = 1;
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -2);
+    store.fail_write = 0;
+    store.len = 0;
+    store.fail_read = 1;
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -2);
+    store.fail_read = 0;
+
+    /* random files with duplicates and broken lines: the same verdict, line
+     * and column with a store (memory_ids 3) as with the set alone */
+    for (int round = 0; round < 300; round++) {
+        unsigned n = 1 + below(6000), broken = below(4) ? 0 : 1 + below(n);
+        struct spill_result with, without;
+        for (unsigned i = 0; i < n; i++)
+            ids[i] = below(8) ? i : below(n);
+        store.len = 0;
+        with = spill_run(ids, n, broken, 3, &store);
+        without = spill_run(ids, n, broken, 0, NULL);
+        CHECKF(with.rc == without.rc && with.line == without.line &&
+                   with.column == without.column && strcmp(with.code, without.code) == 0,
+               "round %d: %d line %llu col %llu %s vs %d line %llu col %llu %s", round, with.rc,
+               (unsigned long long)with.line, (unsigned long long)with.column, with.code,
+               without.rc, (unsigned long long)without.line,
+               (unsigned long long)without.column, without.code);
+    }
+    free(store.data);
+}
+
 /* Every allocation failing in turn: NULL from new or -2 from feed, no leak
  * (the sanitizer build checks), and the error says out of memory. */
 static void test_out_of_memory(void)
@@ -1501,6 +1665,42 @@ static void test_out_of_memory(void)
     CHECK(saw_null >= 4 && saw_oom > 100 && saw_ok > 0);
 }
 
+/* The same with a spill store: the run buffer and the merge's allocations
+ * failing give -2 at feed or at finish, and nothing leaks. */
+static void test_spill_out_of_memory(void)
+{
+    struct mem_store store = {0};
+    struct jsonl_spill spill = {mem_write, mem_read, &store};
+    struct jsonl_options o = {.check_batch = 1, .spill = &spill, .memory_ids = 3};
+    int saw_feed = 0, saw_finish = 0, saw_ok = 0;
+    for (long fail = 1; fail < 400; fail++) {
+        struct jsonl_validator *v;
+        int rc = 0;
+        char line[200];
+        store.len = 0;
+        test_alloc_calls = 0;
+        test_alloc_fail_at = fail;
+        v = jsonl_validator_new(&o);
+        if (!v)
+            continue;
+        for (unsigned i = 0; i < 200 && rc == 0; i++)
+            rc = jsonl_validator_feed(v, line, spill_line(line, sizeof line, i, 0));
+        if (rc == -2) {
+            saw_feed++;
+        } else {
+            rc = jsonl_validator_finish(v);
+            CHECK(rc == 0 || rc == -2);
+            saw_finish += rc == -2;
+            saw_ok += rc == 0;
+        }
+        jsonl_validator_free(v);
+    }
+    test_alloc_fail_at = 0;
+    CHECK(test_alloc_live == 0);
+    CHECKF(saw_feed > 0 && saw_finish > 0 && saw_ok > 0, "%d %d %d", saw_feed, saw_finish, saw_ok);
+    free(store.data);
+}
+
 static void test_no_leaks(void)
 {
     CHECKF(test_alloc_live == 0, "%zu bytes still allocated", test_alloc_live);
@@ -1518,9 +1718,11 @@ int main(void)
     test_api_edges();
     test_set();
     test_far_duplicate();
+    test_spilled_ids();
     test_big_string();
     test_against_reference();
     test_out_of_memory();
+    test_spill_out_of_memory();
     test_no_leaks();
     CHECKF(api_rule_breaks == 0, "%lu runs broke an API rule", api_rule_breaks);
     TEST_MAIN_END();
