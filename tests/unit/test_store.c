@@ -99,6 +99,19 @@ static void test_layout_and_sweep(void)
     CHECK(access(path, F_OK) != 0);
 }
 
+static void test_scratch(void)
+{
+    char path[4096], back[6] = {0};
+    int fd = store_scratch(data_dir);
+
+    CHECK(fd >= 0);
+    CHECK(write(fd, "hello", 5) == 5);
+    CHECK(pread(fd, back, 5, 0) == 5 && strcmp(back, "hello") == 0);
+    snprintf(path, sizeof path, "%s/tmp", data_dir);
+    CHECK(count_entries(path) == 0); /* nameless */
+    close(fd);
+}
+
 static void test_synced_while_writing(void)
 {
     static char block[1 << 20];
@@ -127,6 +140,7 @@ int main(void)
     test_abort_leaves_nothing();
     test_layout_and_sweep();
     test_synced_while_writing();
+    test_scratch();
     snprintf(command, sizeof command, "rm -rf %s", data_dir);
     CHECK(system(command) == 0);
     TEST_MAIN_END();
