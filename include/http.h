@@ -38,6 +38,12 @@ struct http_request {
 /* Reads the CGI variables of an accepted request into *req. */
 void http_request_init(struct http_request *req, FCGX_Request *fcgi);
 
+/* From then on cJSON takes its memory from a pool that
+ * http_request_memory_reset empties: call that at the end of each request.
+ * Only the thread that serves requests may use cJSON. */
+void http_request_memory_init(void);
+void http_request_memory_reset(void);
+
 /* Reads up to size body bytes. Returns the count; fewer than size only at the end. */
 size_t http_read_body(struct http_request *req, char *buf, size_t size);
 

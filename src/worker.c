@@ -108,6 +108,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
         return 1;
     }
+    http_request_memory_init();
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     for (;;) {
         struct http_request req;
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
         api_handle(&req, &config);
         http_log_access(&req);
         FCGX_Finish_r(&fcgi);
+        http_request_memory_reset();
         served++;
         if (config.max_requests && served >= config.max_requests)
             break;

@@ -1,4 +1,5 @@
-/* Unit tests: the pure parts of the HTTP glue (src/http.c): Range and If-None-Match. */
+/* Unit tests: the pure parts of the HTTP glue (src/http.c): Range and
+ * If-None-Match, and the per-request memory of cJSON. */
 #include "../../src/http.c"
 
 #include "testlib.h"
@@ -56,9 +57,36 @@ static void test_etag(void)
     CHECK(http_etag_matches("", tag) == 0);
 }
 
+static void test_request_memory(void)
+{
+    cJSON *first, *again;
+    char *text;
+
+    http_request_memory_init();
+    first = cJSON_CreateObject();
+    cJSON_AddStringToObject(first, "id", "file_x");
+    text = cJSON_PrintUnformatted(first);
+    CHECK(text && strcmp(text, "{\"id\":\"file_x\"}") == 0);
+    cJSON_free(text);
+    cJSON_Delete(first); /* a no-op: the memory goes at the reset */
+    CHECK(obstack_object_size(&request_memory) == 0 &&
+          (char *)obstack_next_free(&request_memory) > (char *)request_memory_start);
+    http_request_memory_reset();
+    CHECK(obstack_next_free(&request_memory) == request_memory_start);
+    again = cJSON_CreateObject(); /* the next request reuses the same memory */
+    CHECK((void *)again == (void *)first);
+    for (int i = 0; i < 20000; i++) /* past one chunk: more chunks, then back to one */
+        cJSON_AddItemToObject(again, "n", cJSON_CreateNull());
+    http_request_memory_reset();
+    CHECK(obstack_next_free(&request_memory) == request_memory_start);
+    CHECK((void *)cJSON_CreateObject() == (void *)first);
+    http_request_memory_reset();
+}
+
 int main(void)
 {
     test_range();
     test_etag();
+    test_request_memory();
     TEST_MAIN_END();
 }
