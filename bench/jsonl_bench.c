@@ -14,6 +14,8 @@
  *        jsonl_bench --tiny N                 (N minimal batch lines: reports the
  *                                              validator's peak RSS, for the memory budget)
  *        jsonl_bench --ours [megabytes [rounds]]  (the validator only, for a profiler)
+ *        jsonl_bench --file PATH [rounds]     (the same comparison on a file's batch JSONL,
+ *                                              e.g. the upload bench's, instead of generated data)
  */
 #include "jsonl.h"
 
@@ -257,8 +259,16 @@ int main(int argc, char **argv)
 
     int only_ours = 0;
 
+    const char *path = NULL;
+
     if (argc > 2 && strcmp(argv[1], "--tiny") == 0)
         return bench_tiny(strtoull(argv[2], NULL, 10));
+    if (argc > 2 && strcmp(argv[1], "--file") == 0) {
+        path = argv[2];
+        argc -= 1; /* what follows is [rounds], in the place of [megabytes [rounds]] */
+        argv += 1;
+        argv[1] = "1";
+    }
     if (argc > 1 && strcmp(argv[1], "--ours") == 0) {
         only_ours = 1;
         argc--;
@@ -272,7 +282,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [megabytes [rounds 1-64]] | --tiny LINES\n", argv[0]);
         return 2;
     }
-    bench_generate(&b, megabytes * 1000 * 1000, &lines);
+    if (path) {
+        FILE *f = fopen(path, "rb");
+        long size;
+        if (!f || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET)) {
+            perror(path);
+            return 2;
+        }
+        b.len = b.cap = (size_t)size;
+        b.data = malloc(b.len);
+        if (!b.data || fread(b.data, 1, b.len, f) != b.len) {
+            perror(path);
+            return 2;
+        }
+        fclose(f);
+        lines = 0;
+        for (size_t i = 0; i < b.len; i++)
+            lines += b.data[i] == '\n';
+        if (b.len && b.data[b.len - 1] != '\n')
+            lines++;
+    } else {
+        bench_generate(&b, megabytes * 1000 * 1000, &lines);
+    }
     /* The first read of freshly generated memory is slow on this VM (about 1 GB/s
      * even for memchr): touch it once so that neither contender pays for it. */
     {
