@@ -17,6 +17,12 @@
 #include "pipeline.h"
 #include "store.h"
 
+/* The first bytes of a file are checked and stored in the calling thread;
+ * only past this do the pipeline's threads take over (their hand-offs cost
+ * more than they save on a small file, and when many uploads run at once
+ * every core is busy anyway). */
+#define INGEST_INLINE_BYTES (16 << 20)
+
 struct ingest {
     const struct config *config;
     struct store_upload store;

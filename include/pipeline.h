@@ -10,9 +10,12 @@
  * (the earlier slot; at the same slot, the lower stage index).
  *
  * One job at a time per process (a worker handles one request at a time).
- * The threads are started on first use and live as long as the process. A
- * stream that fits in one slot never wakes them: its stages run in the
- * caller's thread at pipeline_finish. Without threads (pthread_create
+ * The threads are started on first use and live as long as the process. The
+ * first inline_bytes of a stream are run in the caller's thread, as pushed
+ * and without a copy: a small file is done before hand-offs would pay off,
+ * and when many uploads run at once the cores are busy anyway. A stream that
+ * fits in one slot after that never wakes the threads either: its stages run
+ * in the caller's thread at pipeline_finish. Without threads (pthread_create
  * failed) every slot is run in the caller's thread. */
 #ifndef PIPELINE_H
 #define PIPELINE_H
@@ -28,6 +31,7 @@ struct pipeline_job {
      * nonzero to fail the job. */
     int (*stage[PIPELINE_STAGES])(void *ctx, const unsigned char *data, size_t len);
     void *ctx[PIPELINE_STAGES];
+    size_t inline_bytes; /* run in the caller's thread, as pushed (see above) */
 };
 
 /* Starts a job (job must outlive it). Returns 0, or -1 on out of memory. */

@@ -25,6 +25,8 @@ static struct {
     int threads;     /* 1: the stage threads run; 0: not started; -1: none, run inline */
     int active;      /* a job has begun and not finished */
     size_t fill;     /* producer only: bytes in slot `filled` so far */
+    size_t inline_left; /* producer only: bytes still to run inline */
+    int handed;      /* producer only: a slot of this job went to the threads */
 } pl = {.lock = PTHREAD_MUTEX_INITIALIZER,
         .work = PTHREAD_COND_INITIALIZER,
         .done = PTHREAD_COND_INITIALIZER};
@@ -43,9 +45,9 @@ static uint64_t first_failure(void)
     return first;
 }
 
-/* Called with the lock held; runs stage i over slot seq without it. The
- * caller then counts the slot as consumed. */
-static void run_stage(int i, uint64_t seq)
+/* Called with the lock held; runs stage i over the bytes of the seq-th piece
+ * of the stream without it. The caller then counts the piece as consumed. */
+static void run_stage_on(int i, uint64_t seq, const unsigned char *data, size_t len)
 {
     const struct pipeline_job *job = pl.job;
     int skip = pl.cancelled || seq > first_failure();
@@ -53,12 +55,30 @@ static void run_stage(int i, uint64_t seq)
 
     pthread_mutex_unlock(&pl.lock);
     if (!skip)
-        rc = job->stage[i](job->ctx[i], slot_data(seq), pl.len[seq % PIPELINE_SLOTS]);
+        rc = job->stage[i](job->ctx[i], data, len);
     pthread_mutex_lock(&pl.lock);
     if (rc != 0 && seq < pl.fail_seq[i]) {
         pl.fail_seq[i] = seq;
         pl.failed = 1;
     }
+}
+
+static void run_stage(int i, uint64_t seq)
+{
+    run_stage_on(i, seq, slot_data(seq), pl.len[seq % PIPELINE_SLOTS]);
+}
+
+/* Runs every stage over data in the caller's thread, as the next piece of the
+ * stream (counted as filled once done, so no thread takes it). */
+static void run_here(const unsigned char *data, size_t len)
+{
+    pthread_mutex_lock(&pl.lock);
+    for (int i = 0; i < PIPELINE_STAGES; i++)
+        run_stage_on(i, pl.filled, data, len);
+    for (int i = 0; i < PIPELINE_STAGES; i++)
+        pl.consumed[i]++;
+    pl.filled++;
+    pthread_mutex_unlock(&pl.lock);
 }
 
 static void *stage_thread(void *arg)
@@ -126,26 +146,25 @@ int pipeline_begin(const struct pipeline_job *job)
     pl.active = 1;
     pthread_mutex_unlock(&pl.lock);
     pl.fill = 0;
+    pl.inline_left = job->inline_bytes;
+    pl.handed = 0;
     return 0;
 }
 
 /* Hands the slot being filled to the stages: to their threads, or, without
- * threads (or for a stream of one slot, at finish), runs them here. Here,
- * the slot counts as filled only once done, so no thread takes it too. */
+ * threads (or for a stream of one slot, at finish), runs them here. */
 static void dispatch(int here)
 {
-    pthread_mutex_lock(&pl.lock);
-    pl.len[pl.filled % PIPELINE_SLOTS] = pl.fill;
     if (here) {
-        for (int i = 0; i < PIPELINE_STAGES; i++)
-            run_stage(i, pl.filled);
-        for (int i = 0; i < PIPELINE_STAGES; i++)
-            pl.consumed[i]++;
-    }
-    pl.filled++;
-    if (!here)
+        run_here(slot_data(pl.filled), pl.fill);
+    } else {
+        pthread_mutex_lock(&pl.lock);
+        pl.len[pl.filled % PIPELINE_SLOTS] = pl.fill;
+        pl.filled++;
         pthread_cond_broadcast(&pl.work);
-    pthread_mutex_unlock(&pl.lock);
+        pthread_mutex_unlock(&pl.lock);
+        pl.handed = 1;
+    }
     pl.fill = 0;
 }
 
@@ -173,6 +192,11 @@ int pipeline_push(const void *data, size_t len)
 {
     const unsigned char *p = data;
 
+    if (pl.inline_left > 0 && len > 0) {
+        pl.inline_left = len < pl.inline_left ? pl.inline_left - len : 0;
+        run_here(p, len);
+        len = 0;
+    }
     while (len > 0) {
         size_t n;
         /* A full slot goes once more bytes come: a stream of one slot stays here. */
@@ -216,7 +240,7 @@ int pipeline_finish(void)
     if (!pl.active)
         return -1;
     if (pl.fill > 0)
-        dispatch(pl.filled == 0 || pl.threads != 1);
+        dispatch(!pl.handed || pl.threads != 1);
     drain();
     first = first_failure();
     for (int i = 0; i < PIPELINE_STAGES; i++)

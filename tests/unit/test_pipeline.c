@@ -113,6 +113,57 @@ static void test_big_stream_runs_on_the_stage_threads(void)
     CHECK(!pthread_equal(a.thread, b.thread));
 }
 
+/* The first inline_bytes go to the stages as pushed, in the caller's thread,
+ * without a copy; the rest through the slots and the threads. */
+static const unsigned char *seen_data;
+static size_t seen_len;
+static int record_stage(void *ctx, const unsigned char *data, size_t len)
+{
+    struct probe *probe = ctx;
+    if (probe->calls == 0) {
+        seen_data = data;
+        seen_len = len;
+    }
+    return probe_stage(ctx, data, len);
+}
+
+static void test_inline_prefix(void)
+{
+    static unsigned char buf[1000];
+    struct probe a = {0}, b = {0};
+    struct pipeline_job job = {.stage = {record_stage, probe_stage}, .ctx = {&a, &b},
+                               .inline_bytes = 3000};
+    uint64_t total = 3000 + (uint64_t)PIPELINE_SLOT_BYTES * 3;
+
+    CHECK(pipeline_begin(&job) == 0);
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = pattern(i);
+    CHECK(pipeline_push(buf, sizeof buf) == 0);
+    CHECK(a.calls == 1 && b.calls == 1); /* at once, */
+    CHECK(seen_data == buf && seen_len == sizeof buf); /* the caller's bytes, */
+    CHECK(pthread_equal(a.thread, pthread_self())); /* in the caller's thread */
+    pipeline_abort();
+
+    /* the same stream in pieces: inline up to the mark, then threads; every
+     * byte in order either way */
+    a = (struct probe){0};
+    b = (struct probe){0};
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern(total, 1000) == 0);
+    CHECK(pipeline_finish() == -1);
+    CHECK(a.offset == total && b.offset == total && a.mismatches == 0 && b.mismatches == 0);
+    CHECK(!pthread_equal(a.thread, pthread_self())); /* the last slots went to a thread */
+    CHECK(a.calls == 3 + 3); /* three pieces inline, then one call per slot */
+
+    /* a failure in the inline part is known at once */
+    a = (struct probe){.fail_at_call = 2};
+    b = (struct probe){0};
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(pipeline_push(buf, sizeof buf) == 0);
+    CHECK(pipeline_push(buf, sizeof buf) == 1);
+    CHECK(pipeline_finish() == 0);
+}
+
 /* Runs a 20-slot stream where stage 0 fails at call fail0 and stage 1 at
  * fail1 (0: never); returns pipeline_finish's verdict. */
 static int failing_stream(int fail0, int fail1, struct probe *a, struct probe *b)
@@ -177,5 +228,6 @@ int main(void)
     test_big_stream_runs_on_the_stage_threads();
     test_the_first_failure_in_the_stream_wins();
     test_abort_stops_the_stages();
+    test_inline_prefix();
     TEST_MAIN_END();
 }
