@@ -12,13 +12,15 @@
 #define STORE_TMP_DIR "tmp"
 #define STORE_FILES_DIR "files"
 
-#define STORE_SYNC_BYTES (16 << 20) /* fdatasync every 16 MiB while writing */
+#define STORE_SYNC_BYTES (16 << 20) /* a flush is asked for every 16 MiB written */
 
 struct store_upload {
     int fd;           /* the temporary file, open for writing */
     int anonymous;    /* 1: O_TMPFILE (no name); 0: named temp file in tmp/ */
     uint64_t written; /* bytes written so far */
-    uint64_t flushed; /* bytes made durable so far */
+    uint64_t flushed; /* bytes whose flush (fdatasync) has been asked for */
+    int flush_asked;  /* the flusher thread may be working on this upload */
+    int flush_errno;  /* a flush failed: the commit fails with this */
     char tmp_path[4096];
 };
 

@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,6 +14,85 @@
 #include <unistd.h>
 
 #define NAMED_TMP_SUFFIX ".upload"
+
+/* The flusher: a thread that fdatasyncs an upload's temporary file while the
+ * upload goes on writing it, so that the disk's flushes overlap with
+ * receiving (on a virtual disk only a flush makes data durable, and it takes
+ * as long as the data since the last one). One request at a time: a process
+ * stores one upload at a time. Without the thread, the flush is done in the
+ * writer's thread. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    struct store_upload *upload; /* to flush; NULL when none is asked */
+    int busy;                    /* a flush is under way */
+    int started;                 /* 1 running, -1 could not start */
+} flusher = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+
+static void *flusher_thread(void *unused)
+{
+    (void)unused;
+    pthread_mutex_lock(&flusher.lock);
+    for (;;) {
+        struct store_upload *upload;
+        while (!flusher.upload)
+            pthread_cond_wait(&flusher.changed, &flusher.lock);
+        upload = flusher.upload;
+        flusher.busy = 1;
+        pthread_mutex_unlock(&flusher.lock);
+        int rc = fdatasync(upload->fd), saved = errno;
+        pthread_mutex_lock(&flusher.lock);
+        if (rc != 0 && !upload->flush_errno)
+            upload->flush_errno = saved;
+        flusher.upload = NULL;
+        flusher.busy = 0;
+        pthread_cond_broadcast(&flusher.changed);
+    }
+    return NULL;
+}
+
+/* Asks for upload's bytes so far to be flushed. Returns 1 if the flusher took
+ * it, 0 if it is still busy with the last request (the next write asks
+ * again), -1 if there is no flusher thread. */
+static int flusher_ask(struct store_upload *upload)
+{
+    int taken = 0;
+
+    pthread_mutex_lock(&flusher.lock);
+    if (flusher.started == 0) {
+        sigset_t all, old;
+        pthread_t thread;
+        pthread_attr_t attr;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old); /* signals are the main thread's */
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        flusher.started = pthread_create(&thread, &attr, flusher_thread, NULL) == 0 ? 1 : -1;
+        pthread_attr_destroy(&attr);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    if (flusher.started < 0) {
+        taken = -1;
+    } else if (!flusher.upload && !flusher.busy) {
+        flusher.upload = upload;
+        upload->flush_asked = 1;
+        pthread_cond_broadcast(&flusher.changed);
+        taken = 1;
+    }
+    pthread_mutex_unlock(&flusher.lock);
+    return taken;
+}
+
+/* Waits until the flusher is done with upload (before its fd is closed). */
+static void flusher_wait(struct store_upload *upload)
+{
+    pthread_mutex_lock(&flusher.lock);
+    if (upload->flush_asked) /* then the flusher's work, if any, is this upload's */
+        while (flusher.upload || flusher.busy)
+            pthread_cond_wait(&flusher.changed, &flusher.lock);
+    upload->flush_asked = 0;
+    pthread_mutex_unlock(&flusher.lock);
+}
 
 int store_relative_path(char *out, size_t size, const char *id)
 {
@@ -173,9 +254,11 @@ int store_write(struct store_upload *upload, const void *data, size_t len)
      * at the end waits for the last few MiB only, not the whole file (starting
      * writeback alone is not enough: a virtual disk flushes only on fsync). */
     if (upload->written - upload->flushed >= STORE_SYNC_BYTES) {
-        if (fdatasync(upload->fd) != 0)
+        int taken = flusher_ask(upload);
+        if (taken < 0 && fdatasync(upload->fd) != 0)
             return -1;
-        upload->flushed = upload->written;
+        if (taken != 0)
+            upload->flushed = upload->written;
     }
     return 0;
 }
@@ -203,6 +286,11 @@ int store_commit(struct store_upload *upload, const char *data_dir, const char *
     snprintf(shard_dir, sizeof shard_dir, "%s", final_path);
     *strrchr(shard_dir, '/') = '\0';
     hooks_crash_point("upload_after_write");
+    flusher_wait(upload);
+    if (upload->flush_errno) {
+        errno = upload->flush_errno;
+        goto fail;
+    }
     if (fsync(upload->fd) != 0 || ensure_shard(data_dir, shard_dir) != 0)
         goto fail;
     hooks_crash_point("upload_after_fsync");
@@ -236,8 +324,10 @@ fail:
 
 void store_abort(struct store_upload *upload)
 {
-    if (upload->fd >= 0)
+    if (upload->fd >= 0) {
+        flusher_wait(upload);
         close(upload->fd);
+    }
     upload->fd = -1;
     if (!upload->anonymous && upload->tmp_path[0])
         unlink(upload->tmp_path);

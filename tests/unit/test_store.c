@@ -99,6 +99,27 @@ static void test_layout_and_sweep(void)
     CHECK(access(path, F_OK) != 0);
 }
 
+/* A flush that fails in the flusher thread fails the commit: /dev/null takes
+ * writes but refuses fdatasync (EINVAL). */
+static void test_failed_flush_fails_the_commit(void)
+{
+    static char block[1 << 20];
+    struct store_upload up = {.fd = open("/dev/null", O_WRONLY)};
+    char path[4096];
+
+    CHECK(up.fd >= 0);
+    up.anonymous = 1;
+    for (int i = 0; i < (STORE_SYNC_BYTES >> 20); i++)
+        CHECK(store_write(&up, block, sizeof block) == 0); /* the writer is not held up */
+    CHECK(up.flushed == STORE_SYNC_BYTES && up.flush_asked == 1);
+    errno = 0;
+    CHECK(store_commit(&up, data_dir, "file_AAAAAAAAAAAAAAAAAAAAAAzz") == -1);
+    CHECK(errno == EINVAL);
+    CHECK(up.fd == -1 && up.flush_asked == 0);
+    snprintf(path, sizeof path, "%s/files/zz/file_AAAAAAAAAAAAAAAAAAAAAAzz", data_dir);
+    CHECK(access(path, F_OK) != 0);
+}
+
 static void test_scratch(void)
 {
     char path[4096], back[6] = {0};
@@ -140,6 +161,7 @@ int main(void)
     test_abort_leaves_nothing();
     test_layout_and_sweep();
     test_synced_while_writing();
+    test_failed_flush_fails_the_commit();
     test_scratch();
     snprintf(command, sizeof command, "rm -rf %s", data_dir);
     CHECK(system(command) == 0);
