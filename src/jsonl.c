@@ -657,6 +657,8 @@ static int jsonl_spill_verdict(struct jsonl_validator *v)
     if (!v->spilling || v->spill_checked || v->status == -2)
         return v->status;
     v->spill_checked = 1;
+    if (v->spilled == 0 && v->run_len == 0 && !v->spill_failed)
+        return v->status; /* nothing went past the set */
     jsonl_spill_run(v);
     found = v->spill_failed ? -1 : jsonl_spill_merge(v, &second, &first);
     if (found < 0) {

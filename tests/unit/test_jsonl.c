@@ -1574,6 +1574,21 @@ static void test_spilled_ids(void)
     CHECK(r.rc == -1 && r.line == 13 && strstr(r.reason, "line 12") != NULL);
     ids[12] = 12;
 
+    /* at the limit: the 4th id is the last kept in memory (a duplicate of it
+     * is found at once and quoted), the 5th the first spilled (found by the
+     * merge, which names its line) */
+    ids[7000] = 3;
+    store.len = 0;
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -1 && r.line == 7001);
+    CHECKF(strstr(r.reason, "\"id-3\"") != NULL, "%s", r.reason);
+    ids[7000] = 4;
+    store.len = 0;
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -1 && r.line == 7001);
+    CHECKF(strstr(r.reason, "already used by line 5;") != NULL, "%s", r.reason);
+    ids[7000] = 7000;
+
     /* an id still in memory is found at once, quoted as usual */
     ids[8999] = 2;
     store.len = 0;
