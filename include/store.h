@@ -34,6 +34,11 @@ int store_begin(struct store_upload *upload, const char *data_dir);
 /* Opens a nameless scratch file in tmp/ for reading and writing (gone when
  * closed, or when the process dies). Returns the fd, or -1 (errno). */
 int store_scratch(const char *data_dir);
+/* Writes all of data to fd (a scratch file). Returns 0, or -1 (errno). */
+int store_append(int fd, const void *data, size_t len);
+/* Reads exactly len bytes at offset of fd. Returns 0, or -1 (errno; EIO if
+ * the file is shorter). */
+int store_read_at(int fd, uint64_t offset, void *buf, size_t len);
 /* Appends to the temporary file. Returns 0, or -1 (errno; ENOSPC/EDQUOT = disk full). */
 int store_write(struct store_upload *upload, const void *data, size_t len);
 

@@ -45,23 +45,14 @@ static int fail_jsonl(struct ingest *in, int rc, struct api_error *error)
 static int spill_write(void *ctx, const void *data, size_t len)
 {
     struct ingest *in = ctx;
-    const char *p = data;
 
     if (!in->spill_open) {
         if ((in->spill_fd = store_scratch(in->config->data_dir)) < 0)
             goto fail;
         in->spill_open = 1;
     }
-    while (len > 0) {
-        ssize_t n = write(in->spill_fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto fail;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    if (store_append(in->spill_fd, data, len) == 0)
+        return 0;
 fail:
     in->spill_errno = errno;
     return -1;
@@ -70,21 +61,11 @@ fail:
 static int spill_read(void *ctx, uint64_t offset, void *buf, size_t len)
 {
     struct ingest *in = ctx;
-    char *p = buf;
 
-    while (len > 0) {
-        ssize_t n = pread(in->spill_fd, p, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            in->spill_errno = n < 0 ? errno : EIO;
-            return -1;
-        }
-        p += n;
-        offset += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
+    if (store_read_at(in->spill_fd, offset, buf, len) == 0)
+        return 0;
+    in->spill_errno = errno;
+    return -1;
 }
 
 /* Stage 0: the JSONL validator. */

@@ -235,12 +235,12 @@ int store_scratch(const char *data_dir)
     return scratch.fd;
 }
 
-int store_write(struct store_upload *upload, const void *data, size_t len)
+int store_append(int fd, const void *data, size_t len)
 {
     const char *p = data;
 
     while (len > 0) {
-        ssize_t n = write(upload->fd, p, len);
+        ssize_t n = write(fd, p, len);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -248,8 +248,35 @@ int store_write(struct store_upload *upload, const void *data, size_t len)
         }
         p += n;
         len -= (size_t)n;
-        upload->written += (uint64_t)n;
     }
+    return 0;
+}
+
+int store_read_at(int fd, uint64_t offset, void *buf, size_t len)
+{
+    char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO; /* shorter than what was written */
+            return -1;
+        }
+        p += n;
+        offset += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int store_write(struct store_upload *upload, const void *data, size_t len)
+{
+    if (store_append(upload->fd, data, len) != 0)
+        return -1;
+    upload->written += len;
     /* Make the bytes durable while the upload is still arriving, so the fsync
      * at the end waits for the last few MiB only, not the whole file (starting
      * writeback alone is not enough: a virtual disk flushes only on fsync). */

@@ -1518,9 +1518,12 @@ static struct spill_result spill_run(const unsigned *ids, unsigned n, unsigned b
     struct jsonl_spill spill = {mem_write, mem_read, store};
     struct jsonl_options o = {.check_batch = 1, .hash_seed = 77, .memory_ids = memory_ids,
                               .spill = memory_ids ? &spill : NULL};
-    struct jsonl_validator *v = jsonl_validator_new(&o);
+    struct jsonl_validator *v;
     struct spill_result r = {0};
     char line[200];
+    if (store)
+        store->len = 0; /* a fresh store for each run */
+    v = jsonl_validator_new(&o);
     for (unsigned i = 0; i < n && r.rc == 0; i++) {
         size_t len = spill_line(line, sizeof line, ids[i], i + 1 == broken_line);
         r.rc = jsonl_validator_feed(v, line, len);
@@ -1556,20 +1559,17 @@ static void test_spilled_ids(void)
     /* a duplicate among spilled ids, across runs: found at the end, at the
      * second use, naming the first */
     ids[8999] = 9;
-    store.len = 0;
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -1 && r.line == 9000 && r.column == 14);
     CHECK_STR(r.code, "duplicate_custom_id");
     CHECKF(strstr(r.reason, "already used by line 10") != NULL, "%s", r.reason);
     /* the one that comes first in the file wins, whatever the fingerprints */
     ids[5000] = 7000;
-    store.len = 0;
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -1 && r.line == 7001);
     ids[5000] = 5000;
     /* within one run */
     ids[12] = 11;
-    store.len = 0;
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -1 && r.line == 13 && strstr(r.reason, "line 12") != NULL);
     ids[12] = 12;
@@ -1578,12 +1578,10 @@ static void test_spilled_ids(void)
      * is found at once and quoted), the 5th the first spilled (found by the
      * merge, which names its line) */
     ids[7000] = 3;
-    store.len = 0;
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -1 && r.line == 7001);
     CHECKF(strstr(r.reason, "\"id-3\"") != NULL, "%s", r.reason);
     ids[7000] = 4;
-    store.len = 0;
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -1 && r.line == 7001);
     CHECKF(strstr(r.reason, "already used by line 5;") != NULL, "%s", r.reason);
@@ -1591,7 +1589,6 @@ static void test_spilled_ids(void)
 
     /* an id still in memory is found at once, quoted as usual */
     ids[8999] = 2;
-    store.len = 0;
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -1 && r.line == 9000);
     CHECKF(strstr(r.reason, "\"id-2\"") != NULL, "%s", r.reason);
@@ -1599,23 +1596,19 @@ static void test_spilled_ids(void)
 
     /* against another problem: the earlier line wins */
     ids[199] = 100;
-    store.len = 0;
     r = spill_run(ids, N, 300, 4, &store); /* duplicate at 200, line 300 unclosed */
     CHECK(r.rc == -1 && r.line == 200);
     CHECK_STR(r.code, "duplicate_custom_id");
-    store.len = 0;
     r = spill_run(ids, N, 150, 4, &store); /* line 150 unclosed, duplicate later */
     CHECK(r.rc == -1 && r.line == 150);
     CHECK_STR(r.code, "");
     ids[199] = 199;
 
     /* a failing store is -2 */
-    store.len = 0;
     store.fail_write = 1;
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -2);
     store.fail_write = 0;
-    store.len = 0;
     store.fail_read = 1;
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -2);
@@ -1628,7 +1621,6 @@ static void test_spilled_ids(void)
         struct spill_result with, without;
         for (unsigned i = 0; i < n; i++)
             ids[i] = below(8) ? i : below(n);
-        store.len = 0;
         with = spill_run(ids, n, broken, 3, &store);
         without = spill_run(ids, n, broken, 0, NULL);
         CHECKF(with.rc == without.rc && with.line == without.line &&

@@ -126,8 +126,11 @@ static void test_scratch(void)
     int fd = store_scratch(data_dir);
 
     CHECK(fd >= 0);
-    CHECK(write(fd, "hello", 5) == 5);
-    CHECK(pread(fd, back, 5, 0) == 5 && strcmp(back, "hello") == 0);
+    CHECK(store_append(fd, "hello", 5) == 0);
+    CHECK(store_read_at(fd, 0, back, 5) == 0 && strcmp(back, "hello") == 0);
+    CHECK(store_read_at(fd, 1, back, 4) == 0); /* up to the end exactly */
+    errno = 0;
+    CHECK(store_read_at(fd, 1, back, 5) == -1 && errno == EIO); /* one byte past it */
     snprintf(path, sizeof path, "%s/tmp", data_dir);
     CHECK(count_entries(path) == 0); /* nameless */
     close(fd);
