@@ -56,6 +56,12 @@ struct db_list_query {
 int db_open(const char *data_dir, int busy_timeout_ms);
 void db_close(void);
 
+/* The reads between these two see one snapshot, under one WAL read lock
+ * (two system calls) instead of one lock for each statement. Only for reads,
+ * and short ones: an open read transaction holds back checkpoints. */
+int db_read_begin(void);
+void db_read_end(void);
+
 /* Finds the active (not revoked) key with this hash. DB_OK, DB_NOT_FOUND, DB_BUSY, DB_ERROR. */
 int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out);
 

@@ -72,7 +72,10 @@ int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *
  * tag etag (given with its quotes): "*" or a listed tag, weak or strong. */
 int http_etag_matches(const char *if_none_match, const char *etag);
 
-/* Writes the access-log line: method, path, status, bytes, duration, account, request id. */
-void http_log_access(const struct http_request *req);
+/* Ends the request: sends the rest of the response, closes the connection and
+ * writes the access-log line (method, path, status, bytes, duration, account,
+ * request id). The connection is closed at once when the server has sent all
+ * of the request's input, else after libfcgi's lingering close. */
+void http_request_finish(struct http_request *req);
 
 #endif

@@ -99,9 +99,15 @@ void api_handle(struct http_request *req, const struct config *config)
     struct api_caller caller;
     struct route route;
     char method[16], path[128];
-    int rc = -1;
+    int rc = -1, metadata_read;
 
     route_match(req->path_ok ? req->path : "", &route);
+    /* Reading metadata: the key and the file or page come from one read
+     * transaction. Not content, which may stream for long. */
+    metadata_read = (route.kind == ROUTE_FILES || route.kind == ROUTE_FILE) &&
+                    (method_is(req, "GET") || req->head);
+    if (metadata_read)
+        db_read_begin();
     switch (route.kind) {
     case ROUTE_NONE:
         error_set(&error, ERR_NO_ROUTE, NULL, "no route for %s %s",
@@ -132,6 +138,8 @@ void api_handle(struct http_request *req, const struct config *config)
             rc = api_content(req, config, &caller, route.file_id, &error);
         break;
     }
+    if (metadata_read)
+        db_read_end();
     if (rc != 0)
         http_send_error(req, &error);
     error_clear(&error);

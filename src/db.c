@@ -12,6 +12,7 @@ static sqlite3 *db;
 
 enum statement {
     STMT_BEGIN,
+    STMT_READ_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
     STMT_KEY_FIND,
@@ -45,6 +46,7 @@ enum statement {
 
 static const char *const statement_sql[STMT_COUNT] = {
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
+    [STMT_READ_BEGIN] = "BEGIN",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
     [STMT_KEY_FIND] = "SELECT k.key_id, k.account_id, a.name, k.scopes, k.name, k.created_at, "
@@ -194,6 +196,17 @@ static int write_end(int status)
     }
     step_done(statements[STMT_ROLLBACK]);
     return status;
+}
+
+int db_read_begin(void)
+{
+    return step_done(statements[STMT_READ_BEGIN]);
+}
+
+void db_read_end(void)
+{
+    if (!sqlite3_get_autocommit(db) && step_done(statements[STMT_COMMIT]) != DB_OK)
+        step_done(statements[STMT_ROLLBACK]);
 }
 
 static int migrate(void)

@@ -123,8 +123,7 @@ int main(int argc, char **argv)
             break;
         http_request_init(&req, &fcgi);
         api_handle(&req, &config);
-        http_log_access(&req);
-        FCGX_Finish_r(&fcgi);
+        http_request_finish(&req);
         http_request_memory_reset();
         served++;
         if (config.max_requests && served >= config.max_requests)
