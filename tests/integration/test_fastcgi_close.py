@@ -1,0 +1,148 @@
+"""How a worker ends a FastCGI connection, seen from the web server's side.
+
+A worker runs under spawn-fcgi with no web server in front; the test speaks
+FastCGI to its socket itself. When the server has sent all of a request's input,
+the worker closes the connection at once; when input is left unread (a body
+refused before it was read), it shuts down its side and keeps reading until the
+server's EOF, so that the unread bytes cannot reset the connection and lose the
+response.
+"""
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import BIN_DIR, batch_jsonl
+
+FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
+RESPONDER = 1
+
+
+def record(kind, content=b"", request_id=1):
+    return struct.pack(">BBHHBx", 1, kind, request_id, len(content), 0) + content
+
+
+def name_value(name, value):
+    def length(n):
+        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+    name, value = name.encode(), value.encode()
+    return length(len(name)) + length(len(value)) + name + value
+
+
+def request_bytes(params, body=b"", end_input=True):
+    out = record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, 0))
+    out += record(FCGI_PARAMS, b"".join(name_value(k, v) for k, v in params.items()))
+    out += record(FCGI_PARAMS)
+    for at in range(0, len(body), 65535):
+        out += record(FCGI_STDIN, body[at:at + 65535])
+    if end_input:
+        out += record(FCGI_STDIN)
+    return out
+
+
+def read_response(sock):
+    """Reads records up to FCGI_END_REQUEST; returns the stdout bytes."""
+    data, stdout = b"", b""
+    while True:
+        while len(data) >= 8:
+            _, kind, _, length, padding = struct.unpack(">BBHHB", data[:7])
+            if len(data) < 8 + length + padding:
+                break
+            content, data = data[8:8 + length], data[8 + length + padding:]
+            if kind == FCGI_STDOUT:
+                stdout += content
+            elif kind == FCGI_END_REQUEST:
+                return stdout
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed before FCGI_END_REQUEST")
+        data += chunk
+
+
+def peer_still_reads(sock):
+    """After the worker's EOF: True if it still reads what we send (a lingering
+    close), False if its socket is closed (EPIPE or a reset)."""
+    sock.settimeout(10)
+    if sock.recv(1) != b"":
+        raise AssertionError("bytes after FCGI_END_REQUEST")
+    try:
+        sock.sendall(b"\0" * 8)
+        return True
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+
+
+@unittest.skipIf(os.environ.get("FILES_API_SERVER", "lighttpd") != "lighttpd",
+                 "no web server in this test: it runs once, with the default server's suite")
+class FastCgiCloseTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("spawn-fcgi"):
+            raise unittest.SkipTest("spawn-fcgi is not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="files-api-fcgi-close.")
+        cls.data = os.path.join(cls.tmp, "data")
+        os.mkdir(cls.data, 0o700)
+        cls.socket_path = os.path.join(cls.tmp, "fcgi.sock")
+        ctl = [str(BIN_DIR / "filesctl"), "--data-dir", cls.data]
+        cls.key = subprocess.run(ctl + ["keys", "create", "--account", "close", "--scopes", ""],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        src = os.path.join(cls.tmp, "in.jsonl")
+        with open(src, "wb") as f:
+            f.write(batch_jsonl(2))
+        listed = subprocess.run(ctl + ["files", "import", "--account", "close", "--purpose",
+                                       "batch", src], check=True, capture_output=True, text=True)
+        cls.file_id = listed.stdout.split('"id":"')[1].split('"')[0]
+        cls.worker = subprocess.Popen(
+            ["spawn-fcgi", "-n", "-s", cls.socket_path, "--", str(BIN_DIR / "files-fcgi"),
+             "--data-dir", cls.data], stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not os.path.exists(cls.socket_path):
+            if time.monotonic() > deadline or cls.worker.poll() is not None:
+                raise RuntimeError("the worker did not start")
+            time.sleep(0.05)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.worker.terminate()
+        cls.worker.wait(20)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def params(self, method, path, **extra):
+        params = {"REQUEST_METHOD": method, "REQUEST_URI": path, "SCRIPT_NAME": "",
+                  "PATH_INFO": path, "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1",
+                  "HTTP_AUTHORIZATION": "Bearer " + self.key}
+        params.update(extra)
+        return params
+
+    def exchange(self, data):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(30)
+        sock.connect(self.socket_path)
+        sock.sendall(data)
+        return sock, read_response(sock)
+
+    def test_all_input_sent_closes_at_once(self):
+        sock, out = self.exchange(request_bytes(
+            self.params("GET", "/v1/files/" + self.file_id, CONTENT_LENGTH="0")))
+        self.assertTrue(out.startswith(b"Status: 200"), out[:200])
+        self.assertIn(self.file_id.encode(), out)
+        self.assertFalse(peer_still_reads(sock))
+
+    def test_input_left_unread_gets_a_lingering_close(self):
+        # A body far over the limit: refused from its Content-Length, unread.
+        body = b"x" * 4096
+        sock, out = self.exchange(request_bytes(
+            self.params("POST", "/v1/files", CONTENT_LENGTH=str(10 ** 10),
+                        CONTENT_TYPE="multipart/form-data; boundary=b"), body, end_input=False))
+        self.assertTrue(out.startswith(b"Status: 413"), out[:200])
+        self.assertTrue(peer_still_reads(sock))
+
+
+if __name__ == "__main__":
+    unittest.main()
