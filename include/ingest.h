@@ -20,7 +20,8 @@
 /* The first bytes of a file are checked and stored in the calling thread;
  * only past this do the pipeline's threads take over (their hand-offs cost
  * more than they save on a small file, and when many uploads run at once
- * every core is busy anyway). */
+ * every core is busy anyway). A file known to be larger goes to the threads
+ * from its first byte. */
 #define INGEST_INLINE_BYTES (16 << 20)
 
 struct ingest {
@@ -42,10 +43,11 @@ struct ingest {
     int spill_errno;   /* why the scratch file failed, 0 if it did not */
 };
 
-/* Starts a file. check_batch: lines must be batch requests. Returns 0, or -1
- * with *error set; ingest_release must follow either way. */
+/* Starts a file. check_batch: lines must be batch requests. size_hint: what
+ * the file's size is expected to be (an upper bound), 0 if unknown. Returns
+ * 0, or -1 with *error set; ingest_release must follow either way. */
 int ingest_begin(struct ingest *in, const struct config *config, int check_batch,
-                 struct api_error *error);
+                 uint64_t size_hint, struct api_error *error);
 
 /* Takes the next content bytes. Returns 0, or -1 with *error set: 4016 past
  * max_file_bytes, 3303 invalid JSONL, 507 disk full, 500 otherwise. */

@@ -37,6 +37,7 @@ struct upload {
     int in_file;
     int file_seen;
     char filename[MULTIPART_MAX_NAME + 1];
+    uint64_t size_hint; /* the body's declared length, 0 if none: the file is no larger */
     struct ingest ingest;
     /* The first problem with the content (3303, 4016, 507, ...). The rest of
      * the body is still parsed, without storing it, so that a malformed body
@@ -73,7 +74,8 @@ static int start_file(struct upload *up, const struct multipart_part *part)
     memcpy(up->filename, part->filename, sizeof up->filename);
     /* Only purpose "batch" can be uploaded, so the batch rules apply even
      * when the purpose field comes after the file. */
-    ingest_begin(&up->ingest, up->config, up->config->batch_checks, &up->file_error);
+    ingest_begin(&up->ingest, up->config, up->config->batch_checks, up->size_hint,
+                 &up->file_error);
     return 0;
 }
 
@@ -191,6 +193,7 @@ static int receive(struct http_request *req, struct upload *up)
                   (unsigned long long)up->config->max_file_bytes);
         return -1;
     }
+    up->size_hint = req->content_length > 0 ? (uint64_t)req->content_length : 0;
     multipart_parser_init(&parser, boundary, &callbacks, up);
     for (;;) {
         size_t got = http_read_body(req, chunk, sizeof chunk);

@@ -66,6 +66,7 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
     struct api_error error = {0};
     struct ingest in = {0};
     struct stat st;
+    uint64_t size;
     int fd, rc = 1;
 
     if (!account || !purpose || !path || path == purpose || path == account || path == filename) {
@@ -98,10 +99,10 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
     file.created_at = (int64_t)time(NULL);
     if (!strcmp(purpose, "batch") && config->default_expiry_seconds)
         file.expires_at = file.created_at + config->default_expiry_seconds;
-    if (ingest_begin(&in, config, !strcmp(purpose, "batch") && config->batch_checks, &error) == 0 &&
-        import_stream(&in, fd,
-                      fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0,
-                      &error) == 0 &&
+    size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+    if (ingest_begin(&in, config, !strcmp(purpose, "batch") && config->batch_checks, size,
+                     &error) == 0 &&
+        import_stream(&in, fd, size, &error) == 0 &&
         ingest_commit(&in, &file, &error) == 0) {
         print_json(api_file_object(&file));
         rc = 0;

@@ -106,7 +106,7 @@ static int finish_stages(struct ingest *in, struct api_error *error)
 }
 
 int ingest_begin(struct ingest *in, const struct config *config, int check_batch,
-                 struct api_error *error)
+                 uint64_t size_hint, struct api_error *error)
 {
     const char *urls[CONFIG_MAX_BATCH_URLS];
     struct jsonl_options options = {
@@ -134,7 +134,9 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
         return fail_io(error, "creating the temporary file");
     in->store_started = 1;
     in->job = (struct pipeline_job){
-        .stage = {check_slot, store_slot}, .ctx = {in, in}, .inline_bytes = INGEST_INLINE_BYTES};
+        .stage = {check_slot, store_slot},
+        .ctx = {in, in},
+        .inline_bytes = size_hint > INGEST_INLINE_BYTES ? 0 : INGEST_INLINE_BYTES};
     if (pipeline_begin(&in->job) != 0) {
         error_set(error, ERR_INTERNAL, NULL, "out of memory starting a file");
         return -1;

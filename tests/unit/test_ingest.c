@@ -1,0 +1,80 @@
+/* Unit tests: taking in a file's content (src/ingest.c). Where its stages run
+ * follows the expected size, and the verdict is the same either way. */
+#include "../../src/ingest.c"
+
+#include "testlib.h"
+
+#include <stdlib.h>
+
+static char data_dir[] = "/tmp/files-api-test-ingest.XXXXXX";
+static struct config config;
+
+/* Ingests content in 64 KiB pieces, as an upload would push it. Returns what
+ * ingest_end returned; *kind is the error's kind (ERR_NONE on success). */
+static int ingest_all(uint64_t size_hint, const char *content, size_t len, size_t *inline_bytes,
+                      enum error_kind *kind)
+{
+    struct ingest in;
+    struct api_error error = {0};
+    int rc = ingest_begin(&in, &config, 1, size_hint, &error);
+
+    *inline_bytes = in.job.inline_bytes;
+    for (size_t at = 0; rc == 0 && at < len; at += 65536)
+        rc = ingest_write(&in, content + at, len - at < 65536 ? len - at : 65536, &error);
+    if (rc == 0)
+        rc = ingest_end(&in, &error);
+    *kind = error.kind;
+    ingest_release(&in);
+    error_clear(&error);
+    return rc;
+}
+
+/* n batch lines, each about 100 bytes; a syntax error in line bad (1-based) if nonzero. */
+static char *batch_lines(size_t n, size_t bad, size_t *len)
+{
+    char *out = malloc(n * 128), *p = out;
+
+    for (size_t i = 1; i <= n; i++)
+        p += sprintf(p,
+                     "{\"custom_id\":\"r%zu\",\"method\":\"POST\",\"url\":\"/v1/chat/completions\","
+                     "\"body\":{\"model\":\"m\"%s}}\n",
+                     i, i == bad ? "," : "");
+    *len = (size_t)(p - out);
+    return out;
+}
+
+int main(void)
+{
+    size_t len, inline_bytes;
+    enum error_kind kind;
+    char *good, *bad, cmd[128];
+
+    if (!mkdtemp(data_dir) || store_init(data_dir, 3600) != 0) {
+        perror("test_ingest: data directory");
+        return 1;
+    }
+    config_defaults(&config);
+    snprintf(config.data_dir, sizeof config.data_dir, "%s", data_dir);
+
+    /* Unknown or small sizes start in the caller's thread; a file known to be
+     * larger goes to the pipeline's threads from its first byte. */
+    good = batch_lines(20000, 0, &len);
+    CHECK(ingest_all(0, good, len, &inline_bytes, &kind) == 0 && kind == ERR_NONE);
+    CHECK(inline_bytes == INGEST_INLINE_BYTES);
+    CHECK(ingest_all(INGEST_INLINE_BYTES, good, len, &inline_bytes, &kind) == 0);
+    CHECK(inline_bytes == INGEST_INLINE_BYTES);
+    CHECK(ingest_all(INGEST_INLINE_BYTES + 1, good, len, &inline_bytes, &kind) == 0);
+    CHECK(kind == ERR_NONE && inline_bytes == 0);
+
+    /* The same verdict on bad content, threaded from the start or not. */
+    bad = batch_lines(20000, 15000, &len);
+    CHECK(ingest_all(0, bad, len, &inline_bytes, &kind) == -1 && kind == ERR_INVALID_JSONL);
+    CHECK(ingest_all(INGEST_INLINE_BYTES + 1, bad, len, &inline_bytes, &kind) == -1);
+    CHECK(kind == ERR_INVALID_JSONL && inline_bytes == 0);
+
+    free(good);
+    free(bad);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", data_dir);
+    CHECK(system(cmd) == 0);
+    TEST_MAIN_END();
+}
