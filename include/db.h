@@ -28,8 +28,8 @@ struct file_meta {
     char filename[256];
     int64_t bytes;
     char content_hash[DIGEST_HEX_LEN + 1]; /* digest.h: hex XXH3-128 of the content */
-    int64_t created_at; /* Unix seconds */
-    int64_t expires_at; /* Unix seconds; 0 = never */
+    int64_t created_at;                    /* Unix seconds */
+    int64_t expires_at;                    /* Unix seconds; 0 = never */
 };
 
 struct key_record {
@@ -58,7 +58,8 @@ void db_close(void);
 
 /* The reads between these two see one snapshot, under one WAL read lock
  * (two system calls) instead of one lock for each statement. Only for reads,
- * and short ones: an open read transaction holds back checkpoints. */
+ * and short ones: an open read transaction holds back checkpoints. Returns
+ * DB_OK, or DB_ERROR (logged), after which each read runs on its own. */
 int db_read_begin(void);
 void db_read_end(void);
 

@@ -74,8 +74,8 @@ int http_etag_matches(const char *if_none_match, const char *etag);
 
 /* Ends the request: sends the rest of the response, closes the connection and
  * writes the access-log line (method, path, status, bytes, duration, account,
- * request id). The connection is closed at once when the server has sent all
- * of the request's input, else after libfcgi's lingering close. */
+ * request id). The connection is closed at once when the body was read to its
+ * end or its length was declared 0, else after libfcgi's lingering close. */
 void http_request_finish(struct http_request *req);
 
 #endif

@@ -32,15 +32,15 @@ struct ingest {
     struct digest digest;
     uint64_t bytes;
     struct pipeline_job job;
-    int running;       /* the pipeline job is under way */
-    int check_rc;      /* the validator's verdict on its last slot */
-    int store_errno;   /* why the last write failed */
+    int running;     /* the pipeline job is under way */
+    int check_rc;    /* the validator's verdict on its last slot */
+    int store_errno; /* why the last write failed */
     /* the validator's spilled custom_ids (jsonl.h), in a scratch file opened
      * at the first spill */
     struct jsonl_spill spill;
-    int spill_open;    /* spill_fd is open */
+    int spill_open; /* spill_fd is open */
     int spill_fd;
-    int spill_errno;   /* why the scratch file failed, 0 if it did not */
+    int spill_errno; /* why the scratch file failed, 0 if it did not */
 };
 
 /* Starts a file. check_batch: lines must be batch requests. size_hint: what

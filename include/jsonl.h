@@ -39,7 +39,7 @@ struct jsonl_options {
 /* An append-only scratch store that the caller provides (a temporary file).
  * Each function returns 0, or -1 on failure (feed/finish then return -2). */
 struct jsonl_spill {
-    int (*write)(void *ctx, const void *data, size_t len);            /* appends */
+    int (*write)(void *ctx, const void *data, size_t len);          /* appends */
     int (*read)(void *ctx, uint64_t offset, void *buf, size_t len); /* of what was written */
     void *ctx;
 };

@@ -103,11 +103,12 @@ void api_handle(struct http_request *req, const struct config *config)
 
     route_match(req->path_ok ? req->path : "", &route);
     /* Reading metadata: the key and the file or page come from one read
-     * transaction. Not content, which may stream for long. */
+     * transaction. Not content, which may stream for long; a page (at most
+     * ~40 KiB of JSON) is written within it, into the socket's buffer. */
     metadata_read = (route.kind == ROUTE_FILES || route.kind == ROUTE_FILE) &&
                     (method_is(req, "GET") || req->head);
     if (metadata_read)
-        db_read_begin();
+        (void)db_read_begin();
     switch (route.kind) {
     case ROUTE_NONE:
         error_set(&error, ERR_NO_ROUTE, NULL, "no route for %s %s",

@@ -74,8 +74,7 @@ static int start_file(struct upload *up, const struct multipart_part *part)
     memcpy(up->filename, part->filename, sizeof up->filename);
     /* Only purpose "batch" can be uploaded, so the batch rules apply even
      * when the purpose field comes after the file. */
-    ingest_begin(&up->ingest, up->config, up->config->batch_checks, up->size_hint,
-                 &up->file_error);
+    ingest_begin(&up->ingest, up->config, up->config->batch_checks, up->size_hint, &up->file_error);
     return 0;
 }
 

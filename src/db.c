@@ -75,10 +75,11 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_FILE_EACH] = "SELECT f.id, f.account_id, f.purpose, f.filename, f.bytes, f.content_hash, "
                        "f.created_at, f.expires_at, a.name FROM files f JOIN accounts a ON "
                        "a.id = f.account_id WHERE f.deleted_at IS NULL ORDER BY f.seq",
-    [STMT_FILE_EACH_ACCOUNT] = "SELECT f.id, f.account_id, f.purpose, f.filename, f.bytes, "
-                               "f.content_hash, f.created_at, f.expires_at, a.name FROM files f JOIN "
-                               "accounts a ON a.id = f.account_id WHERE f.account_id = ?1 AND "
-                               "f.deleted_at IS NULL ORDER BY f.seq",
+    [STMT_FILE_EACH_ACCOUNT] =
+        "SELECT f.id, f.account_id, f.purpose, f.filename, f.bytes, "
+        "f.content_hash, f.created_at, f.expires_at, a.name FROM files f JOIN "
+        "accounts a ON a.id = f.account_id WHERE f.account_id = ?1 AND "
+        "f.deleted_at IS NULL ORDER BY f.seq",
     [STMT_FILE_FIND] = "SELECT " FILE_COLUMNS " FROM files WHERE id = ?1 AND deleted_at IS NULL",
     [STMT_FILE_REMOVE] = "UPDATE files SET deleted_at = ?2, filename = '' WHERE id = ?1 AND "
                          "deleted_at IS NULL",

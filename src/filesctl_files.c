@@ -102,8 +102,7 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
     size = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
     if (ingest_begin(&in, config, !strcmp(purpose, "batch") && config->batch_checks, size,
                      &error) == 0 &&
-        import_stream(&in, fd, size, &error) == 0 &&
-        ingest_commit(&in, &file, &error) == 0) {
+        import_stream(&in, fd, size, &error) == 0 && ingest_commit(&in, &file, &error) == 0) {
         print_json(api_file_object(&file));
         rc = 0;
     } else {

@@ -290,9 +290,14 @@ int http_etag_matches(const char *if_none_match, const char *etag)
     return 0;
 }
 
+#define ACCESS_LINE_MAX 1024
+/* Room left after the path for the rest of the line: method, numbers, the
+ * account (< 128 bytes) and the request id. */
+#define ACCESS_TAIL_ROOM 400
+
 /* Formats the access-log line: method, path, status, bytes, duration, account,
  * request id. Returns its length. */
-static size_t format_access_line(const struct http_request *req, char *line, size_t size)
+static size_t format_access_line(const struct http_request *req, char line[ACCESS_LINE_MAX])
 {
     struct timespec now;
     double ms;
@@ -302,24 +307,27 @@ static size_t format_access_line(const struct http_request *req, char *line, siz
     ms = (double)(now.tv_sec - req->started.tv_sec) * 1e3 +
          (double)(now.tv_nsec - req->started.tv_nsec) / 1e6;
     /* The path is decoded client input: print it escaped, and never a header. */
-    n = (size_t)snprintf(line, size, "access method=%.16s path=\"", req->method);
-    for (const unsigned char *p = (const unsigned char *)req->path; *p && n < 600; p++) {
+    n = (size_t)snprintf(line, ACCESS_LINE_MAX, "access method=%.16s path=\"", req->method);
+    for (const unsigned char *p = (const unsigned char *)req->path;
+         *p && n + 4 <= ACCESS_LINE_MAX - ACCESS_TAIL_ROOM; p++) {
         if (*p < 0x20 || *p == '"' || *p == '\\' || *p >= 0x7f)
-            n += (size_t)snprintf(line + n, size - n, "\\x%02x", *p);
+            n += (size_t)snprintf(line + n, ACCESS_LINE_MAX - n, "\\x%02x", *p);
         else
             line[n++] = (char)*p;
     }
-    n += (size_t)snprintf(line + n, size - n,
+    n += (size_t)snprintf(line + n, ACCESS_LINE_MAX - n,
                           "\" status=%d bytes=%llu ms=%.2f account=%s request_id=%s\n", req->status,
                           (unsigned long long)req->body_bytes, ms,
                           req->account[0] ? req->account : "-", req->request_id);
-    return n < size ? n : size;
+    return n < ACCESS_LINE_MAX ? n : ACCESS_LINE_MAX - 1;
 }
 
-/* Whether the web server has sent all of the request's input, read or not. A
- * request that declared no body is followed only by its end-of-input record,
- * which the server sends with the request's variables: reading it never waits
- * on the client. */
+/* Whether the web server has sent all of the request's input, read or not:
+ * the body was read to its end, or a zero length was declared. Then only the
+ * end-of-input record can follow, and every server sends it with the
+ * request's variables, so reading it never waits on the client. nginx and
+ * Apache declare no length for a GET: unknown means "maybe a body is still
+ * coming", which could wait on the client, so those keep the lingering close. */
 static int input_complete(struct http_request *req)
 {
     FCGX_Stream *in = req->fcgi->in;
@@ -331,15 +339,16 @@ static int input_complete(struct http_request *req)
 
 void http_request_finish(struct http_request *req)
 {
-    char line[1024];
-    size_t n = format_access_line(req, line, sizeof line);
+    char line[ACCESS_LINE_MAX];
+    size_t n = format_access_line(req, line);
     ssize_t ignored;
 
     /* libfcgi's close shuts the socket down and reads until the server's EOF
      * (up to 2 s), so that unread input cannot turn into a reset that loses
      * the response. With no input left that is three system calls and a wait
-     * for nothing: detaching makes it a plain close. */
-    if (input_complete(req))
+     * for nothing: detaching makes it a plain close. (A connection the server
+     * keeps open is not closed at all.) */
+    if (!req->fcgi->keepConnection && input_complete(req))
         FCGX_Detach(req->fcgi);
     FCGX_Finish_r(req->fcgi);
     /* One write per line (every worker shares the same stderr), after the

@@ -133,10 +133,10 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
     if (store_begin(&in->store, config->data_dir) != 0)
         return fail_io(error, "creating the temporary file");
     in->store_started = 1;
-    in->job = (struct pipeline_job){
-        .stage = {check_slot, store_slot},
-        .ctx = {in, in},
-        .inline_bytes = size_hint > INGEST_INLINE_BYTES ? 0 : INGEST_INLINE_BYTES};
+    in->job = (struct pipeline_job){.stage = {check_slot, store_slot},
+                                    .ctx = {in, in},
+                                    .inline_bytes =
+                                        size_hint > INGEST_INLINE_BYTES ? 0 : INGEST_INLINE_BYTES};
     if (pipeline_begin(&in->job) != 0) {
         error_set(error, ERR_INTERNAL, NULL, "out of memory starting a file");
         return -1;

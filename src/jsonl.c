@@ -167,13 +167,13 @@ struct jsonl_validator {
     /* beyond memory_ids custom_ids (with a spill store): the set only answers
      * lookups, and the fingerprints go to the store in sorted runs */
     struct jsonl_spill spill;
-    int spilling;                   /* options->spill was given */
+    int spilling; /* options->spill was given */
     uint64_t memory_ids;
     struct jsonl_spill_record *run; /* JSONL_SPILL_RUN records being gathered, owned */
     size_t run_len;
-    uint64_t spilled;   /* records in the store, in runs of JSONL_SPILL_RUN (the last may be short) */
-    int spill_failed;   /* the store failed: reported as -2 */
-    int spill_checked;  /* the runs were merged (once, at the end or at the first problem) */
+    uint64_t spilled; /* records in the store, in runs of JSONL_SPILL_RUN (the last may be short) */
+    int spill_failed; /* the store failed: reported as -2 */
+    int spill_checked; /* the runs were merged (once, at the end or at the first problem) */
     struct jsonl_error error;
 };
 
@@ -673,8 +673,8 @@ static int jsonl_spill_verdict(struct jsonl_validator *v)
                  "custom_id is already used by line %" PRIu64
                  "; every request needs a unique custom_id",
                  first);
-        snprintf(e->message, sizeof e->message, "line %" PRIu64 ", column %" PRIu64 ": %s",
-                 e->line, e->column, e->reason);
+        snprintf(e->message, sizeof e->message, "line %" PRIu64 ", column %" PRIu64 ": %s", e->line,
+                 e->column, e->reason);
         v->status = -1;
     }
     return v->status;

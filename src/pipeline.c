@@ -22,11 +22,11 @@ static struct {
     uint64_t fail_seq[PIPELINE_STAGES];
     const struct pipeline_job *job;
     int failed, cancelled;
-    int threads;     /* 1: the stage threads run; 0: not started; -1: none, run inline */
-    int active;      /* a job has begun and not finished */
-    size_t fill;     /* producer only: bytes in slot `filled` so far */
+    int threads;        /* 1: the stage threads run; 0: not started; -1: none, run inline */
+    int active;         /* a job has begun and not finished */
+    size_t fill;        /* producer only: bytes in slot `filled` so far */
     size_t inline_left; /* producer only: bytes still to run inline */
-    int handed;      /* producer only: a slot of this job went to the threads */
+    int handed;         /* producer only: a slot of this job went to the threads */
 } pl = {.lock = PTHREAD_MUTEX_INITIALIZER,
         .work = PTHREAD_COND_INITIALIZER,
         .done = PTHREAD_COND_INITIALIZER};

@@ -8,6 +8,7 @@ server's EOF, so that the unread bytes cannot reset the connection and lose the
 response.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -96,10 +97,11 @@ class FastCgiCloseTest(unittest.TestCase):
             f.write(batch_jsonl(2))
         listed = subprocess.run(ctl + ["files", "import", "--account", "close", "--purpose",
                                        "batch", src], check=True, capture_output=True, text=True)
-        cls.file_id = listed.stdout.split('"id":"')[1].split('"')[0]
+        cls.file_id = json.loads(listed.stdout)["id"]
         cls.worker = subprocess.Popen(
             ["spawn-fcgi", "-n", "-s", cls.socket_path, "--", str(BIN_DIR / "files-fcgi"),
              "--data-dir", cls.data], stderr=subprocess.DEVNULL)
+        cls.addClassCleanup(cls.stop_worker)
         deadline = time.monotonic() + 30
         while not os.path.exists(cls.socket_path):
             if time.monotonic() > deadline or cls.worker.poll() is not None:
@@ -107,10 +109,14 @@ class FastCgiCloseTest(unittest.TestCase):
             time.sleep(0.05)
 
     @classmethod
-    def tearDownClass(cls):
+    def stop_worker(cls):
         cls.worker.terminate()
         cls.worker.wait(20)
         shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def tearDown(self):
+        # A worker that died after answering would also refuse our bytes.
+        self.assertIsNone(self.worker.poll(), "the worker exited")
 
     def params(self, method, path, **extra):
         params = {"REQUEST_METHOD": method, "REQUEST_URI": path, "SCRIPT_NAME": "",
@@ -133,6 +139,25 @@ class FastCgiCloseTest(unittest.TestCase):
         self.assertTrue(out.startswith(b"Status: 200"), out[:200])
         self.assertIn(self.file_id.encode(), out)
         self.assertFalse(peer_still_reads(sock))
+
+    def test_body_read_to_its_end_closes_at_once(self):
+        content = batch_jsonl(3)
+        body = (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n'
+                b'Content-Type: application/jsonl\r\n\r\n' + content + b'\r\n--b--\r\n')
+        sock, out = self.exchange(request_bytes(
+            self.params("POST", "/v1/files", CONTENT_LENGTH=str(len(body)),
+                        CONTENT_TYPE="multipart/form-data; boundary=b"), body))
+        self.assertTrue(out.startswith(b"Status: 200"), out[:300])
+        self.assertFalse(peer_still_reads(sock))
+
+    def test_undeclared_length_gets_a_lingering_close(self):
+        # nginx and Apache send no CONTENT_LENGTH for a GET: a body might still
+        # be coming, so the worker answers without waiting for it, then lingers.
+        sock, out = self.exchange(request_bytes(
+            self.params("GET", "/v1/files/" + self.file_id), end_input=False))
+        self.assertTrue(out.startswith(b"Status: 200"), out[:200])
+        self.assertTrue(peer_still_reads(sock))
 
     def test_input_left_unread_gets_a_lingering_close(self):
         # A body far over the limit: refused from its Content-Length, unread.

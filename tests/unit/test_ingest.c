@@ -62,7 +62,7 @@ int main(void)
     CHECK(ingest_all(0, good, len, &inline_bytes, &kind) == 0 && kind == ERR_NONE);
     CHECK(inline_bytes == INGEST_INLINE_BYTES);
     CHECK(ingest_all(INGEST_INLINE_BYTES, good, len, &inline_bytes, &kind) == 0);
-    CHECK(inline_bytes == INGEST_INLINE_BYTES);
+    CHECK(kind == ERR_NONE && inline_bytes == INGEST_INLINE_BYTES);
     CHECK(ingest_all(INGEST_INLINE_BYTES + 1, good, len, &inline_bytes, &kind) == 0);
     CHECK(kind == ERR_NONE && inline_bytes == 0);
 

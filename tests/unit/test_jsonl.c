@@ -1516,7 +1516,9 @@ static struct spill_result spill_run(const unsigned *ids, unsigned n, unsigned b
                                      size_t memory_ids, struct mem_store *store)
 {
     struct jsonl_spill spill = {mem_write, mem_read, store};
-    struct jsonl_options o = {.check_batch = 1, .hash_seed = 77, .memory_ids = memory_ids,
+    struct jsonl_options o = {.check_batch = 1,
+                              .hash_seed = 77,
+                              .memory_ids = memory_ids,
                               .spill = memory_ids ? &spill : NULL};
     struct jsonl_validator *v;
     struct spill_result r = {0};
@@ -1627,8 +1629,8 @@ static void test_spilled_ids(void)
                    with.column == without.column && strcmp(with.code, without.code) == 0,
                "round %d: %d line %llu col %llu %s vs %d line %llu col %llu %s", round, with.rc,
                (unsigned long long)with.line, (unsigned long long)with.column, with.code,
-               without.rc, (unsigned long long)without.line,
-               (unsigned long long)without.column, without.code);
+               without.rc, (unsigned long long)without.line, (unsigned long long)without.column,
+               without.code);
     }
     free(store.data);
 }

@@ -63,7 +63,8 @@ static void test_every_byte_in_order_to_both_stages(void)
 {
     /* 5 times round the ring, in pieces that straddle slots; a slow stage
      * makes the producer wait for slots instead of overwriting them */
-    static const size_t pieces[] = {1, 4093, 65536, PIPELINE_SLOT_BYTES, PIPELINE_SLOT_BYTES * 2 + 7};
+    static const size_t pieces[] = {1, 4093, 65536, PIPELINE_SLOT_BYTES,
+                                    PIPELINE_SLOT_BYTES * 2 + 7};
     uint64_t total = (uint64_t)PIPELINE_SLOTS * PIPELINE_SLOT_BYTES * 5 + 12345;
 
     for (size_t k = 0; k < sizeof pieces / sizeof pieces[0]; k++) {
@@ -131,17 +132,17 @@ static void test_inline_prefix(void)
 {
     static unsigned char buf[1000];
     struct probe a = {0}, b = {0};
-    struct pipeline_job job = {.stage = {record_stage, probe_stage}, .ctx = {&a, &b},
-                               .inline_bytes = 3000};
+    struct pipeline_job job = {
+        .stage = {record_stage, probe_stage}, .ctx = {&a, &b}, .inline_bytes = 3000};
     uint64_t total = 3000 + (uint64_t)PIPELINE_SLOT_BYTES * 3;
 
     CHECK(pipeline_begin(&job) == 0);
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = pattern(i);
     CHECK(pipeline_push(buf, sizeof buf) == 0);
-    CHECK(a.calls == 1 && b.calls == 1); /* at once, */
+    CHECK(a.calls == 1 && b.calls == 1);               /* at once, */
     CHECK(seen_data == buf && seen_len == sizeof buf); /* the caller's bytes, */
-    CHECK(pthread_equal(a.thread, pthread_self())); /* in the caller's thread */
+    CHECK(pthread_equal(a.thread, pthread_self()));    /* in the caller's thread */
     pipeline_abort();
 
     /* the same stream in pieces: inline up to the mark, then threads; every
