@@ -58,7 +58,8 @@
 #define JSONL_SET_PAD 2 /* bytes after the last slot, for 8-byte slot access */
 #define JSONL_SET_MIN_CAP 8u
 #define JSONL_SET_MAX_CAP (UINT32_MAX / 2)
-/* Spilled custom_ids: records per sorted run, and read ahead per run when merging. */
+/* Spilled custom_ids: records per sorted run, and the least read ahead per
+ * run when merging. */
 #define JSONL_SPILL_RUN 4096
 #define JSONL_SPILL_READ 32
 
@@ -524,17 +525,18 @@ static void jsonl_spill_add(struct jsonl_validator *v)
         jsonl_spill_run(v);
 }
 
-/* One run's place in the merge, with a few of its records read ahead. */
+/* One run's place in the merge, with some of its records read ahead. */
 struct jsonl_run_cursor {
     uint64_t next, end; /* records of the run still in the store */
     size_t pos, len;
-    struct jsonl_spill_record buf[JSONL_SPILL_READ];
+    struct jsonl_spill_record *buf; /* cap records */
+    size_t cap;
 };
 
 /* Loads the cursor's next records; returns 0, 1 when the run is done, -1 on failure. */
 static int jsonl_cursor_fill(struct jsonl_validator *v, struct jsonl_run_cursor *c)
 {
-    size_t n = c->end - c->next < JSONL_SPILL_READ ? (size_t)(c->end - c->next) : JSONL_SPILL_READ;
+    size_t n = c->end - c->next < c->cap ? (size_t)(c->end - c->next) : c->cap;
     if (n == 0)
         return 1;
     if (v->spill.read(v->spill.ctx, c->next * sizeof c->buf[0], c->buf, n * sizeof c->buf[0]) != 0)
@@ -583,15 +585,27 @@ static int jsonl_spill_merge(struct jsonl_validator *v, struct jsonl_spill_recor
     struct jsonl_run_cursor *cursors = JSONL_CALLOC(runs ? runs : 1, sizeof *cursors);
     struct jsonl_heap_entry *heap = JSONL_CALLOC(runs ? runs : 1, sizeof *heap);
     struct jsonl_spill_record group_first = {0}, group_second = {0};
+    /* The read-ahead shares the run buffer, free once the last run is out:
+     * the fewer the runs, the more each reads at a time (each read is a
+     * system call). Past JSONL_SPILL_RUN / JSONL_SPILL_READ runs, a buffer
+     * of JSONL_SPILL_READ records each. */
+    size_t per_run = runs ? JSONL_SPILL_RUN / runs : 0;
+    struct jsonl_spill_record *ahead = v->run, *own = NULL;
     int found = 0, in_group = 0, rc = 0;
     size_t n = 0;
 
-    if (!cursors || !heap) {
+    if (per_run < JSONL_SPILL_READ) {
+        per_run = JSONL_SPILL_READ;
+        ahead = own = JSONL_MALLOC(runs * per_run * sizeof *own);
+    }
+    if (!cursors || !heap || !ahead) {
         rc = -1;
         goto out;
     }
     for (uint64_t i = 0; i < runs; i++) {
         struct jsonl_run_cursor *c = &cursors[i];
+        c->buf = ahead + i * per_run;
+        c->cap = per_run;
         c->next = i * JSONL_SPILL_RUN;
         c->end = c->next + JSONL_SPILL_RUN < v->spilled ? c->next + JSONL_SPILL_RUN : v->spilled;
         if (jsonl_cursor_fill(v, c) < 0) {
@@ -642,6 +656,7 @@ static int jsonl_spill_merge(struct jsonl_validator *v, struct jsonl_spill_recor
 out:
     JSONL_FREE(cursors);
     JSONL_FREE(heap);
+    JSONL_FREE(own);
     return rc;
 }
 

@@ -1635,6 +1635,31 @@ static void test_spilled_ids(void)
     free(store.data);
 }
 
+/* More runs than the run buffer can share out as read-ahead (each gets at
+ * least JSONL_SPILL_READ records): the merge reads ahead into a buffer of its
+ * own, and finds the same duplicate as the set alone. */
+static void test_spill_many_runs(void)
+{
+    unsigned n = (JSONL_SPILL_RUN / JSONL_SPILL_READ + 2) * JSONL_SPILL_RUN;
+    unsigned *ids = malloc(n * sizeof *ids);
+    struct mem_store store = {0};
+    struct spill_result with, without;
+
+    for (unsigned i = 0; i < n; i++)
+        ids[i] = i;
+    ids[n - 10] = 12345; /* line n - 9 reuses line 12346's custom_id */
+    with = spill_run(ids, n, 0, 3, &store);
+    without = spill_run(ids, n, 0, 0, NULL);
+    CHECK(store.len / sizeof(struct jsonl_spill_record) / JSONL_SPILL_RUN >
+          JSONL_SPILL_RUN / JSONL_SPILL_READ);
+    CHECKF(with.rc == -1 && with.line == n - 9 && strcmp(with.code, "duplicate_custom_id") == 0,
+           "%d line %llu %s", with.rc, (unsigned long long)with.line, with.code);
+    CHECK(without.rc == -1 && without.line == with.line && without.column == with.column);
+    CHECK(strstr(with.reason, "line 12346") != NULL);
+    free(ids);
+    free(store.data);
+}
+
 /* Every allocation failing in turn: NULL from new or -2 from feed, no leak
  * (the sanitizer build checks), and the error says out of memory. */
 static void test_out_of_memory(void)
@@ -1728,6 +1753,7 @@ int main(void)
     test_set();
     test_far_duplicate();
     test_spilled_ids();
+    test_spill_many_runs();
     test_big_string();
     test_against_reference();
     test_out_of_memory();
