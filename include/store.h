@@ -42,6 +42,10 @@ int store_read_at(int fd, uint64_t offset, void *buf, size_t len);
 /* Appends to the temporary file. Returns 0, or -1 (errno; ENOSPC/EDQUOT = disk full). */
 int store_write(struct store_upload *upload, const void *data, size_t len);
 
+/* All of the content is written: starts flushing the rest in the background
+ * while the caller goes on with other work; store_commit waits for it. */
+void store_flush_start(struct store_upload *upload);
+
 /* Makes the upload durable as the content of id: fsync, link (or rename) it
  * into files/XY/id, fsync the directory. Closes the temp file either way.
  * Returns 0, or -1 (errno) having removed everything. */

@@ -26,6 +26,7 @@ static struct {
     pthread_cond_t changed;
     struct store_upload *upload; /* to flush; NULL when none is asked */
     int busy;                    /* a flush is under way */
+    int again;                   /* flush upload once more when this one is done */
     int started;                 /* 1 running, -1 could not start */
 } flusher = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
 
@@ -39,12 +40,14 @@ static void *flusher_thread(void *unused)
             pthread_cond_wait(&flusher.changed, &flusher.lock);
         upload = flusher.upload;
         flusher.busy = 1;
+        flusher.again = 0;
         pthread_mutex_unlock(&flusher.lock);
         int rc = fdatasync(upload->fd), saved = errno;
         pthread_mutex_lock(&flusher.lock);
         if (rc != 0 && !upload->flush_errno)
             upload->flush_errno = saved;
-        flusher.upload = NULL;
+        if (!flusher.again)
+            flusher.upload = NULL;
         flusher.busy = 0;
         pthread_cond_broadcast(&flusher.changed);
     }
@@ -53,8 +56,9 @@ static void *flusher_thread(void *unused)
 
 /* Asks for upload's bytes so far to be flushed. Returns 1 if the flusher took
  * it, 0 if it is still busy with the last request (the next write asks
- * again), -1 if there is no flusher thread. */
-static int flusher_ask(struct store_upload *upload)
+ * again; unless queue is set: then it flushes once more when done, and takes
+ * it), -1 if there is no flusher thread. */
+static int flusher_ask(struct store_upload *upload, int queue)
 {
     int taken = 0;
 
@@ -77,6 +81,9 @@ static int flusher_ask(struct store_upload *upload)
         flusher.upload = upload;
         upload->flush_asked = 1;
         pthread_cond_broadcast(&flusher.changed);
+        taken = 1;
+    } else if (queue && flusher.upload == upload) {
+        flusher.again = 1;
         taken = 1;
     }
     pthread_mutex_unlock(&flusher.lock);
@@ -281,13 +288,19 @@ int store_write(struct store_upload *upload, const void *data, size_t len)
      * at the end waits for the last few MiB only, not the whole file (starting
      * writeback alone is not enough: a virtual disk flushes only on fsync). */
     if (upload->written - upload->flushed >= STORE_SYNC_BYTES) {
-        int taken = flusher_ask(upload);
+        int taken = flusher_ask(upload, 0);
         if (taken < 0 && fdatasync(upload->fd) != 0)
             return -1;
         if (taken != 0)
             upload->flushed = upload->written;
     }
     return 0;
+}
+
+void store_flush_start(struct store_upload *upload)
+{
+    if (upload->written > upload->flushed && flusher_ask(upload, 1) == 1)
+        upload->flushed = upload->written;
 }
 
 /* Creates files/XY if it is missing, durably (the new entry in files/ is fsync'd). */

@@ -153,6 +153,42 @@ static void test_synced_while_writing(void)
     store_abort(&up);
 }
 
+/* At the end of the content the rest is flushed in the background, even when
+ * the flusher is still busy with the last periodic flush: it then flushes once
+ * more. The commit waits for it. */
+static void test_flush_started_at_the_end(void)
+{
+    static char block[1 << 20];
+    struct store_upload up;
+    char path[4096];
+
+    CHECK(store_begin(&up, data_dir) == 0);
+    CHECK(store_write(&up, block, sizeof block) == 0);
+    CHECK(up.flushed == 0);
+    store_flush_start(&up);
+    CHECK(up.flushed == up.written && up.flush_asked == 1);
+    CHECK(store_commit(&up, data_dir, "file_AAAAAAAAAAAAAAAAAAAAAAyy") == 0);
+    snprintf(path, sizeof path, "%s/files/yy/file_AAAAAAAAAAAAAAAAAAAAAAyy", data_dir);
+    CHECK(access(path, F_OK) == 0);
+
+    /* The flusher taken by this upload (and not woken yet): the final ask is
+     * queued behind it, not dropped. */
+    CHECK(store_begin(&up, data_dir) == 0);
+    CHECK(store_write(&up, block, 3) == 0);
+    pthread_mutex_lock(&flusher.lock);
+    flusher.upload = &up;
+    up.flush_asked = 1;
+    pthread_mutex_unlock(&flusher.lock);
+    store_flush_start(&up);
+    CHECK(up.flushed == 3 && flusher.again == 1);
+    pthread_mutex_lock(&flusher.lock);
+    pthread_cond_broadcast(&flusher.changed);
+    pthread_mutex_unlock(&flusher.lock);
+    flusher_wait(&up); /* returns once both flushes are done */
+    CHECK(flusher.upload == NULL && flusher.again == 0 && up.flush_errno == 0);
+    store_abort(&up);
+}
+
 int main(void)
 {
     char command[256];
@@ -165,6 +201,7 @@ int main(void)
     test_layout_and_sweep();
     test_synced_while_writing();
     test_failed_flush_fails_the_commit();
+    test_flush_started_at_the_end();
     test_scratch();
     snprintf(command, sizeof command, "rm -rf %s", data_dir);
     CHECK(system(command) == 0);
