@@ -69,6 +69,14 @@ def rows_from(raw):
         rows.append(Row("upload 100 MB batch JSONL, 1 client (curl)", "end-to-end s", ours,
                         "sink", sink, r, "≤ 1.25x sink time", r <= 1.25, "upload 100MB\\n(time)",
                         1.25))
+        # Some rounds find lighttpd's spool writes several times slower, for
+        # both stacks alike (a property of this virtual machine): that slows
+        # the sink's median more, in proportion, than ours. The fastest round
+        # of each is the figure without it, so the target must hold there too.
+        r = min(ours) / min(sink)
+        rows.append(Row("upload 100 MB batch JSONL, fastest round of each", "end-to-end s",
+                        [min(ours)], "sink", [min(sink)], r, "≤ 1.25x sink time", r <= 1.25,
+                        None))
     for part in ("worker", "lighttpd"):
         ours, sink = get("upload100", "files_%s_cpu" % part), get("upload100", "sink_%s_cpu" % part)
         if ours and sink:
