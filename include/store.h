@@ -42,8 +42,10 @@ int store_read_at(int fd, uint64_t offset, void *buf, size_t len);
 /* Appends to the temporary file. Returns 0, or -1 (errno; ENOSPC/EDQUOT = disk full). */
 int store_write(struct store_upload *upload, const void *data, size_t len);
 
-/* All of the content is written: starts flushing the rest in the background
- * while the caller goes on with other work; store_commit waits for it. */
+/* All of the content is written (no store_write may follow): starts flushing
+ * the rest in the background while the caller goes on with other work.
+ * store_commit and store_abort wait for it, and a failed flush fails the
+ * commit. Without a flusher thread it does nothing: the commit flushes all. */
 void store_flush_start(struct store_upload *upload);
 
 /* Makes the upload durable as the content of id: fsync, link (or rename) it

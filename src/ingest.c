@@ -176,7 +176,7 @@ int ingest_end(struct ingest *in, struct api_error *error)
     if (finish_stages(in, error) != 0)
         return -1;
     /* The disk flushes the last bytes while the validator merges the spilled
-     * custom_ids. */
+     * custom_ids (if any). */
     store_flush_start(&in->store);
     rc = jsonl_validator_finish(in->jsonl);
     return rc == 0 ? 0 : fail_jsonl(in, rc, error);

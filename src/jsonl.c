@@ -596,7 +596,7 @@ static int jsonl_spill_merge(struct jsonl_validator *v, struct jsonl_spill_recor
 
     if (per_run < JSONL_SPILL_READ) {
         per_run = JSONL_SPILL_READ;
-        ahead = own = JSONL_MALLOC(runs * per_run * sizeof *own);
+        ahead = own = JSONL_CALLOC(runs, JSONL_SPILL_READ * sizeof *own);
     }
     if (!cursors || !heap || !ahead) {
         rc = -1;

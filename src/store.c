@@ -18,8 +18,9 @@
 /* The flusher: a thread that fdatasyncs an upload's temporary file while the
  * upload goes on writing it, so that the disk's flushes overlap with
  * receiving (on a virtual disk only a flush makes data durable, and it takes
- * as long as the data since the last one). One request at a time: a process
- * stores one upload at a time. Without the thread, the flush is done in the
+ * as long as the data since the last one). It serves one upload (a process
+ * stores one at a time): one flush under way, and at most one more queued
+ * for the end of the content. Without the thread, the flush is done in the
  * writer's thread. */
 static struct {
     pthread_mutex_t lock;
@@ -54,11 +55,15 @@ static void *flusher_thread(void *unused)
     return NULL;
 }
 
+enum flush_ask {
+    FLUSH_IF_IDLE, /* while writing: if the flusher is busy, the next write asks again */
+    FLUSH_QUEUED,  /* at the end: if it is busy with this upload, flush once more after */
+};
+
 /* Asks for upload's bytes so far to be flushed. Returns 1 if the flusher took
- * it, 0 if it is still busy with the last request (the next write asks
- * again; unless queue is set: then it flushes once more when done, and takes
- * it), -1 if there is no flusher thread. */
-static int flusher_ask(struct store_upload *upload, int queue)
+ * (or queued) it, 0 if it is busy and how is FLUSH_IF_IDLE, -1 if there is no
+ * flusher thread. */
+static int flusher_ask(struct store_upload *upload, enum flush_ask how)
 {
     int taken = 0;
 
@@ -82,8 +87,9 @@ static int flusher_ask(struct store_upload *upload, int queue)
         upload->flush_asked = 1;
         pthread_cond_broadcast(&flusher.changed);
         taken = 1;
-    } else if (queue && flusher.upload == upload) {
+    } else if (how == FLUSH_QUEUED && flusher.upload == upload) {
         flusher.again = 1;
+        upload->flush_asked = 1;
         taken = 1;
     }
     pthread_mutex_unlock(&flusher.lock);
@@ -288,7 +294,7 @@ int store_write(struct store_upload *upload, const void *data, size_t len)
      * at the end waits for the last few MiB only, not the whole file (starting
      * writeback alone is not enough: a virtual disk flushes only on fsync). */
     if (upload->written - upload->flushed >= STORE_SYNC_BYTES) {
-        int taken = flusher_ask(upload, 0);
+        int taken = flusher_ask(upload, FLUSH_IF_IDLE);
         if (taken < 0 && fdatasync(upload->fd) != 0)
             return -1;
         if (taken != 0)
@@ -299,7 +305,7 @@ int store_write(struct store_upload *upload, const void *data, size_t len)
 
 void store_flush_start(struct store_upload *upload)
 {
-    if (upload->written > upload->flushed && flusher_ask(upload, 1) == 1)
+    if (upload->written > upload->flushed && flusher_ask(upload, FLUSH_QUEUED) == 1)
         upload->flushed = upload->written;
 }
 

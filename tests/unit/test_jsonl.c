@@ -1635,29 +1635,44 @@ static void test_spilled_ids(void)
     free(store.data);
 }
 
-/* More runs than the run buffer can share out as read-ahead (each gets at
- * least JSONL_SPILL_READ records): the merge reads ahead into a buffer of its
- * own, and finds the same duplicate as the set alone. */
-static void test_spill_many_runs(void)
+/* The merge's read-ahead: up to JSONL_SPILL_RUN / JSONL_SPILL_READ runs share
+ * the run buffer, one more and each run gets a buffer of its own. At that
+ * limit and one past it, at the end of the file and at an earlier problem,
+ * the duplicate found is the one the set alone finds. */
+static void spill_many_runs(unsigned runs, int broken_after)
 {
-    unsigned n = (JSONL_SPILL_RUN / JSONL_SPILL_READ + 2) * JSONL_SPILL_RUN;
+    unsigned n = runs * JSONL_SPILL_RUN + 3; /* 3 in memory, the rest in runs */
     unsigned *ids = malloc(n * sizeof *ids);
     struct mem_store store = {0};
     struct spill_result with, without;
+    unsigned broken = broken_after ? n - 5 : 0;
 
+    if (!ids) {
+        CHECK(!"out of memory");
+        return;
+    }
     for (unsigned i = 0; i < n; i++)
         ids[i] = i;
     ids[n - 10] = 12345; /* line n - 9 reuses line 12346's custom_id */
-    with = spill_run(ids, n, 0, 3, &store);
-    without = spill_run(ids, n, 0, 0, NULL);
-    CHECK(store.len / sizeof(struct jsonl_spill_record) / JSONL_SPILL_RUN >
-          JSONL_SPILL_RUN / JSONL_SPILL_READ);
+    with = spill_run(ids, n, broken, 3, &store);
+    without = spill_run(ids, n, broken, 0, NULL);
+    size_t records = store.len / sizeof(struct jsonl_spill_record);
+    CHECK((records + JSONL_SPILL_RUN - 1) / JSONL_SPILL_RUN == runs);
     CHECKF(with.rc == -1 && with.line == n - 9 && strcmp(with.code, "duplicate_custom_id") == 0,
-           "%d line %llu %s", with.rc, (unsigned long long)with.line, with.code);
+           "%u runs: %d line %llu %s", runs, with.rc, (unsigned long long)with.line, with.code);
     CHECK(without.rc == -1 && without.line == with.line && without.column == with.column);
     CHECK(strstr(with.reason, "line 12346") != NULL);
     free(ids);
     free(store.data);
+}
+
+static void test_spill_many_runs(void)
+{
+    unsigned shared_max = JSONL_SPILL_RUN / JSONL_SPILL_READ;
+
+    spill_many_runs(shared_max, 0);
+    spill_many_runs(shared_max + 1, 0);
+    spill_many_runs(shared_max + 1, 1);
 }
 
 /* Every allocation failing in turn: NULL from new or -2 from feed, no leak

@@ -1,11 +1,40 @@
-/* Unit tests: content files on disk (src/store.c). */
+/* Unit tests: content files on disk (src/store.c). Its fdatasync calls go
+ * through test_fdatasync, which counts them and can hold the flusher thread
+ * in one. */
+#include <unistd.h>
+static int test_fdatasync(int fd);
+#define fdatasync test_fdatasync
 #include "../../src/store.c"
+#undef fdatasync
 
 #include "testlib.h"
 
 #include <stdlib.h>
 
 static char data_dir[] = "/tmp/files-api-test-store.XXXXXX";
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int calls;   /* fdatasync calls so far */
+    int hold;    /* the next call waits until this is cleared */
+    int holding; /* a call is waiting */
+} syncs = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+
+static int test_fdatasync(int fd)
+{
+    pthread_mutex_lock(&syncs.lock);
+    syncs.calls++;
+    if (syncs.hold) {
+        syncs.holding = 1;
+        pthread_cond_broadcast(&syncs.changed);
+        while (syncs.hold)
+            pthread_cond_wait(&syncs.changed, &syncs.lock);
+        syncs.holding = 0;
+    }
+    pthread_mutex_unlock(&syncs.lock);
+    return fdatasync(fd);
+}
 
 static int count_entries(const char *dir_path)
 {
@@ -155,12 +184,13 @@ static void test_synced_while_writing(void)
 
 /* At the end of the content the rest is flushed in the background, even when
  * the flusher is still busy with the last periodic flush: it then flushes once
- * more. The commit waits for it. */
+ * more. The commit waits for it; a failed final flush fails the commit. */
 static void test_flush_started_at_the_end(void)
 {
     static char block[1 << 20];
     struct store_upload up;
     char path[4096];
+    int calls;
 
     CHECK(store_begin(&up, data_dir) == 0);
     CHECK(store_write(&up, block, sizeof block) == 0);
@@ -171,22 +201,39 @@ static void test_flush_started_at_the_end(void)
     snprintf(path, sizeof path, "%s/files/yy/file_AAAAAAAAAAAAAAAAAAAAAAyy", data_dir);
     CHECK(access(path, F_OK) == 0);
 
-    /* The flusher taken by this upload (and not woken yet): the final ask is
-     * queued behind it, not dropped. */
+    /* The periodic flush held under way: the final one is queued behind it. */
     CHECK(store_begin(&up, data_dir) == 0);
+    pthread_mutex_lock(&syncs.lock);
+    syncs.hold = 1;
+    calls = syncs.calls;
+    pthread_mutex_unlock(&syncs.lock);
+    for (int i = 0; i < (STORE_SYNC_BYTES >> 20); i++)
+        CHECK(store_write(&up, block, sizeof block) == 0);
+    pthread_mutex_lock(&syncs.lock);
+    while (!syncs.holding)
+        pthread_cond_wait(&syncs.changed, &syncs.lock);
+    pthread_mutex_unlock(&syncs.lock);
     CHECK(store_write(&up, block, 3) == 0);
-    pthread_mutex_lock(&flusher.lock);
-    flusher.upload = &up;
-    up.flush_asked = 1;
-    pthread_mutex_unlock(&flusher.lock);
+    CHECK(up.flushed == STORE_SYNC_BYTES);
     store_flush_start(&up);
-    CHECK(up.flushed == 3 && flusher.again == 1);
-    pthread_mutex_lock(&flusher.lock);
-    pthread_cond_broadcast(&flusher.changed);
-    pthread_mutex_unlock(&flusher.lock);
-    flusher_wait(&up); /* returns once both flushes are done */
-    CHECK(flusher.upload == NULL && flusher.again == 0 && up.flush_errno == 0);
+    CHECK(up.flushed == up.written);
+    pthread_mutex_lock(&syncs.lock);
+    syncs.hold = 0;
+    pthread_cond_broadcast(&syncs.changed);
+    pthread_mutex_unlock(&syncs.lock);
+    flusher_wait(&up);
+    pthread_mutex_lock(&syncs.lock);
+    CHECKF(syncs.calls - calls == 2, "%d fdatasync calls", syncs.calls - calls);
+    pthread_mutex_unlock(&syncs.lock);
+    CHECK(up.flush_errno == 0);
     store_abort(&up);
+
+    /* /dev/null takes writes but refuses fdatasync (EINVAL). */
+    up = (struct store_upload){.fd = open("/dev/null", O_WRONLY), .anonymous = 1};
+    CHECK(store_write(&up, block, 1) == 0);
+    store_flush_start(&up);
+    errno = 0;
+    CHECK(store_commit(&up, data_dir, "file_AAAAAAAAAAAAAAAAAAAAAAyx") == -1 && errno == EINVAL);
 }
 
 int main(void)
