@@ -1,5 +1,5 @@
 /* Unit tests: the pure parts of the HTTP glue (src/http.c): Range and
- * If-None-Match, and the per-request memory of cJSON. */
+ * If-None-Match, the per-request memory of cJSON, and the access-log line. */
 #include "../../src/http.c"
 
 #include "testlib.h"
@@ -83,10 +83,55 @@ static void test_request_memory(void)
     http_request_memory_reset();
 }
 
+/* The access line: the path escaped, cut where it would crowd out the rest;
+ * whatever the path, the line ends in its newline and fits the buffer. */
+static size_t access_line(const char *path, char fill, size_t path_len, char line[ACCESS_LINE_MAX])
+{
+    struct http_request req = {.method = "GET", .status = 200, .request_id = "ABCDEFGHIJKLMNOP"};
+
+    memset(req.account, 'a', sizeof req.account - 1); /* the longest account */
+    if (path)
+        snprintf(req.path, sizeof req.path, "%s", path);
+    else
+        memset(req.path, fill, path_len);
+    clock_gettime(CLOCK_MONOTONIC, &req.started);
+    return format_access_line(&req, line);
+}
+
+static void test_access_line(void)
+{
+    static const char prefix[] = "access method=GET path=\"";
+    /* The path's bytes that fit: each may take 4 ("\xNN"), and the tail keeps its room. */
+    size_t fits = ACCESS_LINE_MAX - ACCESS_TAIL_ROOM - 4 - (sizeof prefix - 1) + 1;
+    char line[ACCESS_LINE_MAX], expect[ACCESS_LINE_MAX];
+    size_t n;
+
+    n = access_line("/v1/files/a\"b\x01", 0, 0, line);
+    CHECK(n < ACCESS_LINE_MAX && line[n - 1] == '\n');
+    snprintf(expect, sizeof expect, "%s/v1/files/a\\x22b\\x01\" status=200 ", prefix);
+    CHECK(strncmp(line, expect, strlen(expect)) == 0);
+
+    /* at the limit the whole path is printed, one byte more is cut */
+    n = access_line(NULL, 'p', fits, line);
+    CHECK(strspn(line + sizeof prefix - 1, "p") == fits);
+    CHECK(strncmp(line + sizeof prefix - 1 + fits, "\" status=200 ", 13) == 0);
+    n = access_line(NULL, 'p', fits + 1, line);
+    CHECK(strspn(line + sizeof prefix - 1, "p") == fits);
+    CHECK(strncmp(line + sizeof prefix - 1 + fits, "\" status=200 ", 13) == 0);
+    CHECK(n < ACCESS_LINE_MAX && line[n - 1] == '\n' &&
+          strstr(line, "request_id=ABCDEFGHIJKLMNOP\n"));
+
+    /* the longest path, all of it escaped: still whole */
+    n = access_line(NULL, '\x01', ROUTE_MAX_PATH - 1, line);
+    CHECK(n < ACCESS_LINE_MAX && line[n - 1] == '\n' &&
+          strstr(line, "request_id=ABCDEFGHIJKLMNOP\n"));
+}
+
 int main(void)
 {
     test_range();
     test_etag();
     test_request_memory();
+    test_access_line();
     TEST_MAIN_END();
 }
