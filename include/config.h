@@ -50,7 +50,8 @@ int config_get(const struct config *c, const char *key, char *out, size_t out_si
 
 /* Finds the configuration the way both programs do: --config PATH, else
  * $FILES_API_CONFIG, else SYSCONFDIR/files-api/files-api.conf if it exists,
- * else defaults; then --data-dir / $FILES_API_DATA_DIR override data_dir.
+ * else defaults; then $FILES_API_<KEY> overrides KEY (e.g. $FILES_API_DATA_DIR,
+ * $FILES_API_DOWNLOAD_MODE), and --data-dir overrides data_dir.
  * Returns 0, or -1 with a reason in err. */
 int config_resolve(struct config *c, const char *config_path, const char *data_dir, char *err,
                    size_t err_size);

@@ -250,6 +250,29 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
     return 0;
 }
 
+/* FILES_API_<KEY> (the key in upper case, e.g. FILES_API_DOWNLOAD_MODE) sets
+ * that key over the file: the one way to configure workers that a web server
+ * starts with an environment but no arguments (lighttpd's bin-environment,
+ * FcgidInitialEnv). An empty value counts as unset. */
+static int config_from_environment(struct config *c, char *err, size_t err_size)
+{
+    char name[64], reason[256];
+
+    for (const char *const *key = config_keys; *key; key++) {
+        const char *value;
+        size_t n = (size_t)snprintf(name, sizeof name, "FILES_API_");
+        for (const char *k = *key; *k && n + 1 < sizeof name; k++)
+            name[n++] = (char)toupper((unsigned char)*k);
+        name[n] = '\0';
+        value = getenv(name);
+        if (value && *value && config_set(c, *key, value, reason, sizeof reason) != 0) {
+            snprintf(err, err_size, "$%s: %s", name, reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_resolve(struct config *c, const char *config_path, const char *data_dir, char *err,
                    size_t err_size)
 {
@@ -262,8 +285,8 @@ int config_resolve(struct config *c, const char *config_path, const char *data_d
         config_path = installed;
     if (config_path && *config_path && config_load_file(c, config_path, err, err_size) != 0)
         return -1;
-    if (!data_dir)
-        data_dir = getenv("FILES_API_DATA_DIR");
+    if (config_from_environment(c, err, err_size) != 0)
+        return -1;
     if (data_dir && *data_dir &&
         set_text(c->data_dir, sizeof c->data_dir, "data_dir", data_dir, err, err_size) != 0)
         return -1;

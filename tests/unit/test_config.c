@@ -76,5 +76,32 @@ int main(void)
     CHECK(config_resolve(&c, "/nonexistent/files-api.conf", NULL, err, sizeof err) == -1);
     CHECK(config_resolve(&c, "", "/srv/data", err, sizeof err) == 0);
     CHECK_STR(c.data_dir, "/srv/data");
+    /* $FILES_API_<KEY> sets KEY over the file; --data-dir still wins; empty is unset. */
+    {
+        char path[] = "/tmp/files-api-test-config.XXXXXX";
+        int fd = mkstemp(path);
+        const char *text = "download_mode = x-sendfile\nmax_requests = 7\n";
+        CHECK(fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text));
+        close(fd);
+        setenv("FILES_API_DOWNLOAD_MODE", "x-accel-redirect", 1);
+        setenv("FILES_API_DATA_DIR", "/from/env", 1);
+        setenv("FILES_API_MAX_REQUESTS", "", 1);
+        CHECK(config_resolve(&c, path, NULL, err, sizeof err) == 0);
+        CHECK(c.download_mode == DOWNLOAD_X_ACCEL);
+        CHECK_STR(c.data_dir, "/from/env");
+        CHECK(c.max_requests == 7);
+        CHECK(config_resolve(&c, path, "/from/arg", err, sizeof err) == 0);
+        CHECK_STR(c.data_dir, "/from/arg");
+        setenv("FILES_API_DOWNLOAD_MODE", "ftp", 1);
+        CHECK(config_resolve(&c, path, NULL, err, sizeof err) == -1);
+        CHECKF(strstr(err, "$FILES_API_DOWNLOAD_MODE: download_mode") != NULL, "%s", err);
+        unsetenv("FILES_API_DOWNLOAD_MODE");
+        unsetenv("FILES_API_DATA_DIR");
+        unsetenv("FILES_API_MAX_REQUESTS");
+        CHECK(config_resolve(&c, path, NULL, err, sizeof err) == 0);
+        CHECK(c.download_mode == DOWNLOAD_X_SENDFILE);
+        CHECK_STR(c.data_dir, "./var");
+        unlink(path);
+    }
     TEST_MAIN_END();
 }
