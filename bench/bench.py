@@ -8,10 +8,10 @@ and writes the raw samples as JSON for bench/report.py.
 Stacks (all with the same lighttpd configuration and worker count, because
 they are all started by scripts/serve.sh itself or derived from the
 configuration it generated):
-  files     serve.sh + files-fcgi, download_mode = stream
-  xsendfile serve.sh + files-fcgi, download_mode = x-sendfile, same data dir;
-            plus a lighttpd whose fastcgi.server entry enables x-sendfile
-            (derived from serve.sh's config, unless serve.sh already does it)
+  files     serve.sh + files-fcgi as serve.sh starts them by default
+            (downloads handed to lighttpd with X-Sendfile)
+  stream    serve.sh --download-mode stream (the workers send downloads),
+            same data dir
   sink      serve.sh with bench/sink.c as the worker
   static    a lighttpd from serve.sh's config with document-root = DATA/files
   list1k / list1m  serve.sh on databases filled with sqlite3 directly
@@ -179,9 +179,9 @@ def stop_all():
 class Serve:
     """scripts/serve.sh in the background on a free port."""
 
-    def __init__(self, name, tmp, bin_dir, data_dir, workers, config=None):
+    def __init__(self, name, tmp, bin_dir, data_dir, workers, config=None, serve_args=()):
         self.name, self.bin_dir, self.data_dir = name, bin_dir, data_dir
-        self.workers, self.config = workers, config
+        self.workers, self.config, self.serve_args = workers, config, list(serve_args)
         self.log_path = os.path.join(tmp, "%s.log" % name)
         self.proc = None
         self.port = None
@@ -193,6 +193,7 @@ class Serve:
                    "--workers", str(self.workers)]
             if self.config:
                 cmd += ["--config", self.config]
+            cmd += self.serve_args
             env = dict(os.environ, FILES_API_BIN=self.bin_dir)
             env.pop("FILES_API_CONFIG", None)
             env.pop("FILES_API_DATA_DIR", None)
@@ -290,10 +291,10 @@ class Lighttpd:
             self.proc = None
 
 
-def derive_conf(text, port, docroot=None, fastcgi_off=False, xsendfile_docroot=None):
+def derive_conf(text, port, docroot=None, fastcgi_off=False):
     """serve.sh's lighttpd configuration with the fewest changes: another port,
-    and either a document root with the FastCGI mapping moved out of the way
-    (static files), or x-sendfile enabled on the FastCGI entry."""
+    and a document root with the FastCGI mapping moved out of the way (static
+    files)."""
     def sub(pattern, repl, s):
         out, n = re.subn(pattern, repl, s, count=1, flags=re.M)
         if n != 1:
@@ -307,10 +308,6 @@ def derive_conf(text, port, docroot=None, fastcgi_off=False, xsendfile_docroot=N
     if fastcgi_off:  # keep the module and the entry, map it to a path never requested
         text = sub(r'fastcgi\.server\s*=\s*\(\s*"/"\s*=>',
                    'fastcgi.server = ("/__no_fastcgi__/" =>', text)
-    if xsendfile_docroot and '"x-sendfile"' not in text:
-        text = sub(r'("check-local"\s*=>\s*"disable",?)',
-                   '\\1\n    "x-sendfile" => "enable",\n'
-                   '    "x-sendfile-docroot" => ("%s"),' % xsendfile_docroot, text)
     return text
 
 
@@ -585,23 +582,13 @@ class Bench:
         os.symlink(os.path.join(self.bin, "filesctl"), os.path.join(sink_bin, "filesctl"))
         self.sink = Serve("sink", self.tmp, sink_bin, self.path("sinkdata"), a.workers).start()
 
-        # X-Sendfile: workers with download_mode = x-sendfile on the same data dir.
-        conf = self.path("xsendfile.conf")
-        with open(conf, "w") as f:
-            f.write("download_mode = x-sendfile\n")
-        self.xs_stack = Serve("xsendfile", self.tmp, self.bin, self.data, a.workers,
-                              config=conf).start()
+        # Downloads: serve.sh's default hands them to lighttpd (X-Sendfile);
+        # the stream stack has the workers send them, on the same data dir.
+        if '"x-sendfile"' not in self.files_stack.lighttpd_conf():
+            raise RuntimeError("serve.sh no longer enables x-sendfile by default")
+        self.stream_stack = Serve("stream", self.tmp, self.bin, self.data, a.workers,
+                                  serve_args=["--download-mode", "stream"]).start()
         files_root = os.path.join(os.path.realpath(self.data), "files") + "/"
-        generated = self.xs_stack.lighttpd_conf()
-        self.xs_served_by_serve_sh = '"x-sendfile"' in generated
-        if self.xs_served_by_serve_sh:
-            self.xs_base = self.xs_stack.base
-        else:
-            port = free_port()
-            self.xs_httpd = Lighttpd("xsendfile-httpd", self.tmp,
-                                     derive_conf(generated, port,
-                                                 xsendfile_docroot=files_root), port).start()
-            self.xs_base = self.xs_httpd.base
 
         # Static: the same lighttpd config, document root = DATA/files.
         port = free_port()
@@ -709,8 +696,8 @@ class Bench:
         shard = fid[-2:]
         urls = {
             "static": (self.static.base + "/%s/%s" % (shard, fid), None),
-            "xsendfile": (self.xs_base + "/v1/files/%s/content" % fid, self.key),
-            "stream": (self.files_stack.base + "/v1/files/%s/content" % fid, self.key),
+            "xsendfile": (self.files_stack.base + "/v1/files/%s/content" % fid, self.key),
+            "stream": (self.stream_stack.base + "/v1/files/%s/content" % fid, self.key),
         }
         variants = list(urls)
 
@@ -854,7 +841,6 @@ class Bench:
                 "rounds": self.rounds, "workers": self.args.workers,
                 "wrk_seconds": self.args.wrk_seconds, "delete_count": self.args.delete_count,
                 "jsonl_mb": self.args.jsonl_mb,
-                "xsendfile_by_serve_sh": self.xs_served_by_serve_sh,
                 "lighttpd_conf": self.lighttpd_conf_text,
                 "files": {k: os.path.getsize(v) for k, v in self.files.items()},
                 "worker_binary": self.binary_info + (

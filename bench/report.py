@@ -223,9 +223,8 @@ def main():
                 cfg["rounds"], 2 * cfg["rounds"] + 1, cfg["rounds"], cfg["wrk_seconds"],
                 cfg["workers"], cfg["seconds"]),
             "- worker: %s" % cfg.get("worker_binary", "?"),
-            "- X-Sendfile lighttpd: %s" % ("serve.sh's own configuration" if
-                                           cfg["xsendfile_by_serve_sh"] else
-                                           "derived from serve.sh's (x-sendfile added by the bench)"),
+            "- downloads: X-Sendfile as serve.sh configures lighttpd by default; stream: "
+            "serve.sh --download-mode stream",
             "", "## Results", "", tbl, "", summary, "",
             "Ratio = ours / baseline (medians; minimums in the row marked min / min). For "
             "seconds and latency lower is better; for "

@@ -5,6 +5,12 @@
 # SIGINT or SIGTERM stops everything it started.
 #
 #   scripts/serve.sh [--server lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
+#                    [--download-mode auto|stream|x-sendfile|x-accel-redirect]
+#
+# Downloads are handed to the web server (auto, the default): X-Sendfile for
+# lighttpd and for Apache (with mod_xsendfile, when its children can read the
+# data directory), X-Accel-Redirect for nginx, unless the configuration
+# already names a hand-off; stream makes the workers send them.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,8 +20,10 @@ data_dir=./var
 workers=4
 config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
+download_mode=auto
+apache_modules=/usr/lib/apache2/modules
 
-usage() { sed -n '2,7s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case $1 in
     --server) server=$2; shift 2 ;;
@@ -23,6 +31,7 @@ while [ $# -gt 0 ]; do
     --data-dir) data_dir=$2; shift 2 ;;
     --workers) workers=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
+    --download-mode) download_mode=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac
@@ -46,8 +55,35 @@ worker_args=(--data-dir "$data_dir")
 ctl() { "$bin_dir/filesctl" "${worker_args[@]}" config get "$1"; }
 max_file_bytes=$(ctl max_file_bytes)
 max_request_bytes=$(( max_file_bytes + 1048576 ))
-download_mode=$(ctl download_mode)
 x_accel_prefix=$(ctl x_accel_prefix)
+
+# The download hand-off this web server can take; the workers are told with
+# $FILES_API_DOWNLOAD_MODE, which overrides the configuration file.
+case $server in
+lighttpd|lighttpd-spawn) hand_off=x-sendfile ;;
+nginx) hand_off=x-accel-redirect ;;
+apache|apache-fcgid)
+    # As root, Apache's children run as www-data, which can read the private
+    # data directory only when the workers are www-data too (mod_fcgid).
+    hand_off=stream
+    if [ -e "$apache_modules/mod_xsendfile.so" ] &&
+        { [ "$server" = apache-fcgid ] || [ "$(id -u)" -ne 0 ]; }; then
+        hand_off=x-sendfile
+    fi ;;
+esac
+case $download_mode in
+auto)
+    download_mode=$(ctl download_mode)
+    [ "$download_mode" = stream ] && download_mode=$hand_off ;;
+stream|x-sendfile|x-accel-redirect) ;;
+*) echo "serve.sh: unknown download mode: $download_mode" >&2; exit 2 ;;
+esac
+if [ "$download_mode" != stream ] && [ "$download_mode" != "$hand_off" ]; then
+    echo "serve.sh: download_mode $download_mode does not work with $server" \
+        "(it takes ${hand_off/#stream/no hand-off}); use --download-mode" >&2
+    exit 2
+fi
+export FILES_API_DOWNLOAD_MODE=$download_mode
 
 run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"
@@ -110,7 +146,8 @@ start_lighttpd() {
     local sendfile="" backend="\"socket\" => \"$socket\","
     if [ "$server" = lighttpd-spawn ]; then
         backend="\"socket\" => \"$run/spawned.sock\", \"bin-path\" => \"$bin_dir/files-fcgi\",
-    \"bin-environment\" => (\"FILES_API_DATA_DIR\" => \"$data_dir\", \"FILES_API_CONFIG\" => \"$config\"),
+    \"bin-environment\" => (\"FILES_API_DATA_DIR\" => \"$data_dir\", \"FILES_API_CONFIG\" => \"$config\",
+        \"FILES_API_DOWNLOAD_MODE\" => \"$download_mode\"),
     \"max-procs\" => $workers,"
     fi
     [ "$download_mode" = x-sendfile ] &&
@@ -140,7 +177,7 @@ CONF
 }
 
 start_apache() {
-    local modules=/usr/lib/apache2/modules user="" backend
+    local modules=$apache_modules user="" backend
     backend="ProxyPass \"unix:$socket|fcgi://localhost/\" enablereuse=off"
     if [ "$server" = apache-fcgid ]; then
         # mod_fcgid runs the worker as a FastCGI script; its request limit must
@@ -178,6 +215,7 @@ FcgidIOTimeout 600
 FcgidMaxProcessesPerClass $workers
 FcgidInitialEnv FILES_API_DATA_DIR $data_dir
 FcgidInitialEnv FILES_API_CONFIG $config
+FcgidInitialEnv FILES_API_DOWNLOAD_MODE $download_mode
 RewriteEngine On
 RewriteCond %{REQUEST_URI} !^/_files_api_errors/
 RewriteRule ^/ $run/cgi/files-api.fcgi [L]
@@ -268,6 +306,12 @@ http {
         location $x_accel_prefix {
             internal;
             alias $data_dir/files/;
+            # The worker's answer stands: its ETag and request id, and no second
+            # look at Range (the worker answered the ranges it serves).
+            etag off;
+            max_ranges 0;
+            add_header ETag \$upstream_http_etag;
+            add_header X-Request-Id \$upstream_http_x_request_id;
         }
     }
 }

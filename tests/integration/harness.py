@@ -83,8 +83,9 @@ class Stack:
     """One running service: serve.sh on a free port with a temporary data dir."""
 
     def __init__(self, workers=4, config=None, name="stack", server=None, env=None,
-                 before_start=None):
+                 before_start=None, serve_args=()):
         self.workers = workers
+        self.serve_args = list(serve_args)  # more serve.sh options, e.g. --download-mode
         self.before_start = before_start  # called with the stack once its paths exist
         self.extra_env = dict(env or {})  # e.g. FILES_API_CRASH_AT for the workers
         # which web server serve.sh puts in front (its default if unset)
@@ -149,6 +150,7 @@ class Stack:
             cmd += ["--config", self.config_path]
         if self.server:
             cmd += ["--server", self.server]
+        cmd += self.serve_args
         self._log_file = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self._env(),
