@@ -7,7 +7,7 @@ and writes the raw samples as JSON for bench/report.py.
 
 Stacks (all with the same lighttpd configuration and worker count, because
 they are all started by scripts/serve.sh itself or derived from the
-configuration it generated):
+configuration it generated; the stream stack only lacks x-sendfile):
   files     serve.sh + files-fcgi as serve.sh starts them by default
             (downloads handed to lighttpd with X-Sendfile)
   stream    serve.sh --download-mode stream (the workers send downloads),
@@ -194,9 +194,9 @@ class Serve:
             if self.config:
                 cmd += ["--config", self.config]
             cmd += self.serve_args
-            env = dict(os.environ, FILES_API_BIN=self.bin_dir)
-            env.pop("FILES_API_CONFIG", None)
-            env.pop("FILES_API_DATA_DIR", None)
+            # serve.sh's own settings only: no FILES_API_CONFIG or FILES_API_<KEY>
+            env = {k: v for k, v in os.environ.items() if not k.startswith("FILES_API_")}
+            env["FILES_API_BIN"] = self.bin_dir
             logf = open(self.log_path, "ab")
             self.proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env, cwd=REPO,
@@ -713,6 +713,12 @@ class Bench:
 
         for v in variants:  # warm the page cache and the connections' code paths
             get(v)
+        # The hand-off really happened: the worker sent headers only.
+        sent = re.findall(r'path="/v1/files/%s/content" status=200 bytes=(\d+) ' % fid,
+                          self.files_stack.log_text())
+        if not sent or sent[-1] != "0":
+            raise RuntimeError("download: the files stack's worker sent the content itself "
+                               "(access log bytes=%s), not lighttpd" % (sent[-1:] or "?"))
         for r in range(2 * self.rounds + 1):  # short transfers: more rounds
             k = r % len(variants)
             for v in variants[k:] + variants[:k]:

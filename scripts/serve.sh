@@ -9,8 +9,9 @@
 #
 # Downloads are handed to the web server (auto, the default): X-Sendfile for
 # lighttpd and for Apache (with mod_xsendfile, when its children can read the
-# data directory), X-Accel-Redirect for nginx, unless the configuration
-# already names a hand-off; stream makes the workers send them.
+# data directory), X-Accel-Redirect for nginx, unless the configuration file
+# already names a hand-off; stream makes the workers send them. A
+# $FILES_API_DOWNLOAD_MODE in the environment counts as --download-mode.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,10 +21,10 @@ data_dir=./var
 workers=4
 config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
-download_mode=auto
+download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
 apache_modules=/usr/lib/apache2/modules
 
-usage() { sed -n '2,13s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case $1 in
     --server) server=$2; shift 2 ;;
@@ -53,6 +54,7 @@ worker_args=(--data-dir "$data_dir")
 # The web server's body limit follows the worker's file limit, with room for
 # the multipart framing, so the worker (not the server) answers "too large".
 ctl() { "$bin_dir/filesctl" "${worker_args[@]}" config get "$1"; }
+ctl_all() { "$bin_dir/filesctl" "${worker_args[@]}" config show; }
 max_file_bytes=$(ctl max_file_bytes)
 max_request_bytes=$(( max_file_bytes + 1048576 ))
 x_accel_prefix=$(ctl x_accel_prefix)
@@ -84,6 +86,19 @@ if [ "$download_mode" != stream ] && [ "$download_mode" != "$hand_off" ]; then
     exit 2
 fi
 export FILES_API_DOWNLOAD_MODE=$download_mode
+
+# Other $FILES_API_<KEY> settings in our environment, as "NAME VALUE" lines:
+# the spawn-fcgi pool inherits them, a web server that starts the workers is
+# told to pass them on.
+key_settings() {
+    local key name
+    for key in $(ctl_all | sed 's/ = .*//'); do
+        name=FILES_API_${key^^}
+        case $name in FILES_API_DATA_DIR|FILES_API_DOWNLOAD_MODE) continue ;; esac
+        [ -n "${!name:-}" ] && printf '%s %s\n' "$name" "${!name}"
+    done
+    return 0
+}
 
 run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"
@@ -147,7 +162,8 @@ start_lighttpd() {
     if [ "$server" = lighttpd-spawn ]; then
         backend="\"socket\" => \"$run/spawned.sock\", \"bin-path\" => \"$bin_dir/files-fcgi\",
     \"bin-environment\" => (\"FILES_API_DATA_DIR\" => \"$data_dir\", \"FILES_API_CONFIG\" => \"$config\",
-        \"FILES_API_DOWNLOAD_MODE\" => \"$download_mode\"),
+        \"FILES_API_DOWNLOAD_MODE\" => \"$download_mode\"$(key_settings |
+            while read -r name value; do printf ', "%s" => "%s"' "$name" "$value"; done)),
     \"max-procs\" => $workers,"
     fi
     [ "$download_mode" = x-sendfile ] &&
@@ -216,6 +232,7 @@ FcgidMaxProcessesPerClass $workers
 FcgidInitialEnv FILES_API_DATA_DIR $data_dir
 FcgidInitialEnv FILES_API_CONFIG $config
 FcgidInitialEnv FILES_API_DOWNLOAD_MODE $download_mode
+$(key_settings | while read -r name value; do printf 'FcgidInitialEnv %s "%s"\n' "$name" "$value"; done)
 RewriteEngine On
 RewriteCond %{REQUEST_URI} !^/_files_api_errors/
 RewriteRule ^/ $run/cgi/files-api.fcgi [L]
@@ -245,6 +262,9 @@ LimitRequestBody $max_request_bytes
     # Since 2.4.59 Apache drops a FastCGI response's Content-Length unless
     # told to trust it; our worker's lengths are exact.
     SetEnv ap_trust_cgilike_cl 1
+    # The worker answers Range itself (206/416 in the API's format); Apache
+    # would otherwise cut its whole-content answers (and X-Sendfile'd files).
+    MaxRanges none
 $( [ "$server" = apache ] && echo "    $backend" )
 $( [ "$download_mode" = x-sendfile ] && printf '    XSendFile On\n    XSendFilePath %s\n' "$data_dir/files" )
 </Location>
@@ -311,7 +331,7 @@ http {
             etag off;
             max_ranges 0;
             add_header ETag \$upstream_http_etag;
-            add_header X-Request-Id \$upstream_http_x_request_id;
+            add_header X-Request-Id \$upstream_http_x_request_id always;
         }
     }
 }

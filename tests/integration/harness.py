@@ -60,6 +60,22 @@ def _stop_all_stacks():
 atexit.register(_stop_all_stacks)
 
 
+_key_variables = []
+
+
+def config_key_variables():
+    """FILES_API_<KEY> for every configuration key: each sets its key (over the
+    configuration file) in the workers and filesctl."""
+    if not _key_variables:
+        out = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", "/nonexistent",
+                              "config", "show"], capture_output=True, text=True, check=True,
+                             env={k: v for k, v in os.environ.items()
+                                  if not k.startswith("FILES_API_")}).stdout
+        _key_variables.extend("FILES_API_" + line.split(" = ")[0].upper()
+                              for line in out.splitlines() if " = " in line)
+    return _key_variables
+
+
 def free_port():
     """A port that was free a moment ago (bind 127.0.0.1:0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -134,7 +150,8 @@ class Stack:
         env = dict(os.environ)
         env["FILES_API_BIN"] = str(BIN_DIR)
         env.pop("FILES_API_CONFIG", None)
-        env.pop("FILES_API_DATA_DIR", None)
+        for name in config_key_variables():  # a stack's settings are its own
+            env.pop(name, None)
         for name, value in self.extra_env.items():
             if value is None:
                 env.pop(name, None)

@@ -1,12 +1,14 @@
 """The file size limit with a small configured max_file_bytes (1 MiB): exactly
 at the limit is accepted and stored byte for byte, one byte more is 413
 VALIDATION_4016, with a declared Content-Length and with chunked transfer
-encoding (no Content-Length). The limit counts file bytes, not the request."""
+encoding (no Content-Length). The limit counts file bytes, not the request.
+The same limit set with $FILES_API_MAX_FILE_BYTES reaches the workers (and the
+web server's own limit) however the workers are started."""
 
 import os
 import unittest
 
-from harness import ApiTestCase, ContentGen, Stack, field_part, file_part
+from harness import ApiTestCase, ContentGen, Stack, config_key_variables, field_part, file_part
 
 LIMIT = 1 << 20
 STACK = None
@@ -109,3 +111,19 @@ class SmallLimitTest(ApiTestCase):
         self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + 1), chunked=False))
         gen = ContentGen(1000)
         self.assert_stored(self.c.upload_stream(gen, chunked=False), gen)
+
+
+class LimitFromEnvironmentTest(ApiTestCase):
+    def test_limit_set_in_the_environment(self):
+        self.assertIn("FILES_API_MAX_FILE_BYTES", config_key_variables())
+        stack = Stack(workers=1, name="limit-env",
+                      env={"FILES_API_MAX_FILE_BYTES": str(LIMIT)}).start()
+        self.addCleanup(stack.stop)
+        self.assertEqual(int(stack.config_get("max_file_bytes")), LIMIT)
+        c = stack.new_client()
+        gen = ContentGen(LIMIT)
+        resp = c.upload_stream(gen, chunked=False)
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        self.assertEqual(resp.json()["bytes"], LIMIT)
+        resp = c.upload_stream(ContentGen(LIMIT + 1), chunked=False)
+        self.assertError(resp, 413, "VALIDATION_4016", param="file")
