@@ -21,7 +21,9 @@ data_dir=./var
 workers=4
 config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
+# Ours to decide (it may say "auto"): filesctl must read the file's own mode.
 download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
+unset FILES_API_DOWNLOAD_MODE
 apache_modules=/usr/lib/apache2/modules
 
 usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }

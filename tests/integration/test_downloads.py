@@ -135,6 +135,17 @@ class HandOffTest(ApiTestCase):
             direct = client.request("GET", "/_files_internal/%s/%s" % (file_id[-2:], file_id))
             self.assertNotEqual(direct.status, 200)
 
+    def test_download_mode_from_the_environment(self):
+        # $FILES_API_DOWNLOAD_MODE counts as --download-mode, "auto" included.
+        for mode, name in (("auto", "env-auto"), ("stream", "env-stream")):
+            with self.subTest(mode=mode):
+                stack = Stack(workers=1, name=name, env={"FILES_API_DOWNLOAD_MODE": mode}).start()
+                self.addCleanup(stack.stop)
+                # For serve.sh only: "auto" is not a configuration value (filesctl refuses it).
+                del stack.extra_env["FILES_API_DOWNLOAD_MODE"]
+                _, worker_bytes, size = self.download_and_check(stack, stack.new_client(), 4096)
+                self.assertEqual(worker_bytes, 0 if HAND_OFF and mode == "auto" else size)
+
     def test_stream_mode_has_the_worker_send_it(self):
         stack = Stack(workers=2, name="stream", serve_args=["--download-mode", "stream"]).start()
         self.addCleanup(stack.stop)
