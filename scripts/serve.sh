@@ -46,6 +46,21 @@ lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid) ;;
 *) echo "serve.sh: unsupported server: $server" >&2; exit 2 ;;
 esac
 
+# From a fresh clone, serve.sh alone is enough: what is missing (Debian
+# packages, the programs) is installed and built first, as `make run` does.
+case $server in lighttpd*) needs=lighttpd ;; apache*) needs=apache2 ;; *) needs=nginx ;; esac
+if [ -z "${FILES_API_BIN:-}" ] && { [ ! -x "$bin_dir/files-fcgi" ] || [ ! -x "$bin_dir/filesctl" ] ||
+    ! command -v "$needs" >/dev/null || ! command -v spawn-fcgi >/dev/null; }; then
+    echo "serve.sh: installing and building what is missing (make deps all)" >&2
+    make -C "$here" -s --no-print-directory deps all >&2
+fi
+for prog in files-fcgi filesctl; do
+    if [ ! -x "$bin_dir/$prog" ]; then
+        echo "serve.sh: $bin_dir/$prog not found (run make)" >&2
+        exit 2
+    fi
+done
+
 mkdir -p "$data_dir"
 chmod 0700 "$data_dir"
 data_dir=$(cd "$data_dir" && pwd)
@@ -114,6 +129,7 @@ if [ -z "${FILES_API_SPOOL_DIR:-}" ]; then
     chmod 0700 "$spool"
 fi
 pids=()
+pool_pid=
 
 # Errors the web server answers itself are in the API's JSON format too: a
 # body over its limit (413, the worker's own VALIDATION_4016), a spool it
@@ -133,12 +149,22 @@ error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
 
 # Graceful stop: the web server first (SIGINT: it finishes the requests in
 # flight), then the pool (multiwatch passes SIGUSR1 on: each worker finishes
-# the request in hand and exits).
+# the request in hand and exits). multiwatch can miss a worker it is starting
+# just then (Ctrl-C reaches the workers too, and it restarts them), so the pool
+# is told again every second until it is gone: from the second signal on,
+# multiwatch passes the signal itself on, and SIGTERM is as graceful.
 stop() {
     trap - INT TERM EXIT
-    local i
+    local i nudge
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill -INT "${pids[i]}" 2>/dev/null && wait "${pids[i]}" 2>/dev/null
+        kill -INT "${pids[i]}" 2>/dev/null || continue
+        nudge=
+        if [ "${pids[i]}" = "$pool_pid" ]; then
+            (while sleep 1; do kill -TERM "$pool_pid" 2>/dev/null || exit 0; done) &
+            nudge=$!
+        fi
+        wait "${pids[i]}" 2>/dev/null
+        [ -n "$nudge" ] && kill "$nudge" 2>/dev/null
     done
     rm -rf "$run"
 }
@@ -156,6 +182,7 @@ fi
 if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; then
     spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
         /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
+    pool_pid=$!
     pids+=($!)
 fi
 

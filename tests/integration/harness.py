@@ -199,9 +199,9 @@ class Stack:
                     pass
             # Whatever is left in the group (workers, lighttpd): last resort.
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and _group_alive(pgid):
+            while time.monotonic() < deadline and group_alive(pgid):
                 time.sleep(0.05)
-            if _group_alive(pgid):
+            if group_alive(pgid):
                 try:
                     os.killpg(pgid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
@@ -329,7 +329,7 @@ class Stack:
         return c
 
 
-def _group_alive(pgid):
+def group_alive(pgid):
     try:
         os.killpg(pgid, 0)
         return True

@@ -5,12 +5,15 @@ after max_requests; /healthz tells whether the service is usable."""
 import os
 import shutil
 import signal
+import subprocess
+import tempfile
 import threading
 import time
+import urllib.request
 
 import unittest
 
-from harness import ApiTestCase, ContentGen, Stack, batch_jsonl
+from harness import REPO, ApiTestCase, group_alive, ContentGen, Stack, batch_jsonl, free_port
 
 # In the shared-hosting shapes the web server itself runs the workers; these
 # tests are about the spawn-fcgi + multiwatch pool.
@@ -114,6 +117,25 @@ class GracefulStopTest(ApiTestCase):
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
 
+    def test_ctrl_c_stops_everything(self):
+        # Ctrl-C signals serve.sh's whole process group: the workers die and
+        # multiwatch restarts some just as it is told to stop, and could miss
+        # them (serve.sh then waited for it forever, about one time in three).
+        for attempt in range(10):
+            stack = Stack(workers=4, name="ctrl-c").start()
+            self.addCleanup(stack.stop)
+            pgid = stack.proc.pid
+            os.killpg(pgid, signal.SIGINT)
+            try:
+                stack.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.fail("attempt %d: serve.sh still running 20 s after Ctrl-C; its log:\n%s"
+                          % (attempt, stack.log_text()[-2000:]))
+            self.assertTrue(wait_for(lambda: not group_alive(pgid), 5),
+                            "attempt %d: processes left in the group" % attempt)
+            stack.stop()
+
+
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
 class RecycleTest(ApiTestCase):
     def test_workers_recycle_after_max_requests(self):
@@ -146,3 +168,61 @@ class HealthTest(ApiTestCase):
         os.chown(tmp, owner.st_uid, owner.st_gid)  # www-data's under mod_fcgid
         self.assertEqual(client.request("GET", "/healthz").status, 200)
         self.assertEqual(client.request("POST", "/healthz").status, 405)
+
+
+@unittest.skipIf(os.environ.get("FILES_API_SERVER") not in (None, "", "lighttpd"),
+                 "once, with serve.sh's default server")
+class FreshCheckoutTest(ApiTestCase):
+    """serve.sh in a checkout that was never built builds what it needs first."""
+
+    def checkout(self):
+        tmp = tempfile.mkdtemp(prefix="files-api-it-checkout-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        tree = os.path.join(tmp, "repo")
+        skip = shutil.ignore_patterns(".git", "bin", "build", "var", "node_modules", "__pycache__")
+        shutil.copytree(str(REPO), tree, ignore=skip, symlinks=True)
+        self.assertFalse(os.path.exists(os.path.join(tree, "bin", "files-fcgi")))
+        return tmp, tree
+
+    def test_serve_builds_a_fresh_checkout(self):
+        tmp, tree = self.checkout()
+        port = free_port()
+        env = dict(os.environ)
+        env.pop("FILES_API_BIN", None)
+        with open(os.path.join(tmp, "serve.log"), "wb") as log:
+            proc = subprocess.Popen(
+                [os.path.join(tree, "scripts", "serve.sh"), "--port", str(port),
+                 "--data-dir", os.path.join(tmp, "data"), "--workers", "1"],
+                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env,
+                cwd=tree, start_new_session=True)
+        self.addCleanup(stop_group, proc)
+        line = proc.stdout.readline().decode()
+        self.assertEqual(line.strip(), "listening on http://127.0.0.1:%d" % port,
+                         open(os.path.join(tmp, "serve.log")).read()[-2000:])
+        self.assertTrue(os.access(os.path.join(tree, "bin", "files-fcgi"), os.X_OK))
+        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=30) as resp:
+            self.assertEqual(resp.status, 200)
+        with open(os.path.join(tmp, "serve.log")) as f:
+            self.assertIn("installing and building what is missing", f.read())
+
+    def test_a_named_bin_dir_that_is_missing_is_refused(self):
+        tmp, tree = self.checkout()
+        env = dict(os.environ, FILES_API_BIN=os.path.join(tmp, "nowhere"))
+        proc = subprocess.run(
+            [os.path.join(tree, "scripts", "serve.sh"), "--port", str(free_port()),
+             "--data-dir", os.path.join(tmp, "data")],
+            capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+        self.assertEqual(proc.returncode, 2, proc.stderr)
+        self.assertIn("nowhere/files-fcgi not found (run make)", proc.stderr)
+        self.assertFalse(os.path.exists(os.path.join(tree, "build")))  # nothing was built
+
+
+def stop_group(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # serve.sh stops what it started
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    proc.stdout.close()
