@@ -129,7 +129,6 @@ if [ -z "${FILES_API_SPOOL_DIR:-}" ]; then
     chmod 0700 "$spool"
 fi
 pids=()
-pool_pid=
 
 # Errors the web server answers itself are in the API's JSON format too: a
 # body over its limit (413, the worker's own VALIDATION_4016), a spool it
@@ -147,29 +146,36 @@ error_json 502 SYSTEM_9001 "the worker handling the request stopped; retry"
 error_json 503 SYSTEM_9003 "the service is busy; retry shortly"
 error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
 
-# Graceful stop: the web server first (SIGINT: it finishes the requests in
-# flight), then the pool (multiwatch passes SIGUSR1 on: each worker finishes
-# the request in hand and exits). multiwatch can miss a worker it is starting
-# just then (Ctrl-C reaches the workers too, and it restarts them), so the pool
-# is told again every second until it is gone: from the second signal on,
-# multiwatch passes the signal itself on, and SIGTERM is as graceful.
+# Graceful stop: the web server first (it finishes the requests in flight:
+# SIGINT for lighttpd, SIGQUIT for nginx, SIGWINCH for Apache), then the pool
+# (SIGINT: multiwatch passes SIGUSR1 on, and each worker finishes the request
+# in hand and exits). A stop signal can be lost: multiwatch can miss a worker
+# it is restarting just then (Ctrl-C reaches the workers too), and Apache one
+# that comes while it restarts (a closed terminal's SIGHUP is its "restart").
+# So all but lighttpd (which takes a second SIGINT as "stop now") are told
+# again every second until they are gone; multiwatch passes a second signal on
+# as it is, so it gets SIGTERM, as graceful for the workers.
+declare -A stop_signal=() again=()
+stop_one() {
+    local pid=$1 nudge=
+    kill "-${stop_signal[$pid]:-INT}" "$pid" 2>/dev/null || return 0
+    if [ -n "${again[$pid]:-}" ]; then
+        (while sleep 1; do kill "-${again[$pid]}" "$pid" 2>/dev/null || exit 0; done) &
+        nudge=$!
+    fi
+    wait "$pid" 2>/dev/null || true # its status is not ours (and set -e)
+    [ -z "$nudge" ] || kill "$nudge" 2>/dev/null || true
+}
 stop() {
-    trap - INT TERM EXIT
-    local i nudge
+    trap - INT TERM HUP EXIT
+    local i
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        kill -INT "${pids[i]}" 2>/dev/null || continue
-        nudge=
-        if [ "${pids[i]}" = "$pool_pid" ]; then
-            (while sleep 1; do kill -TERM "$pool_pid" 2>/dev/null || exit 0; done) &
-            nudge=$!
-        fi
-        wait "${pids[i]}" 2>/dev/null
-        [ -n "$nudge" ] && kill "$nudge" 2>/dev/null
+        stop_one "${pids[i]}"
     done
     rm -rf "$run"
 }
 trap stop EXIT
-trap 'exit 0' INT TERM
+trap 'exit 0' INT TERM HUP
 
 # Apache's children drop root for www-data: the socket must be theirs to use.
 socket_owner=()
@@ -182,8 +188,8 @@ fi
 if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; then
     spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
         /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
-    pool_pid=$!
     pids+=($!)
+    again[$!]=TERM
 fi
 
 start_lighttpd() {
@@ -313,6 +319,7 @@ ErrorDocument 504 /_files_api_errors/504.json
 CONF
     apache2 -f "$run/apache.conf" -DFOREGROUND &
     pids+=($!)
+    stop_signal[$!]=WINCH again[$!]=WINCH
 }
 
 start_nginx() {
@@ -367,6 +374,7 @@ http {
 CONF
     nginx -c "$run/nginx.conf" -e stderr &
     pids+=($!)
+    stop_signal[$!]=QUIT again[$!]=QUIT
 }
 
 case $server in
