@@ -13,6 +13,7 @@
 # already names a hand-off; stream makes the workers send them. A
 # $FILES_API_DOWNLOAD_MODE in the environment counts as --download-mode.
 set -euo pipefail
+export PATH=$PATH:/usr/sbin:/sbin # the web servers, also for users whose PATH lacks them
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 server=lighttpd
@@ -48,9 +49,16 @@ esac
 
 # From a fresh clone, serve.sh alone is enough: what is missing (Debian
 # packages, the programs) is installed and built first, as `make run` does.
-case $server in lighttpd*) needs=lighttpd ;; apache*) needs=apache2 ;; *) needs=nginx ;; esac
-if [ -z "${FILES_API_BIN:-}" ] && { [ ! -x "$bin_dir/files-fcgi" ] || [ ! -x "$bin_dir/filesctl" ] ||
-    ! command -v "$needs" >/dev/null || ! command -v spawn-fcgi >/dev/null; }; then
+missing_tools() {
+    local tool
+    case $server in lighttpd*) tool=lighttpd ;; apache*) tool=apache2 ;; *) tool=nginx ;; esac
+    for tool in "$tool" spawn-fcgi multiwatch curl; do
+        command -v "$tool" >/dev/null || return 0
+    done
+    return 1
+}
+if [ -z "${FILES_API_BIN:-}" ] &&
+    { [ ! -x "$bin_dir/files-fcgi" ] || [ ! -x "$bin_dir/filesctl" ] || missing_tools; }; then
     echo "serve.sh: installing and building what is missing (make deps all)" >&2
     make -C "$here" -s --no-print-directory deps all >&2
 fi
@@ -154,20 +162,32 @@ error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
 # that comes while it restarts (a closed terminal's SIGHUP is its "restart").
 # So all but lighttpd (which takes a second SIGINT as "stop now") are told
 # again every second until they are gone; multiwatch passes a second signal on
-# as it is, so it gets SIGTERM, as graceful for the workers.
-declare -A stop_signal=() again=()
+# as it is, so it gets SIGTERM, as graceful for the workers. Apache only until
+# its graceful stop has begun (it removes its pid file): a second SIGWINCH
+# then makes it kill the requests in flight.
+declare -A stop_signal=() again=() again_while=()
+running() { # pid is alive and not yet a zombie waiting for us
+    local state
+    state=$(ps -o stat= -p "$1" 2>/dev/null) && [ "${state:0:1}" != Z ]
+}
 stop_one() {
-    local pid=$1 nudge=
+    local pid=$1 ticks=0
     kill "-${stop_signal[$pid]:-INT}" "$pid" 2>/dev/null || return 0
-    if [ -n "${again[$pid]:-}" ]; then
-        (while sleep 1; do kill "-${again[$pid]}" "$pid" 2>/dev/null || exit 0; done) &
-        nudge=$!
-    fi
+    while running "$pid"; do
+        sleep 0.1
+        ticks=$((ticks + 1))
+        if [ -n "${again[$pid]:-}" ] && [ $((ticks % 10)) -eq 0 ] &&
+            [ -e "${again_while[$pid]:-/}" ]; then
+            kill "-${again[$pid]}" "$pid" 2>/dev/null || true
+        fi
+    done
     wait "$pid" 2>/dev/null || true # its status is not ours (and set -e)
-    [ -z "$nudge" ] || kill "$nudge" 2>/dev/null || true
 }
 stop() {
-    trap - INT TERM HUP EXIT
+    # Ignored, not reset: a second Ctrl-C, or the SIGHUP the kernel sends after
+    # the shell's own when a terminal closes, must not cut the stop short.
+    trap '' INT TERM HUP
+    trap - EXIT
     local i
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
         stop_one "${pids[i]}"
@@ -319,7 +339,7 @@ ErrorDocument 504 /_files_api_errors/504.json
 CONF
     apache2 -f "$run/apache.conf" -DFOREGROUND &
     pids+=($!)
-    stop_signal[$!]=WINCH again[$!]=WINCH
+    stop_signal[$!]=WINCH again[$!]=WINCH again_while[$!]=$run/apache/apache.pid
 }
 
 start_nginx() {
