@@ -167,8 +167,10 @@ error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
 # then makes it kill the requests in flight.
 declare -A stop_signal=() again=() again_while=()
 running() { # pid is alive and not yet a zombie waiting for us
-    local state
-    state=$(ps -o stat= -p "$1" 2>/dev/null) && [ "${state:0:1}" != Z ]
+    local stat
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+    stat=${stat##*) } # the state follows the command name, in parentheses
+    [ "${stat:0:1}" != Z ]
 }
 stop_one() {
     local pid=$1 ticks=0
