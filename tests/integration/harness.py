@@ -99,8 +99,10 @@ class Stack:
     """One running service: serve.sh on a free port with a temporary data dir."""
 
     def __init__(self, workers=4, config=None, name="stack", server=None, env=None,
-                 before_start=None, serve_args=()):
+                 before_start=None, serve_args=(), serve=SERVE, start_timeout=START_TIMEOUT):
         self.workers = workers
+        self.serve = serve  # another tree's serve.sh, e.g. one never built
+        self.start_timeout = start_timeout
         self.serve_args = list(serve_args)  # more serve.sh options, e.g. --download-mode
         self.before_start = before_start  # called with the stack once its paths exist
         self.extra_env = dict(env or {})  # e.g. FILES_API_CRASH_AT for the workers
@@ -161,7 +163,7 @@ class Stack:
 
     def _start_once(self):
         self.port = free_port()
-        cmd = [str(SERVE), "--port", str(self.port), "--data-dir", self.data_dir,
+        cmd = [str(self.serve), "--port", str(self.port), "--data-dir", self.data_dir,
                "--workers", str(self.workers)]
         if self.config_path:
             cmd += ["--config", self.config_path]
@@ -172,7 +174,7 @@ class Stack:
         self.proc = subprocess.Popen(cmd, stdout=self._log_file, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=self._env(),
                                      cwd=str(REPO), start_new_session=True)
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             text = self.log_text()
             if "listening on http://127.0.0.1:%d" % self.port in text:
@@ -182,7 +184,7 @@ class Stack:
                                  % (self.proc.returncode, text))
             time.sleep(0.05)
         raise StackError("serve.sh did not print 'listening on' within %.0f s; its output:\n%s"
-                         % (START_TIMEOUT, self.log_text()))
+                         % (self.start_timeout, self.log_text()))
 
     def _stop_process(self):
         proc, self.proc = self.proc, None

@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 
 import unittest
 
@@ -116,7 +115,6 @@ class GracefulStopTest(ApiTestCase):
         self.assertIn(resp.json()["id"], listing)
         fsck = stack.filesctl("fsck", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
-
 
     def stop_group_with(self, signum, attempts, twice=False):
         """Signals serve.sh's whole process group, as a terminal does (Ctrl-C:
@@ -266,33 +264,13 @@ class FreshCheckoutTest(ApiTestCase):
         return tmp, tree
 
     def test_serve_builds_a_fresh_checkout(self):
-        tmp, tree = self.checkout()
-        env = dict(os.environ)
-        env.pop("FILES_API_BIN", None)
-        log_path = os.path.join(tmp, "serve.log")
-
-        def log_text():
-            with open(log_path, errors="replace") as f:
-                return f.read()
-
-        for _attempt in range(3):  # the free port may be taken while it builds
-            port = free_port()
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(
-                    [os.path.join(tree, "scripts", "serve.sh"), "--port", str(port),
-                     "--data-dir", os.path.join(tmp, "data"), "--workers", "1"],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                    cwd=tree, start_new_session=True)
-            self.addCleanup(stop_serve, proc)
-            listening = "listening on http://127.0.0.1:%d" % port
-            wait_for(lambda: listening in log_text() or proc.poll() is not None, 300)
-            if listening in log_text() or "already in use" not in log_text():
-                break
-        self.assertIn(listening, log_text(), log_text()[-2000:])
-        self.assertIn("installing and building what is missing", log_text())
+        _tmp, tree = self.checkout()
+        stack = Stack(workers=1, name="checkout", serve=os.path.join(tree, "scripts", "serve.sh"),
+                      env={"FILES_API_BIN": None}, start_timeout=300).start()
+        self.addCleanup(stack.stop)
+        self.assertIn("installing and building what is missing", stack.log_text())
         self.assertTrue(os.access(os.path.join(tree, "bin", "files-fcgi"), os.X_OK))
-        with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % port, timeout=30) as resp:
-            self.assertEqual(resp.status, 200)
+        self.assertEqual(stack.client(None).request("GET", "/healthz").status, 200)
 
     def test_a_named_bin_dir_that_is_missing_is_refused(self):
         tmp, tree = self.checkout()
@@ -305,12 +283,3 @@ class FreshCheckoutTest(ApiTestCase):
         self.assertIn("nowhere/files-fcgi not found (run make)", proc.stderr)
         self.assertFalse(os.path.exists(os.path.join(tree, "build")))  # nothing was built
 
-
-def stop_serve(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # serve.sh stops what it started
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
