@@ -165,7 +165,7 @@ error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
 # as it is, so it gets SIGTERM, as graceful for the workers. Apache only until
 # its graceful stop has begun (it removes its pid file): a second SIGWINCH
 # then makes it kill the requests in flight.
-declare -A stop_signal=() again=() again_while=()
+declare -A stop_signal=() again=() again_while=() # again_while: repeat only while this file exists
 running() { # pid is alive and not yet a zombie waiting for us
     local stat
     { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
