@@ -2,7 +2,7 @@
 # Runs the service in the foreground on 127.0.0.1: a web server in front of a
 # spawn-fcgi + multiwatch pool of files-fcgi workers sharing one data directory.
 # Prints "listening on http://127.0.0.1:PORT" once requests are answered; on
-# SIGINT or SIGTERM stops everything it started.
+# SIGINT, SIGTERM or SIGHUP stops everything it started.
 #
 #   scripts/serve.sh [--server lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
 #                    [--download-mode auto|stream|x-sendfile|x-accel-redirect]
@@ -50,9 +50,9 @@ esac
 # From a fresh clone, serve.sh alone is enough: what is missing (Debian
 # packages, the programs) is installed and built first, as `make run` does.
 missing_tools() {
-    local tool
-    case $server in lighttpd*) tool=lighttpd ;; apache*) tool=apache2 ;; *) tool=nginx ;; esac
-    for tool in "$tool" spawn-fcgi multiwatch curl; do
+    local web_server tool
+    case $server in lighttpd*) web_server=lighttpd ;; apache*) web_server=apache2 ;; *) web_server=nginx ;; esac
+    for tool in "$web_server" spawn-fcgi multiwatch curl; do
         command -v "$tool" >/dev/null || return 0
     done
     return 1
