@@ -62,7 +62,7 @@ $(BIN)/filesctl: $(CTL_OBJS) $(CORE_OBJS) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Unit tests #include the module's .c file to reach its static functions.
-$(BIN)/test_%: tests/unit/test_%.c tests/unit/testlib.h $(wildcard src/*.c include/*.h) | $(BIN)
+$(BIN)/test_%: tests/unit/test_%.c tests/unit/testlib.h $(CORE_OBJS) $(wildcard src/*.c include/*.h) | $(BIN)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(filter-out $(BUILD)/obj/$*.o,$(CORE_OBJS)) $(LDLIBS)
 
 # The pipeline's threads, also under ThreadSanitizer (run with the sanitizer suite).

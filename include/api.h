@@ -34,7 +34,4 @@ int api_delete(struct http_request *req, const struct config *config,
 /* The file object of SPEC, as JSON (caller owns it). */
 cJSON *api_file_object(const struct file_meta *file);
 
-/* Maps DB_BUSY or DB_ERROR to the error a client sees (callers answer DB_NOT_FOUND themselves). */
-void api_db_error(struct api_error *error, int db_status);
-
 #endif

@@ -19,6 +19,7 @@ enum db_status {
     DB_NOT_FOUND = 1,
     DB_ERROR = -1, /* logged to stderr */
     DB_BUSY = -2,  /* another process held the write lock beyond the busy timeout */
+    DB_FULL = -3,  /* the disk (or the quota) is full: logged to stderr */
 };
 
 struct file_meta {

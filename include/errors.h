@@ -46,6 +46,10 @@ void error_detail(struct api_error *e, const char *name, cJSON *value);
 /* Releases e->details and resets *e to ERR_NONE. */
 void error_clear(struct api_error *e);
 
+/* Sets e for a failed database call: DB_BUSY is 503, DB_FULL 507, anything else 500
+ * (callers answer DB_NOT_FOUND themselves). */
+void error_set_db(struct api_error *e, int db_status);
+
 /* Copies client text for quoting in a message: printable ASCII kept, any
  * other byte as '?', cut to fit out (with "..." when cut). Returns out. */
 const char *error_quote(char *out, size_t out_size, const char *text);

@@ -7,14 +7,6 @@
 
 #include "store.h"
 
-void api_db_error(struct api_error *error, int db_status)
-{
-    if (db_status == DB_BUSY)
-        error_set(error, ERR_BUSY, NULL, "the database is busy; retry shortly");
-    else
-        error_set(error, ERR_INTERNAL, NULL, "database error");
-}
-
 /* Finds the caller from the presented key. Returns 0, or -1 with *error set:
  * AUTH_1007 no key, AUTH_1008 unknown or revoked, AUTH_1015 no inference scope. */
 static int authenticate(struct http_request *req, struct api_caller *caller,
@@ -41,7 +33,7 @@ static int authenticate(struct http_request *req, struct api_caller *caller,
         return -1;
     }
     if (status != DB_OK) {
-        api_db_error(error, status);
+        error_set_db(error, status);
         return -1;
     }
     snprintf(req->account, sizeof req->account, "%s", key.account);

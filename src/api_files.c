@@ -68,7 +68,7 @@ static int find_file(const struct api_caller *caller, const char *file_id, struc
         return -1;
     }
     if (status != DB_OK) {
-        api_db_error(error, status);
+        error_set_db(error, status);
         return -1;
     }
     return 0;
@@ -170,7 +170,7 @@ int api_list(struct http_request *req, const struct api_caller *caller, struct a
             error_set(error, ERR_INVALID_PARAMETER, "after", "after: no such file: %s",
                       params.after);
         else
-            api_db_error(error, status);
+            error_set_db(error, status);
         return -1;
     }
     first = cJSON_GetArrayItem(data, 0);
@@ -336,7 +336,7 @@ int api_delete(struct http_request *req, const struct config *config,
         if (status == DB_NOT_FOUND)
             not_found(error, file_id);
         else
-            api_db_error(error, status);
+            error_set_db(error, status);
         return -1;
     }
     hooks_crash_point("delete_after_commit");

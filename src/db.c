@@ -128,7 +128,7 @@ static int status_of(int rc)
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return DB_BUSY;
     fprintf(stderr, "files-api: sqlite: %s\n", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-    return DB_ERROR;
+    return (rc & 0xff) == SQLITE_FULL ? DB_FULL : DB_ERROR;
 }
 
 static int exec_sql(const char *sql)
@@ -195,7 +195,8 @@ static int write_end(int status)
             return status;
         status = rc;
     }
-    step_done(statements[STMT_ROLLBACK]);
+    if (!sqlite3_get_autocommit(db)) /* SQLite has already rolled back after some errors */
+        step_done(statements[STMT_ROLLBACK]);
     return status;
 }
 

@@ -1,5 +1,7 @@
 #include "errors.h"
 
+#include "db.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +50,16 @@ void error_detail(struct api_error *e, const char *name, cJSON *value)
         cJSON_AddItemToObject(e->details, name, value);
     else
         cJSON_Delete(value);
+}
+
+void error_set_db(struct api_error *e, int db_status)
+{
+    if (db_status == DB_BUSY)
+        error_set(e, ERR_BUSY, NULL, "the database is busy; retry shortly");
+    else if (db_status == DB_FULL)
+        error_set(e, ERR_NO_SPACE, NULL, "no space left on the server's disk");
+    else
+        error_set(e, ERR_INTERNAL, NULL, "database error");
 }
 
 void error_clear(struct api_error *e)

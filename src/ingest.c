@@ -202,10 +202,7 @@ int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *e
     status = db_file_insert(file);
     if (status != DB_OK) {
         store_remove(in->config->data_dir, file->id);
-        if (status == DB_BUSY)
-            error_set(error, ERR_BUSY, NULL, "the database is busy; retry shortly");
-        else
-            error_set(error, ERR_INTERNAL, NULL, "recording the file failed");
+        error_set_db(error, status);
         return -1;
     }
     hooks_crash_point("upload_after_commit");

@@ -97,6 +97,33 @@ class DiskFullTest(ResourceCase):
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
+    def test_full_disk_at_the_database_commit_is_507_and_leaves_nothing(self):
+        # The content fits but the database cannot grow its WAL: still 507.
+        stack = self.run_stack(mounts=[("data", 8)], name="dbfull", workers=1,
+                               spool_outside=True)
+        client = stack.new_client()
+        filler = os.path.join(stack.data_dir, "filler")
+        with open(filler, "wb", buffering=0) as f:
+            for piece in (1 << 20, 4096):
+                try:
+                    while True:
+                        f.write(b"\0" * piece)
+                except OSError:
+                    pass
+        # Two pages free: the upload's content (one page) fits, the WAL's
+        # frames for its row (4 KiB each, several) do not.
+        os.truncate(filler, os.path.getsize(filler) - 2 * 4096)
+        resp = client.upload(batch_jsonl(2))
+        self.assertError(resp, 507, "SYSTEM_9007")
+        self.assertIn("database or disk is full",
+                      stack.wait_for_log(lambda text: "database or disk is full" in text))
+        os.unlink(filler)
+        self.assertEqual(client.all_ids(), [])
+        again = client.upload_ok(batch_jsonl(2))
+        self.assertEqual(client.all_ids(), [again["id"]])
+        fsck = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(fsck.returncode, 0, fsck.stdout)
+
     @unittest.skipIf((os.environ.get("FILES_API_SERVER") or "").startswith("apache"),
                      "Apache passes bodies to the worker as they arrive: it has no spool to fill")
     def test_full_web_server_spool_is_a_clear_error(self):

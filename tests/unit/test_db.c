@@ -190,6 +190,34 @@ static void test_busy(int64_t acme)
     CHECK(db_file_insert(&f) == DB_OK);
 }
 
+/* A database that cannot grow (a full disk; here its page limit) gives
+ * DB_FULL, which the API answers 507, not DB_ERROR; the failed write is
+ * rolled back and writes work again once there is room. */
+static void test_full(int64_t acme)
+{
+    struct file_meta f, got;
+    sqlite3_stmt *stmt;
+    int status = DB_OK, inserted = 0;
+
+    CHECK(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &stmt, NULL) == SQLITE_OK);
+    CHECK(sqlite3_step(stmt) == SQLITE_ROW);
+    int pages = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", pages);
+    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    while (status == DB_OK && inserted < 10000) {
+        make_file(&f, acme, "batch", 0);
+        status = db_file_insert(&f);
+        inserted += status == DB_OK;
+    }
+    CHECKF(status == DB_FULL, "status %d after %d inserts", status, inserted);
+    CHECK(db_file_get(acme, f.id, 2000, &got) == DB_NOT_FOUND);
+    CHECK(sqlite3_get_autocommit(db)); /* no transaction left open */
+    CHECK(sqlite3_exec(db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(db_file_insert(&f) == DB_OK);
+}
+
 int main(void)
 {
     int64_t acme = 0, other = 0;
@@ -203,6 +231,7 @@ int main(void)
     test_query_plans();
     test_reopen();
     test_busy(acme);
+    test_full(acme);
     db_close();
     snprintf(command, sizeof command, "rm -rf %s", data_dir);
     CHECK(system(command) == 0);
