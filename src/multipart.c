@@ -141,14 +141,18 @@ static int multipart_utf8_valid(const unsigned char *s, size_t n)
     return 1;
 }
 
-/* Returns 1 if s[0..n) holds U+0000-U+001F or U+007F. */
+/* Returns 1 if the valid UTF-8 s[0..n) holds a control character (Unicode
+ * Cc): U+0000-U+001F, U+007F, or U+0080-U+009F, which UTF-8 writes C2 80-C2 9F. */
 static int multipart_has_control(const unsigned char *s, size_t n)
 {
     size_t i;
 
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         if (s[i] < 0x20 || s[i] == 0x7F)
             return 1;
+        if (s[i] == 0xC2 && i + 1 < n && s[i + 1] <= 0x9F)
+            return 1;
+    }
     return 0;
 }
 
@@ -504,7 +508,7 @@ static int multipart_name_check(struct multipart_parser *p, const struct multipa
     if (!multipart_utf8_valid(s, k->len))
         return multipart_fail(p, "bad %s: it is not valid UTF-8", what);
     if (multipart_has_control(s, k->len))
-        return multipart_fail(p, "bad %s: it contains a control character (U+0000-U+001F, U+007F)",
+        return multipart_fail(p, "bad %s: it contains a control character (U+0000-U+001F, U+007F-U+009F)",
                               what);
     return MULTIPART_OK;
 }

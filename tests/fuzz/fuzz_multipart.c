@@ -99,8 +99,10 @@ static void check_name(const char *s, int basename)
     size_t n = strnlen(s, MULTIPART_MAX_NAME + 1), i;
     FUZZ_ASSERT(n >= 1 && n <= MULTIPART_MAX_NAME);
     FUZZ_ASSERT(utf8_valid((const unsigned char *)s, n));
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
         FUZZ_ASSERT((unsigned char)s[i] >= 0x20 && s[i] != 0x7F);
+        FUZZ_ASSERT(!((unsigned char)s[i] == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] <= 0x9F));
+    }
     if (basename) {
         FUZZ_ASSERT(strchr(s, '/') == NULL && strchr(s, '\\') == NULL);
         FUZZ_ASSERT(strcmp(s, ".") != 0 && strcmp(s, "..") != 0);
