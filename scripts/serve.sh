@@ -139,20 +139,33 @@ fi
 pids=()
 
 # Errors the web server answers itself are in the API's JSON format too: a
-# body over its limit (413, the worker's own VALIDATION_4016), a spool it
-# cannot write (500), a worker that died mid-request (502/500), an overloaded
-# backend (503), a timeout (504).
+# request it cannot parse (400, 414, 431, 501, 505; Apache's 404 for an encoded
+# NUL or '/' in the path), a body over its limit (413, the worker's own
+# VALIDATION_4016), a client too slow (408), a spool it cannot write (500), a
+# worker that died mid-request (502/500), an overloaded backend (503), a
+# timeout (504). The status stays the server's; the code is the nearest in SPEC.
+error_statuses="400 404 408 411 413 414 431 500 501 502 503 504 505"
 error_json() { # status code message
+    local type=invalid_request_error param=null
+    case $2 in SYSTEM_*) type=server_error ;; esac
+    [ "$1" = 413 ] && param='"file"'
     printf '{"error":{"code":"%s","message":"%s","type":"%s","param":%s,"details":{}}}\n' \
-        "$2" "$3" "$([ "$1" = 413 ] && echo invalid_request_error || echo server_error)" \
-        "$([ "$1" = 413 ] && echo '"file"' || echo null)" >"$run/errors/$1.json"
+        "$2" "$3" "$type" "$param" >"$run/errors/$1.json"
     cp "$run/errors/$1.json" "$run/errors/status-$1.html"
 }
+error_json 400 VALIDATION_4001 "the web server could not parse the request (its request line, URL or a header)"
+error_json 404 INFERENCE_3302 "no such file (the URL holds an encoded NUL or '/', or names no route)"
+error_json 408 VALIDATION_4001 "the request did not arrive in time"
+error_json 411 VALIDATION_4001 "the request body needs a Content-Length or chunked transfer coding"
 error_json 413 VALIDATION_4016 "the file is larger than $max_file_bytes bytes"
+error_json 414 VALIDATION_4001 "the URL is too long"
+error_json 431 VALIDATION_4001 "the request's header fields are too large"
 error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, or its request-body spool is full); retry later"
+error_json 501 VALIDATION_4001 "the web server does not implement this request (its method or transfer coding)"
 error_json 502 SYSTEM_9001 "the worker handling the request stopped; retry"
 error_json 503 SYSTEM_9003 "the service is busy; retry shortly"
 error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
+error_json 505 VALIDATION_4001 "the HTTP version is not supported"
 
 # Graceful stop: the web server first (it finishes the requests in flight:
 # SIGINT for lighttpd, SIGQUIT for nginx, SIGWINCH for Apache), then the pool
@@ -329,15 +342,15 @@ Alias /_files_api_errors/ $run/errors/
 <Location "/_files_api_errors/">
     ProxyPass "!"
     ForceType application/json
+    # Only as an ErrorDocument: asked for directly, it is a route that does not exist.
+    <If "-z reqenv('REDIRECT_STATUS')">
+        Redirect 404
+    </If>
 </Location>
 <Directory "$run/errors">
     Require all granted
 </Directory>
-ErrorDocument 413 /_files_api_errors/413.json
-ErrorDocument 500 /_files_api_errors/500.json
-ErrorDocument 502 /_files_api_errors/502.json
-ErrorDocument 503 /_files_api_errors/503.json
-ErrorDocument 504 /_files_api_errors/504.json
+$(for status in $error_statuses; do echo "ErrorDocument $status /_files_api_errors/$status.json"; done)
 CONF
     apache2 -f "$run/apache.conf" -DFOREGROUND &
     pids+=($!)
@@ -370,11 +383,9 @@ http {
             fastcgi_pass unix:$socket;
             fastcgi_read_timeout 600s;
         }
-        error_page 413 /_files_api_errors/413.json;
-        error_page 500 /_files_api_errors/500.json;
-        error_page 502 /_files_api_errors/502.json;
-        error_page 503 /_files_api_errors/503.json;
-        error_page 504 /_files_api_errors/504.json;
+$(for status in $error_statuses; do echo "        error_page $status /_files_api_errors/$status.json;"; done)
+        # nginx's own status for a request header over its buffers (sent as 400).
+        error_page 494 =400 /_files_api_errors/431.json;
         location /_files_api_errors/ {
             internal;
             alias $run/errors/;

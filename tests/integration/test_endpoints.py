@@ -1,12 +1,14 @@
 """The five endpoints end to end: upload, list, retrieve, content, delete; HEAD,
 trailing slashes, unknown routes, wrong methods."""
 
+import http.client
+import io
 import os
 import socket
 import time
 
-from harness import (ApiTestCase, Stack, batch_jsonl, disposition_filename, field_part, file_part,
-                     multipart, raw_request)
+from harness import (ApiTestCase, Response, Stack, batch_jsonl, disposition_filename, field_part,
+                     file_part, multipart, raw_request)
 
 STACK = None
 
@@ -220,6 +222,55 @@ class ThreeOhTwoTest(ApiTestCase):
                              "%s: bodies differ beyond the id: %s" % (op, shapes))
         # the owner still has it
         self.assertEqual(owner.retrieve(foreign).status, 200)
+
+
+class WebServerErrorTest(ApiTestCase):
+    """Requests the web server refuses before any worker sees them still get
+    SPEC's JSON error, not the server's HTML page. The status is the server's
+    own (which differs between servers); the code is the nearest in SPEC."""
+
+    def _raw(self, request):
+        raw = raw_request(STACK, request)
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        self.assertEqual(sep, b"\r\n\r\n", raw[:300])
+        status_line, _, header_block = head.partition(b"\r\n")
+        status = int(status_line.split()[1])
+        headers = http.client.parse_headers(io.BytesIO(header_block + b"\r\n\r\n"))
+        return Response(status, "", headers, body)
+
+    def assertServerError(self, request, allowed):
+        """allowed: {status: code} the servers may answer."""
+        resp = self._raw(request)
+        self.assertIn(resp.status, allowed, resp)
+        self.assertError(resp, resp.status, allowed[resp.status])
+
+    def test_malformed_requests_get_json_errors(self):
+        line = b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n"
+        cases = {
+            "encoded NUL in the path": (line % (b"/v1/files/%00", b""),
+                                        {400: "VALIDATION_4001", 404: "INFERENCE_3302"}),
+            "header over 64 KiB": (line % (b"/v1/files", b"X-Big: " + b"a" * 70000 + b"\r\n"),
+                                   {400: "VALIDATION_4001", 431: "VALIDATION_4001"}),
+            "URL of 100 KB": (line % (b"/v1/files/" + b"a" * 100000, b""),
+                              {414: "VALIDATION_4001", 431: "VALIDATION_4001"}),
+            "Content-Length not a number": (
+                b"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n"
+                b"Connection: close\r\n\r\n", {400: "VALIDATION_4001"}),
+            "unknown transfer coding": (
+                b"POST /v1/files HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+                b"Connection: close\r\n\r\n", {400: "VALIDATION_4001", 501: "VALIDATION_4001"}),
+            "not a request line": (b"GARBAGE\r\n\r\n", {400: "VALIDATION_4001"}),
+        }
+        for what, (request, allowed) in cases.items():
+            with self.subTest(what):
+                self.assertServerError(request, allowed)
+
+    def test_error_pages_are_not_a_route(self):
+        request = (b"GET /_files_api_errors/400.json HTTP/1.1\r\nHost: x\r\n"
+                   b"Connection: close\r\n\r\n")
+        # lighttpd's error pages are files, not URLs: the path reaches the worker.
+        lighttpd = (os.environ.get("FILES_API_SERVER") or "lighttpd").startswith("lighttpd")
+        self.assertServerError(request, {404: "VALIDATION_4004" if lighttpd else "INFERENCE_3302"})
 
 
 class HeadTest(ApiTestCase):
