@@ -151,15 +151,20 @@ int ingest_write(struct ingest *in, const void *data, size_t len, struct api_err
         error_set(error, ERR_INTERNAL, NULL, "writing to a file that is not open");
         return -1;
     }
-    in->bytes += len;
-    if (in->bytes > in->config->max_file_bytes) {
-        /* A problem in the bytes before the limit is reported first. */
+    if (len > in->config->max_file_bytes - in->bytes) {
+        /* A problem in the bytes up to the limit is reported first, also when
+         * this piece holds both. */
+        size_t room = (size_t)(in->config->max_file_bytes - in->bytes);
+        if (room > 0 && pipeline_push(data, room) != 0)
+            return finish_stages(in, error);
+        in->bytes += room;
         if (finish_stages(in, error) != 0)
             return -1;
         error_set(error, ERR_FILE_TOO_LARGE, "file", "the file is larger than %llu bytes",
                   (unsigned long long)in->config->max_file_bytes);
         return -1;
     }
+    in->bytes += len;
     if (pipeline_push(data, len) != 0)
         return finish_stages(in, error);
     return 0;

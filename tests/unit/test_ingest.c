@@ -72,6 +72,21 @@ int main(void)
     CHECK(ingest_all(INGEST_INLINE_BYTES + 1, bad, len, &inline_bytes, &kind) == -1);
     CHECK(kind == ERR_INVALID_JSONL && inline_bytes == 0);
 
+    /* Past the limit: a bad line before it is still the answer, also when the
+     * piece that crosses the limit holds both (here all of it is one piece). */
+    free(bad);
+    free(good);
+    bad = batch_lines(30, 1, &len);
+    config.max_file_bytes = len / 2;
+    CHECK(ingest_all(0, bad, len, &inline_bytes, &kind) == -1);
+    CHECKF(kind == ERR_INVALID_JSONL, "kind %d", kind);
+    good = batch_lines(30, 0, &len);
+    CHECK(ingest_all(0, good, len, &inline_bytes, &kind) == -1 && kind == ERR_FILE_TOO_LARGE);
+    config.max_file_bytes = len; /* at the limit, then one byte past it */
+    CHECK(ingest_all(0, good, len, &inline_bytes, &kind) == 0 && kind == ERR_NONE);
+    config.max_file_bytes = len - 1;
+    CHECK(ingest_all(0, good, len, &inline_bytes, &kind) == -1 && kind == ERR_FILE_TOO_LARGE);
+
     free(good);
     free(bad);
     snprintf(cmd, sizeof cmd, "rm -rf %s", data_dir);
