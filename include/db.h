@@ -67,8 +67,12 @@ void db_read_end(void);
 /* Finds the active (not revoked) key with this hash. DB_OK, DB_NOT_FOUND, DB_BUSY, DB_ERROR. */
 int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out);
 
-/* Inserts a file row in its own write transaction. DB_OK, DB_BUSY, DB_ERROR. */
-int db_file_insert(const struct file_meta *file);
+/* Inserts a file row in its own write transaction. DB_OK, DB_BUSY, DB_FULL, DB_ERROR.
+ * Files are listed in commit order, so created_at must not go backwards along it:
+ * if a file committed meanwhile has a later created_at (its upload read the clock
+ * later but committed first), file->created_at becomes that one, and
+ * file->expires_at moves with it. */
+int db_file_insert(struct file_meta *file);
 
 /* Reads a live, unexpired file of the account. DB_OK, DB_NOT_FOUND, ... */
 int db_file_get(int64_t account_id, const char *id, int64_t now, struct file_meta *out);

@@ -20,6 +20,7 @@ enum statement {
     STMT_FILE_GET,
     STMT_FILE_DELETE,
     STMT_FILE_CURSOR,
+    STMT_LAST_CREATED,
     STMT_LIST_DESC,
     STMT_LIST_ASC,
     STMT_LIST_PURPOSE_DESC,
@@ -59,6 +60,7 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_FILE_DELETE] = "UPDATE files SET deleted_at = ?3, filename = '' WHERE id = ?1 AND "
                          "account_id = ?2 AND " LIVE,
     [STMT_FILE_CURSOR] = "SELECT seq FROM files WHERE id = ?1 AND account_id = ?2",
+    [STMT_LAST_CREATED] = "SELECT created_at FROM files ORDER BY seq DESC LIMIT 1",
     [STMT_LIST_DESC] = LIST_SQL("", "<", "DESC"),
     [STMT_LIST_ASC] = LIST_SQL("", ">", "ASC"),
     [STMT_LIST_PURPOSE_DESC] = LIST_SQL(" AND purpose = ?5", "<", "DESC"),
@@ -341,13 +343,27 @@ static void bind_file_id(sqlite3_stmt *stmt, const char *id, int64_t account_id)
     sqlite3_bind_int64(stmt, 2, account_id);
 }
 
-int db_file_insert(const struct file_meta *file)
+static void read_int64(sqlite3_stmt *stmt, void *out)
+{
+    *(int64_t *)out = sqlite3_column_int64(stmt, 0);
+}
+
+int db_file_insert(struct file_meta *file)
 {
     sqlite3_stmt *stmt = statements[STMT_FILE_INSERT];
+    int64_t last_created = 0;
     int status = write_begin();
 
     if (status != DB_OK)
         return status;
+    status = step_row(statements[STMT_LAST_CREATED], read_int64, &last_created);
+    if (status != DB_OK && status != DB_NOT_FOUND)
+        return write_end(status);
+    if (last_created > file->created_at) {
+        if (file->expires_at)
+            file->expires_at += last_created - file->created_at;
+        file->created_at = last_created;
+    }
     bind_file_id(stmt, file->id, file->account_id);
     sqlite3_bind_text(stmt, 3, file->purpose, -1, SQLITE_STATIC);
     sqlite3_bind_text(stmt, 4, file->filename, -1, SQLITE_STATIC);
@@ -395,11 +411,6 @@ int db_file_delete(int64_t account_id, const char *id, int64_t now)
     bind_file_id(stmt, id, account_id);
     sqlite3_bind_int64(stmt, 3, now);
     return write_end(step_change(stmt));
-}
-
-static void read_int64(sqlite3_stmt *stmt, void *out)
-{
-    *(int64_t *)out = sqlite3_column_int64(stmt, 0);
 }
 
 /* Finds the order (seq) of the cursor file, deleted or not. */

@@ -190,6 +190,29 @@ static void test_busy(int64_t acme)
     CHECK(db_file_insert(&f) == DB_OK);
 }
 
+/* An upload that read the clock before another one committed keeps the list
+ * order (commit order) and created_at in step: it takes the later created_at,
+ * and its expiry moves with it. */
+static void test_created_at_follows_commit_order(int64_t acme)
+{
+    struct file_meta late, early, got;
+    struct page page;
+    int has_more;
+
+    make_file(&late, acme, "batch", 0);
+    late.created_at = 5000;
+    CHECK(db_file_insert(&late) == DB_OK);
+    make_file(&early, acme, "batch", 4990 + 3600);
+    early.created_at = 4990;
+    CHECK(db_file_insert(&early) == DB_OK);
+    CHECK(early.created_at == 5000 && early.expires_at == 5000 + 3600);
+    CHECK(db_file_get(acme, early.id, 5001, &got) == DB_OK);
+    CHECK(got.created_at == 5000 && got.expires_at == 5000 + 3600);
+    CHECK(list(acme, NULL, NULL, 2, 1, &page, &has_more) == DB_OK && page.count == 2);
+    CHECK_STR(page.ids[0], early.id); /* newest first: the later commit */
+    CHECK_STR(page.ids[1], late.id);
+}
+
 /* A database that cannot grow (a full disk; here its page limit) gives
  * DB_FULL, which the API answers 507, not DB_ERROR; the failed write is
  * rolled back and writes work again once there is room. */
@@ -231,6 +254,7 @@ int main(void)
     test_query_plans();
     test_reopen();
     test_busy(acme);
+    test_created_at_follows_commit_order(acme);
     test_full(acme);
     db_close();
     snprintf(command, sizeof command, "rm -rf %s", data_dir);
