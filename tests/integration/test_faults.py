@@ -91,6 +91,24 @@ class CrashPointTest(FaultCase):
                 stack.stop()
 
 
+@unittest.skipUnless(HOOKS_BUILT, "pause points are compiled only into the test build")
+class DeleteDuringDownloadTest(FaultCase):
+    def test_content_deleted_after_its_lookup_is_404(self):
+        stack = self.start(workers=2, name="racedl",
+                           env={"FILES_API_PAUSE_AT": "content_after_lookup"})
+        client = stack.new_client()
+        file_id = client.upload_ok(batch_jsonl(3))["id"]
+        got = {}
+        download = threading.Thread(target=lambda: got.update(resp=client.content(file_id)))
+        download.start()
+        stack.wait_for_log(lambda t: "pausing 1 s at content_after_lookup" in t)
+        # The other worker deletes the file while the first holds its lookup.
+        self.assertEqual(stack.client(client.key).delete(file_id).status, 200)
+        download.join(30)
+        self.assertError(got["resp"], 404, "INFERENCE_3302")
+        self.assertNotIn("missing or damaged", stack.log_text())
+
+
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
 class KillLoopTest(FaultCase):
     def test_random_kills_during_concurrent_uploads(self):
