@@ -6,8 +6,11 @@
 #include "http.h"
 #include "store.h"
 
+#include <errno.h>
 #include <fcgiapp.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,42 +21,50 @@
 #define STALE_TEMP_SECONDS 3600 /* named temp files untouched this long belong to dead workers */
 
 /* Graceful stop: SIGTERM (systemd, a second multiwatch signal) or SIGUSR1
- * (multiwatch's "nice" signal). While a request is in hand the handler only
- * sets a flag, and SA_RESTART resumes the read or write it interrupted: the
- * request finishes, then the worker exits. While idle in accept, the handler
- * exits at once. (Blocking the signals around each request would cost two
- * system calls per request.) */
+ * (multiwatch's "nice" signal). Both stay blocked except while the worker
+ * waits for a connection: there a stop ends the wait. One that comes once a
+ * connection is ready (libfcgi's accept also reads the request's parameters)
+ * waits until that request is answered. */
 static volatile sig_atomic_t stop_requested;
-static volatile sig_atomic_t idle;
-static char stop_message[96];
-static size_t stop_message_len;
 
 static void on_stop_signal(int signal_number)
 {
     (void)signal_number;
     stop_requested = 1;
-    if (idle) {
-        ssize_t ignored = write(STDERR_FILENO, stop_message, stop_message_len);
-        (void)ignored;
-        _exit(0);
-    }
 }
 
-static void install_signals(void)
+/* Sets *waiting to the signal mask to wait with (the stop signals open). */
+static void install_signals(sigset_t *waiting)
 {
     struct sigaction action = {0};
+    sigset_t stops;
 
-    stop_message_len =
-        (size_t)snprintf(stop_message, sizeof stop_message,
-                         "files-fcgi: worker %d stopping on a signal while idle\n", (int)getpid());
     action.sa_handler = on_stop_signal;
-    action.sa_flags = SA_RESTART;
     sigemptyset(&action.sa_mask);
-    sigaddset(&action.sa_mask, SIGTERM);
-    sigaddset(&action.sa_mask, SIGUSR1);
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGUSR1, &action, NULL);
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-response is an error return, not a death */
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &stops, waiting);
+    sigdelset(waiting, SIGTERM);
+    sigdelset(waiting, SIGUSR1);
+}
+
+/* Waits for a connection on the listening socket (fd 0): 1 when one is ready,
+ * 0 when the worker must stop. */
+static int wait_for_connection(const sigset_t *waiting)
+{
+    struct pollfd listener = {.fd = 0, .events = POLLIN};
+
+    while (!stop_requested) {
+        if (ppoll(&listener, 1, NULL, waiting) > 0)
+            return 1;
+        if (errno != EINTR)
+            return 0;
+    }
+    return 0;
 }
 
 static void usage(FILE *out)
@@ -68,6 +79,8 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *data_dir = NULL;
     struct config config;
     FCGX_Request fcgi;
+    sigset_t waiting;
+    struct stat listener;
     char err[512], absolute[PATH_MAX];
     unsigned long served = 0;
 
@@ -83,6 +96,10 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (fstat(0, &listener) != 0 || !S_ISSOCK(listener.st_mode)) {
+        fprintf(stderr, "files-fcgi: fd 0 is not a listening socket (start it with spawn-fcgi)\n");
+        return 1;
     }
     umask(0077); /* content, database and temp files are the service's alone */
     if (config_resolve(&config, config_path, data_dir, err, sizeof err) != 0) {
@@ -103,9 +120,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "files-fcgi: cannot open the database in %s\n", config.data_dir);
         return 1;
     }
-    install_signals();
+    install_signals(&waiting);
     if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgi, 0, 0) != 0) {
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
+        return 1;
+    }
+    /* Every idle worker wakes for a connection; those that lose the race to
+     * accept it get EAGAIN instead of blocking with the stop signals shut. */
+    if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0) {
+        perror("files-fcgi: listening socket");
         return 1;
     }
     http_request_memory_init();
@@ -114,11 +137,11 @@ int main(int argc, char **argv)
         struct http_request req;
         int accepted;
 
-        idle = 1;
-        if (stop_requested)
+        if (!wait_for_connection(&waiting))
             break;
         accepted = FCGX_Accept_r(&fcgi);
-        idle = 0;
+        if (accepted == -EAGAIN || accepted == -EWOULDBLOCK)
+            continue; /* another worker took it */
         if (accepted < 0)
             break;
         http_request_init(&req, &fcgi);

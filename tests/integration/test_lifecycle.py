@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import tempfile
 import threading
@@ -213,6 +215,64 @@ class StopDuringReceiveTest(ApiTestCase):
         self.assertEqual(stack.proc.wait(60), 0)
         listing = stack.filesctl("files", "list").stdout
         self.assertIn(resp.json()["id"], listing)
+
+
+def listening_socket_path(pid):
+    """The path of the unix socket a worker listens on (its fd 0)."""
+    inode = re.fullmatch(r"socket:\[(\d+)\]", os.readlink("/proc/%d/fd/0" % pid)).group(1)
+    with open("/proc/net/unix") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 8 and fields[6] == inode:
+                return fields[7]
+    raise AssertionError("no unix socket with inode %s" % inode)
+
+
+def fcgi_record(kind, content, request_id=1):
+    return struct.pack(">BBHHBx", 1, kind, request_id, len(content), 0) + content
+
+
+def fcgi_params(pairs):
+    out = b""
+    for name, value in pairs:
+        out += bytes([len(name), len(value)]) + name + value  # all shorter than 128
+    return out
+
+
+FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 4, 5, 6
+
+
+@unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+class StopDuringAcceptTest(ApiTestCase):
+    def test_stop_while_a_request_is_being_accepted_answers_it(self):
+        # libfcgi's accept also reads the request's parameters: a stop signal
+        # that lands there waits until the request is answered.
+        stack = Stack(workers=1, name="stopaccept").start()
+        self.addCleanup(stack.stop)
+        (pid,) = stack.worker_pids()
+        conn = socket.socket(socket.AF_UNIX)
+        conn.connect(listening_socket_path(pid))
+        self.addCleanup(conn.close)
+        params = fcgi_params([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/healthz"),
+                              (b"SERVER_PROTOCOL", b"HTTP/1.1")])
+        conn.sendall(fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0)) +
+                     fcgi_record(FCGI_PARAMS, params[:10]))
+        time.sleep(0.3)  # the worker has accepted and waits for the rest
+        os.kill(pid, signal.SIGTERM)
+        time.sleep(0.3)
+        conn.sendall(fcgi_record(FCGI_PARAMS, params[10:]) + fcgi_record(FCGI_PARAMS, b"") +
+                     fcgi_record(FCGI_STDIN, b""))
+        conn.settimeout(10)
+        answer = b""
+        while True:
+            piece = conn.recv(65536)
+            if not piece:
+                break
+            answer += piece
+        self.assertIn(b"Status: 200", answer)
+        self.assertTrue(wait_for(lambda: pid not in stack.worker_pids() or
+                                 not os.path.exists("/proc/%d" % pid)),
+                        "the worker did not stop after answering")
 
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
