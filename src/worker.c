@@ -10,8 +10,8 @@
 #include <fcgiapp.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +24,8 @@
  * (multiwatch's "nice" signal). Both stay blocked except while the worker
  * waits for a connection: there a stop ends the wait. One that comes once a
  * connection is ready (libfcgi's accept also reads the request's parameters)
- * waits until that request is answered. */
+ * waits until that request is answered. (The old way, exiting at once from the
+ * handler while idle, dropped a request caught in libfcgi's accept.) */
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int signal_number)
@@ -52,14 +53,17 @@ static void install_signals(sigset_t *waiting)
     sigdelset(waiting, SIGUSR1);
 }
 
-/* Waits for a connection on the listening socket (fd 0): 1 when one is ready,
- * 0 when the worker must stop. */
-static int wait_for_connection(const sigset_t *waiting)
+/* Waits for a connection on the listening socket (fd 0, in epoll_fd): 1 when
+ * one is ready, 0 when the worker must stop. epoll_pwait returns a ready
+ * connection without delivering a pending stop signal, which waits for a call
+ * that finds nothing ready: a stopping worker first answers every connection
+ * already queued. */
+static int wait_for_connection(int epoll_fd, const sigset_t *waiting)
 {
-    struct pollfd listener = {.fd = 0, .events = POLLIN};
+    struct epoll_event event;
 
     while (!stop_requested) {
-        if (ppoll(&listener, 1, NULL, waiting) > 0)
+        if (epoll_pwait(epoll_fd, &event, 1, -1, waiting) > 0)
             return 1;
         if (errno != EINTR)
             return 0;
@@ -81,6 +85,8 @@ int main(int argc, char **argv)
     FCGX_Request fcgi;
     sigset_t waiting;
     struct stat listener;
+    struct epoll_event listening = {0};
+    int epoll_fd;
     char err[512], absolute[PATH_MAX];
     unsigned long served = 0;
 
@@ -125,9 +131,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
         return 1;
     }
-    /* Every idle worker wakes for a connection; those that lose the race to
-     * accept it get EAGAIN instead of blocking with the stop signals shut. */
-    if (fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0) {
+    /* One idle worker wakes per connection (EPOLLEXCLUSIVE; sometimes more):
+     * one that loses the race to accept gets EAGAIN, not a wait in accept with
+     * the stop signals shut. */
+    listening.events = EPOLLIN | EPOLLEXCLUSIVE;
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, 0, &listening) != 0 ||
+        fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0) {
         perror("files-fcgi: listening socket");
         return 1;
     }
@@ -137,7 +147,7 @@ int main(int argc, char **argv)
         struct http_request req;
         int accepted;
 
-        if (!wait_for_connection(&waiting))
+        if (!wait_for_connection(epoll_fd, &waiting))
             break;
         accepted = FCGX_Accept_r(&fcgi);
         if (accepted == -EAGAIN || accepted == -EWOULDBLOCK)

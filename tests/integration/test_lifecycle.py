@@ -274,6 +274,46 @@ class StopDuringAcceptTest(ApiTestCase):
                                  not os.path.exists("/proc/%d" % pid)),
                         "the worker did not stop after answering")
 
+    def test_a_stopping_pool_answers_the_connections_already_queued(self):
+        stack = Stack(workers=1, name="stopqueue").start()
+        self.addCleanup(stack.stop)
+        (pid,) = stack.worker_pids()
+        with open("/proc/%d/stat" % pid) as f:
+            supervisor = int(f.read().rsplit(")", 1)[1].split()[1])  # multiwatch
+        path = listening_socket_path(pid)
+        begin = fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
+        busy_params = fcgi_params([(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/v1/files"),
+                                   (b"CONTENT_LENGTH", b"100"), (b"SERVER_PROTOCOL", b"HTTP/1.1")])
+        health = fcgi_params([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/healthz"),
+                              (b"SERVER_PROTOCOL", b"HTTP/1.1")])
+        busy = socket.socket(socket.AF_UNIX)
+        queued = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+        for conn in [busy] + queued:
+            self.addCleanup(conn.close)
+            conn.settimeout(10)
+        # The worker takes a request whose body is still coming...
+        busy.connect(path)
+        busy.sendall(begin + fcgi_record(FCGI_PARAMS, busy_params) + fcgi_record(FCGI_PARAMS, b"")
+                     + fcgi_record(FCGI_STDIN, b"x" * 10))
+        time.sleep(0.3)
+        # ...others wait in the backlog, and the pool is told to stop.
+        for conn in queued:
+            conn.connect(path)
+            conn.sendall(begin + fcgi_record(FCGI_PARAMS, health) + fcgi_record(FCGI_PARAMS, b"")
+                         + fcgi_record(FCGI_STDIN, b""))
+        os.kill(supervisor, signal.SIGTERM)  # no worker replaces this one
+        os.kill(pid, signal.SIGTERM)         # (multiwatch passes it on, but not at once)
+        time.sleep(0.3)
+        busy.sendall(fcgi_record(FCGI_STDIN, b"x" * 90) + fcgi_record(FCGI_STDIN, b""))
+        for conn, status in [(busy, b"Status: 401")] + [(c, b"Status: 200") for c in queued]:
+            answer = b""
+            while True:
+                piece = conn.recv(65536)
+                if not piece:
+                    break
+                answer += piece
+            self.assertIn(status, answer)
+
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
 class RecycleTest(ApiTestCase):
