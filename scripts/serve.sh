@@ -294,7 +294,9 @@ LoadModule fcgid_module $modules/mod_fcgid.so
 LoadModule rewrite_module $modules/mod_rewrite.so
 FcgidIPCDir $run/fcgid
 FcgidProcessTableFile $run/fcgid/table
-FcgidMaxRequestLen $(( max_request_bytes + 1 ))
+# Above LimitRequestBody, so that a chunked body over it meets Apache's limit
+# (413) rather than mod_fcgid's (500).
+FcgidMaxRequestLen $(( max_request_bytes * 2 ))
 FcgidMaxRequestInMem 65536
 FcgidPassHeader Authorization
 FcgidIOTimeout 600
@@ -304,6 +306,11 @@ FcgidInitialEnv FILES_API_CONFIG $config
 FcgidInitialEnv FILES_API_DOWNLOAD_MODE $download_mode
 $(key_settings | while read -r name value; do printf 'FcgidInitialEnv %s "%s"\n' "$name" "$value"; done)
 RewriteEngine On
+# mod_fcgid hands the worker an empty body when Content-Length is over
+# LimitRequestBody (a 400 for "no file"): refuse it here with the 413 instead.
+RewriteCond %{REQUEST_URI} !^/_files_api_errors/
+RewriteCond expr "%{HTTP:Content-Length} -gt $max_request_bytes"
+RewriteRule ^ - [R=413]
 RewriteCond %{REQUEST_URI} !^/_files_api_errors/
 RewriteRule ^/ $run/cgi/files-api.fcgi [L]
 <Directory "$run/cgi">

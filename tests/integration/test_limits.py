@@ -5,8 +5,6 @@ encoding (no Content-Length). The limit counts file bytes, not the request.
 The same limit set with $FILES_API_MAX_FILE_BYTES reaches the workers (and the
 web server's own limit) however the workers are started."""
 
-import os
-import unittest
 
 from harness import ApiTestCase, ContentGen, Stack, config_key_variables, field_part, file_part
 
@@ -70,17 +68,10 @@ class SmallLimitTest(ApiTestCase):
         self.assertIn('path="/v1/files" status=413',
                       STACK.wait_for_log(lambda t: 'path="/v1/files" status=413' in t))
 
-    FCGID_CUTS = unittest.skipIf(
-        os.environ.get("FILES_API_SERVER") == "apache-fcgid",
-        "beyond Apache's LimitRequestBody, mod_fcgid hands the worker an empty body "
-        "(400 VALIDATION_4001); documented in the README")
-
-    @FCGID_CUTS
     def test_far_over_with_content_length(self):
         # 4x the limit: still SPEC's JSON error, whoever notices first
         self.assert_too_large(self.c.upload_stream(ContentGen(4 * LIMIT), chunked=False))
 
-    @FCGID_CUTS
     def test_far_over_chunked(self):
         self.assert_too_large(self.c.upload_stream(ContentGen(4 * LIMIT), chunked=True))
 
