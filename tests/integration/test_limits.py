@@ -5,7 +5,6 @@ encoding (no Content-Length). The limit counts file bytes, not the request.
 The same limit set with $FILES_API_MAX_FILE_BYTES reaches the workers (and the
 web server's own limit) however the workers are started."""
 
-
 from harness import ApiTestCase, ContentGen, Stack, config_key_variables, field_part, file_part
 
 LIMIT = 1 << 20
