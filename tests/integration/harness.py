@@ -548,18 +548,23 @@ class Client:
         raise AssertionError("pagination did not end")
 
 
+def read_to_end(conn):
+    """Every byte a socket receives until the other side closes it."""
+    out = b""
+    while True:
+        piece = conn.recv(65536)
+        if not piece:
+            return out
+        out += piece
+
+
 def raw_request(stack, data, timeout=30.0):
     """Sends raw bytes (a request with "Connection: close") on a new connection
     and returns every byte the server sent until it closed (to see exactly
     what is on the wire). No half-close: some servers take it as an abort."""
     with socket.create_connection(("127.0.0.1", stack.port), timeout=timeout) as s:
         s.sendall(data)
-        out = b""
-        while True:
-            piece = s.recv(65536)
-            if not piece:
-                return out
-            out += piece
+        return read_to_end(s)
 
 
 # --------------------------------------------------------------------------

@@ -15,7 +15,8 @@ import time
 
 import unittest
 
-from harness import REPO, ApiTestCase, group_alive, ContentGen, Stack, batch_jsonl, free_port
+from harness import (REPO, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port, group_alive,
+                     read_to_end)
 
 # In the shared-hosting shapes the web server itself runs the workers; these
 # tests are about the spawn-fcgi + multiwatch pool.
@@ -239,7 +240,10 @@ def fcgi_params(pairs):
     return out
 
 
-FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 4, 5, 6
+FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_STDIN = 1, 4, 5
+BEGIN = fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))  # responder, then close
+HEALTH_PARAMS = fcgi_params([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/healthz"),
+                             (b"SERVER_PROTOCOL", b"HTTP/1.1")])
 
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
@@ -253,23 +257,14 @@ class StopDuringAcceptTest(ApiTestCase):
         conn = socket.socket(socket.AF_UNIX)
         conn.connect(listening_socket_path(pid))
         self.addCleanup(conn.close)
-        params = fcgi_params([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/healthz"),
-                              (b"SERVER_PROTOCOL", b"HTTP/1.1")])
-        conn.sendall(fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0)) +
-                     fcgi_record(FCGI_PARAMS, params[:10]))
+        conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS[:10]))
         time.sleep(0.3)  # the worker has accepted and waits for the rest
         os.kill(pid, signal.SIGTERM)
         time.sleep(0.3)
-        conn.sendall(fcgi_record(FCGI_PARAMS, params[10:]) + fcgi_record(FCGI_PARAMS, b"") +
+        conn.sendall(fcgi_record(FCGI_PARAMS, HEALTH_PARAMS[10:]) + fcgi_record(FCGI_PARAMS, b"") +
                      fcgi_record(FCGI_STDIN, b""))
         conn.settimeout(10)
-        answer = b""
-        while True:
-            piece = conn.recv(65536)
-            if not piece:
-                break
-            answer += piece
-        self.assertIn(b"Status: 200", answer)
+        self.assertIn(b"Status: 200", read_to_end(conn))
         self.assertTrue(wait_for(lambda: pid not in stack.worker_pids() or
                                  not os.path.exists("/proc/%d" % pid)),
                         "the worker did not stop after answering")
@@ -281,11 +276,8 @@ class StopDuringAcceptTest(ApiTestCase):
         with open("/proc/%d/stat" % pid) as f:
             supervisor = int(f.read().rsplit(")", 1)[1].split()[1])  # multiwatch
         path = listening_socket_path(pid)
-        begin = fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
         busy_params = fcgi_params([(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/v1/files"),
                                    (b"CONTENT_LENGTH", b"100"), (b"SERVER_PROTOCOL", b"HTTP/1.1")])
-        health = fcgi_params([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/healthz"),
-                              (b"SERVER_PROTOCOL", b"HTTP/1.1")])
         busy = socket.socket(socket.AF_UNIX)
         queued = [socket.socket(socket.AF_UNIX) for _ in range(3)]
         for conn in [busy] + queued:
@@ -293,26 +285,20 @@ class StopDuringAcceptTest(ApiTestCase):
             conn.settimeout(10)
         # The worker takes a request whose body is still coming...
         busy.connect(path)
-        busy.sendall(begin + fcgi_record(FCGI_PARAMS, busy_params) + fcgi_record(FCGI_PARAMS, b"")
+        busy.sendall(BEGIN + fcgi_record(FCGI_PARAMS, busy_params) + fcgi_record(FCGI_PARAMS, b"")
                      + fcgi_record(FCGI_STDIN, b"x" * 10))
         time.sleep(0.3)
         # ...others wait in the backlog, and the pool is told to stop.
         for conn in queued:
             conn.connect(path)
-            conn.sendall(begin + fcgi_record(FCGI_PARAMS, health) + fcgi_record(FCGI_PARAMS, b"")
-                         + fcgi_record(FCGI_STDIN, b""))
+            conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
+                         fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
         os.kill(supervisor, signal.SIGTERM)  # no worker replaces this one
         os.kill(pid, signal.SIGTERM)         # (multiwatch passes it on, but not at once)
         time.sleep(0.3)
         busy.sendall(fcgi_record(FCGI_STDIN, b"x" * 90) + fcgi_record(FCGI_STDIN, b""))
         for conn, status in [(busy, b"Status: 401")] + [(c, b"Status: 200") for c in queued]:
-            answer = b""
-            while True:
-                piece = conn.recv(65536)
-                if not piece:
-                    break
-                answer += piece
-            self.assertIn(status, answer)
+            self.assertIn(status, read_to_end(conn))
 
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
