@@ -508,8 +508,8 @@ static int multipart_name_check(struct multipart_parser *p, const struct multipa
     if (!multipart_utf8_valid(s, k->len))
         return multipart_fail(p, "bad %s: it is not valid UTF-8", what);
     if (multipart_has_control(s, k->len))
-        return multipart_fail(p, "bad %s: it contains a control character (U+0000-U+001F, U+007F-U+009F)",
-                              what);
+        return multipart_fail(
+            p, "bad %s: it contains a control character (U+0000-U+001F, U+007F-U+009F)", what);
     return MULTIPART_OK;
 }
 
