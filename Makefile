@@ -45,7 +45,7 @@ FUZZ_SRCS_jsonl     := src/jsonl.c
 FUZZ_SRCS_route     := src/http.c src/ids.c src/errors.c
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude
 
-.PHONY: all deps run test unit integration install clean fmt bench fuzz soak
+.PHONY: all bin deps run test unit integration install clean fmt bench fuzz soak
 all: $(BIN)/files-fcgi $(BIN)/filesctl bin
 
 # bin/ always points at the last configuration built, so scripts need one path.
