@@ -213,19 +213,36 @@ void db_read_end(void)
         step_done(statements[STMT_ROLLBACK]);
 }
 
-static int migrate(void)
+static int schema_version(int *version)
 {
     sqlite3_stmt *stmt;
-    int version = 0, status;
+    int rc;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+        return status_of(sqlite3_errcode(db));
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        *version = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_ROW ? DB_OK : status_of(rc);
+}
+
+/* Brings the schema up to date. Only a database that needs it takes the write
+ * lock: a worker or filesctl starting while another process writes does not
+ * wait for that. */
+static int migrate(void)
+{
+    int version = 0;
     size_t count = sizeof migrations / sizeof *migrations;
 
+    if (schema_version(&version) != DB_OK)
+        return DB_ERROR;
+    if (version == (int)count)
+        return DB_OK;
     if (exec_sql("BEGIN IMMEDIATE") != DB_OK)
         return DB_ERROR;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+    if (schema_version(&version) != DB_OK) /* another process may have migrated meanwhile */
         goto fail;
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        version = sqlite3_column_int(stmt, 0);
-    sqlite3_finalize(stmt);
     if (version > (int)count) {
         fprintf(stderr, "files-api: database schema %d is newer than this program (%zu)\n", version,
                 count);
@@ -239,8 +256,7 @@ static int migrate(void)
         if (exec_sql(pragma) != DB_OK)
             goto fail;
     }
-    status = exec_sql("COMMIT");
-    return status == DB_OK ? DB_OK : DB_ERROR;
+    return exec_sql("COMMIT") == DB_OK ? DB_OK : DB_ERROR;
 fail:
     exec_sql("ROLLBACK");
     return DB_ERROR;
