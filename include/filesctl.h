@@ -21,6 +21,10 @@ const char *filesctl_option(int argc, char **argv, const char *flag);
 /* 1 if flag appears in argv. */
 int filesctl_flag(int argc, char **argv, const char *flag);
 
+/* Says on stderr why a database call failed (what: the command's object);
+ * returns 1, the exit status. */
+int filesctl_db_failure(const char *what, int status);
+
 /* Shows "what: done/total" on stderr, only when stderr is a terminal, at most a few times a second.
  */
 void filesctl_progress(const char *what, uint64_t done, uint64_t total);

@@ -28,7 +28,9 @@ static const struct filesctl_command commands[] = {
      "    Store a file exactly as an upload would (validated, durable) and\n"
      "    print its file object. PURPOSE: batch or batch_output.",
      filesctl_files_import},
-    {"files", "list", "[--account NAME] [--purpose PURPOSE]\n    Live files, oldest first.",
+    {"files", "list",
+     "[--account NAME] [--purpose PURPOSE]\n    Files not deleted (expired ones too, until gc), "
+     "oldest first.",
      filesctl_files_list},
     {"files", "show", "ID\n    One file's object (with its account and hash) as JSON.",
      filesctl_files_show},
@@ -48,6 +50,74 @@ static const struct filesctl_command commands[] = {
 static void print_command(FILE *out, const struct filesctl_command *c)
 {
     fprintf(out, "  %s%s%s %s\n", c->group, c->name ? " " : "", c->name ? c->name : "", c->usage);
+}
+
+/* What a word of a usage line is: an --option, an argument WORD (such as
+ * NAME or PATH|-), or neither. Brackets around it are not part of it. */
+static int usage_word(const char *word, size_t len, char *out, size_t out_size)
+{
+    while (len && (*word == '[' || *word == ']'))
+        word++, len--;
+    while (len && (word[len - 1] == '[' || word[len - 1] == ']'))
+        len--;
+    if (len == 0 || len >= out_size)
+        return 0;
+    memcpy(out, word, len);
+    out[len] = '\0';
+    return out[0] == '-' ? '-' : 'W';
+}
+
+/* The arguments must be those the command's usage line names: an --option
+ * followed there by a WORD takes a value, any other --option is a flag, and
+ * the other WORDs are positional, each required. Checked before the data directory is
+ * opened, so a mistyped or misplaced option creates nothing. Returns 0, or 2
+ * after saying what is wrong. */
+static int check_args(const struct filesctl_command *c, int argc, char **argv)
+{
+    char words[16][64];
+    int kinds[16], count = 0, positional = 0;
+    const char *p = c->usage, *end = strchr(c->usage, '\n');
+
+    if (!end)
+        end = p + strlen(p);
+    while (p < end && count < 16) {
+        size_t len = strcspn(p, " \n");
+        if (len > (size_t)(end - p))
+            len = (size_t)(end - p);
+        if ((kinds[count] = usage_word(p, len, words[count], sizeof words[count])) != 0)
+            count++;
+        p += len + (p + len < end);
+    }
+    const char *first_positional = NULL;
+    for (int w = 0; w < count; w++)
+        if (kinds[w] == 'W' && !(w > 0 && kinds[w - 1] == '-') && positional++ == 0)
+            first_positional = words[w];
+    for (int i = 0; i < argc; i++) {
+        int w = 0;
+        if (argv[i][0] != '-' || !argv[i][1]) { /* "-" is standard input, an argument */
+            if (positional-- > 0)
+                continue;
+            fprintf(stderr, "filesctl: unexpected argument %s\n", argv[i]);
+            return 2;
+        }
+        while (w < count && !(kinds[w] == '-' && !strcmp(words[w], argv[i])))
+            w++;
+        if (w == count) {
+            fprintf(stderr, "filesctl: unknown option %s (see filesctl %s%s%s --help)\n", argv[i],
+                    c->group, c->name ? " " : "", c->name ? c->name : "");
+            return 2;
+        }
+        if (w + 1 < count && kinds[w + 1] == 'W' && ++i == argc) {
+            fprintf(stderr, "filesctl: %s needs a value\n", argv[i - 1]);
+            return 2;
+        }
+    }
+    if (positional > 0) {
+        fprintf(stderr, "filesctl: %s%s%s needs %s\n", c->group, c->name ? " " : "",
+                c->name ? c->name : "", first_positional);
+        return 2;
+    }
+    return 0;
 }
 
 static int usage(int status)
@@ -75,6 +145,20 @@ int filesctl_flag(int argc, char **argv, const char *flag)
         if (!strcmp(argv[i], flag))
             return 1;
     return 0;
+}
+
+int filesctl_db_failure(const char *what, int status)
+{
+    if (status == DB_BUSY)
+        fprintf(stderr,
+                "filesctl: %s: the database is busy (another process holds its write "
+                "lock); try again\n",
+                what);
+    else if (status == DB_FULL)
+        fprintf(stderr, "filesctl: %s: no space left on the disk\n", what);
+    else
+        fprintf(stderr, "filesctl: %s: database error\n", what);
+    return 1;
 }
 
 void filesctl_progress(const char *what, uint64_t done, uint64_t total)
@@ -169,6 +253,8 @@ int main(int argc, char **argv)
         print_command(stdout, command);
         return 0;
     }
+    if ((rc = check_args(command, argc, argv)) != 0)
+        return rc;
     umask(0077); /* whatever filesctl creates in the data directory is private too */
     if (config_resolve(&config, config_path, data_dir, err, sizeof err) != 0) {
         fprintf(stderr, "filesctl: config: %s\n", err);

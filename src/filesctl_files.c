@@ -186,7 +186,7 @@ int filesctl_files_rm(const struct config *config, int argc, char **argv)
         return 1;
     }
     if (status != DB_OK)
-        return 1;
+        return filesctl_db_failure(argv[0], status);
     if (store_remove(config->data_dir, argv[0]) != 0 && errno != ENOENT)
         fprintf(stderr, "filesctl: removing the content of %s: %s\n", argv[0], strerror(errno));
     fprintf(stderr, "filesctl: deleted %s\n", argv[0]);

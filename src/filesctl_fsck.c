@@ -3,6 +3,7 @@
 
 #include "db.h"
 #include "digest.h"
+#include "hooks.h"
 #include "ids.h"
 #include "store.h"
 
@@ -42,10 +43,14 @@ static void report(struct fsck *f, int repaired, const char *format, const char 
         f->problems++;
 }
 
-/* Removes a stray (file on disk that no row owns) unless it may belong to work in progress. */
+/* Removes a stray (file on disk that no row owns) unless it may belong to work
+ * in progress: its age counts from its last change, a write or the link into
+ * place (ctime), whichever came last, so an upload slow to finish is pending. */
 static void stray(struct fsck *f, const char *path, const struct stat *st, const char *kind)
 {
-    if (f->now - st->st_mtime < f->grace) {
+    time_t changed = st->st_mtime > st->st_ctime ? st->st_mtime : st->st_ctime;
+
+    if (f->now - changed < f->grace) {
         printf("pending: %s %s (younger than %ld s)\n", kind, path, f->grace);
         f->pending++;
         return;
@@ -116,8 +121,10 @@ static void check_content_files(struct fsck *f)
     closedir(top);
 }
 
-/* Returns NULL if the content matches the row, else what is wrong. */
-static const char *content_problem(const struct fsck *f, const struct file_meta *file)
+/* Returns NULL if the content matches the row, else what is wrong; *damaged
+ * says whether the content is known bad (missing, wrong size or hash) rather
+ * than only unchecked (it could not be opened or read), which no repair touches. */
+static const char *content_problem(const struct fsck *f, const struct file_meta *file, int *damaged)
 {
     static char buffer[256 * 1024];
     char hex[DIGEST_HEX_LEN + 1];
@@ -126,15 +133,20 @@ static const char *content_problem(const struct fsck *f, const struct file_meta 
     ssize_t got;
     int fd = store_open(f->config->data_dir, file->id);
 
+    *damaged = 1;
+    if (fd < 0 && errno == ENOENT)
+        return "content file missing";
+    *damaged = 0;
     if (fd < 0)
-        return errno == ENOENT ? "content file missing" : "content file unreadable";
-    if (fstat(fd, &st) != 0 || st.st_size != file->bytes) {
+        return "content file cannot be opened (not checked)";
+    if (fstat(fd, &st) != 0 || digest_begin(&digest) != 0) {
         close(fd);
-        return "size differs from the row";
+        return "content file cannot be checked";
     }
-    if (digest_begin(&digest) != 0) {
+    if (st.st_size != file->bytes) {
         close(fd);
-        return "cannot hash";
+        *damaged = 1;
+        return "size differs from the row";
     }
     while ((got = read(fd, buffer, sizeof buffer)) > 0)
         digest_update(&digest, buffer, (size_t)got);
@@ -142,7 +154,8 @@ static const char *content_problem(const struct fsck *f, const struct file_meta 
     digest_end(&digest);
     close(fd);
     if (got < 0)
-        return "content file unreadable";
+        return "content file unreadable (not checked)";
+    *damaged = 1;
     return strcmp(hex, file->content_hash) ? "content hash differs from the row" : NULL;
 }
 
@@ -150,6 +163,7 @@ static const char *content_problem(const struct fsck *f, const struct file_meta 
 struct broken {
     char (*ids)[IDS_FILE_LEN + 1];
     const char **why;
+    int *damaged;
     size_t count, capacity;
     struct fsck *f;
 };
@@ -157,7 +171,11 @@ struct broken {
 static int check_row(void *ctx, const struct file_meta *file, const char *account)
 {
     struct broken *b = ctx;
-    const char *why = content_problem(b->f, file);
+    int damaged;
+    const char *why;
+
+    hooks_pause_point("fsck_row_read");
+    why = content_problem(b->f, file, &damaged);
 
     (void)account;
     b->f->checked++;
@@ -168,14 +186,18 @@ static int check_row(void *ctx, const struct file_meta *file, const char *accoun
         size_t capacity = b->capacity ? 2 * b->capacity : 64;
         void *ids = realloc(b->ids, capacity * sizeof *b->ids);
         void *whys = ids ? realloc(b->why, capacity * sizeof *b->why) : NULL;
+        void *damages = whys ? realloc(b->damaged, capacity * sizeof *b->damaged) : NULL;
         if (ids)
             b->ids = ids;
-        if (!whys)
+        if (whys)
+            b->why = whys;
+        if (!damages)
             return 1;
-        b->why = whys;
+        b->damaged = damages;
         b->capacity = capacity;
     }
     memcpy(b->ids[b->count], file->id, sizeof b->ids[0]);
+    b->damaged[b->count] = damaged;
     b->why[b->count++] = why;
     return 0;
 }
@@ -189,9 +211,12 @@ static void check_rows(struct fsck *f)
     if (f->checked && isatty(STDERR_FILENO))
         fputc('\n', stderr);
     for (size_t i = 0; i < b.count; i++) {
+        /* A row deleted (DELETE, gc) since the scan read it is no problem. */
+        if (db_file_is_live(b.ids[i]) == 0)
+            continue;
         /* A broken row becomes a tombstone: the API answers 404 for it, list
          * cursors naming it still work, and its damaged content is removed. */
-        if (f->repair && db_file_remove(b.ids[i], (int64_t)f->now) == DB_OK) {
+        if (f->repair && b.damaged[i] && db_file_remove(b.ids[i], (int64_t)f->now) == DB_OK) {
             if (store_remove(f->config->data_dir, b.ids[i]) != 0 && errno != ENOENT)
                 report(f, 0, "%s: %s", b.ids[i], "damaged content could not be removed");
             report(f, 1, "tombstoned row %s (%s)", b.ids[i], b.why[i]);
@@ -201,6 +226,7 @@ static void check_rows(struct fsck *f)
     }
     free(b.ids);
     free(b.why);
+    free(b.damaged);
 }
 
 int filesctl_fsck(const struct config *config, int argc, char **argv)
@@ -215,7 +241,7 @@ int filesctl_fsck(const struct config *config, int argc, char **argv)
 
     if (grace) {
         f.grace = strtol(grace, &end, 10);
-        if (*end || f.grace < 0) {
+        if (end == grace || *end || f.grace < 0) {
             fprintf(stderr, "filesctl: --grace takes a number of seconds\n");
             return 2;
         }
@@ -243,9 +269,13 @@ int filesctl_gc(const struct config *config, int argc, char **argv)
         return 2;
     }
     while ((count = db_expired_ids(now, ids, GC_BATCH)) > 0) {
+        hooks_pause_point("gc_after_listing");
         for (int i = 0; i < count; i++) {
-            if (db_file_remove(ids[i], now) != DB_OK)
-                return 1;
+            int status = db_file_remove(ids[i], now);
+            if (status == DB_NOT_FOUND) /* deleted meanwhile (DELETE, another gc) */
+                continue;
+            if (status != DB_OK)
+                return filesctl_db_failure("gc", status);
             if (store_remove(config->data_dir, ids[i]) != 0 && errno != ENOENT)
                 fprintf(stderr, "filesctl: removing the content of %s: %s\n", ids[i],
                         strerror(errno));
@@ -256,5 +286,5 @@ int filesctl_gc(const struct config *config, int argc, char **argv)
     if (deleted && isatty(STDERR_FILENO))
         fputc('\n', stderr);
     printf("gc: %lu expired files deleted\n", deleted);
-    return count < 0 ? 1 : 0;
+    return count < 0 ? filesctl_db_failure("gc", count) : 0;
 }

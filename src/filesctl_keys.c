@@ -77,7 +77,7 @@ int filesctl_keys_revoke(const struct config *config, int argc, char **argv)
         return 1;
     }
     if (status != DB_OK)
-        return 1;
+        return filesctl_db_failure(argv[0], status);
     fprintf(stderr, "filesctl: revoked %s\n", argv[0]);
     return 0;
 }

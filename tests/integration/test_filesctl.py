@@ -5,11 +5,16 @@ its repairs, --help everywhere."""
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
+import tempfile
 import time
+import unittest
 
 from harness import BIN_DIR, ApiTestCase, Stack, batch_jsonl
+
+PAUSES_BUILT = b"FILES_API_PAUSE_AT" in (BIN_DIR / "filesctl").read_bytes()
 
 STACK = None
 
@@ -172,22 +177,135 @@ class FsckTest(ApiTestCase):
         os.makedirs(os.path.dirname(stray), exist_ok=True)
         with open(stray, "wb") as f:
             f.write(b"{}\n")
-        old = time.time() - 3600
-        os.utime(stray, (old, old))
         owner = os.stat(stack.data_dir)  # www-data's under mod_fcgid
         for path in (stray, os.path.dirname(stray)):
             os.chown(path, owner.st_uid, owner.st_gid)
-        res = stack.filesctl("fsck", check=False)
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(res.returncode, 1)
         self.assertIn("content hash differs", res.stdout)
         self.assertIn("content file missing", res.stdout)
         self.assertIn("without a live row", res.stdout)
-        res = stack.filesctl("fsck", "--repair", check=False)
+        res = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
         self.assertEqual(res.returncode, 0, res.stdout)
         self.assertEqual(stack.filesctl("fsck").returncode, 0)
         self.assertFalse(os.path.exists(stray))
         self.assertEqual(client.all_ids(), [intact])
         self.assertError(client.retrieve(damaged), 404, "INFERENCE_3302")
+
+
+    def stack(self, name, **kw):
+        stack = Stack(workers=1, name=name, **kw).start()
+        self.addCleanup(stack.stop)
+        return stack
+
+    def test_a_stray_just_linked_is_pending_however_old_its_writes(self):
+        # An upload whose last write was long ago, caught between its link into
+        # place and its row commit: its age counts from the link (ctime).
+        stack = self.stack("fsckslow")
+        stray = os.path.join(stack.data_dir, "files", "zy", "file_" + "R" * 22 + "zy")
+        os.makedirs(os.path.dirname(stray), exist_ok=True)
+        with open(stray, "wb") as f:
+            f.write(b"{}\n")
+        old = time.time() - 3600
+        os.utime(stray, (old, old))
+        res = stack.filesctl("fsck", "--repair", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertIn("pending: content file without a live row " + stray, res.stdout)
+        self.assertTrue(os.path.exists(stray))
+
+    def test_content_that_cannot_be_opened_is_reported_not_repaired(self):
+        stack = self.stack("fsckloop")
+        client = stack.new_client()
+        file_id = client.upload_ok(batch_jsonl(2))["id"]
+        path = os.path.join(stack.data_dir, "files", file_id[-2:], file_id)
+        os.rename(path, path + ".kept")
+        os.symlink(os.path.basename(path), path)  # a loop: open() fails with ELOOP
+        res = stack.filesctl("fsck", "--repair", check=False)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("problem: row %s: content file cannot be opened (not checked)" % file_id,
+                      res.stdout)
+        self.assertEqual(client.retrieve(file_id).status, 200)  # no tombstone
+        os.unlink(path)
+        os.rename(path + ".kept", path)
+        self.assertEqual(stack.filesctl("fsck", check=False).returncode, 0)
+
+    def start_paused(self, stack, point, *args):
+        """Runs filesctl ARGS paused 1 s at point; returns the process once it is there."""
+        env = dict(stack._env(), FILES_API_PAUSE_AT=point)
+        proc = subprocess.Popen(stack.filesctl_prefix() + ["--data-dir", stack.data_dir] +
+                                list(args), env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.assertIn("pausing 1 s at " + point, proc.stderr.readline())
+        return proc
+
+    @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
+    def test_a_row_deleted_while_fsck_runs_is_no_problem(self):
+        stack = self.stack("fsckrace")
+        client = stack.new_client()
+        file_id = client.upload_ok(batch_jsonl(2))["id"]
+        fsck = self.start_paused(stack, "fsck_row_read", "fsck", "--repair")
+        self.assertEqual(client.delete(file_id).status, 200)
+        out, err = fsck.communicate(timeout=30)
+        self.assertEqual(fsck.returncode, 0, out + err)
+        self.assertIn("0 problems", out)
+
+    @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
+    def test_gc_skips_a_file_another_gc_deleted(self):
+        stack = self.stack("gcrace")
+        client = stack.new_client()
+        file_id = client.upload_ok(batch_jsonl(2))["id"]
+        conn = sqlite3.connect(os.path.join(stack.data_dir, "files.db"), timeout=10,
+                               isolation_level=None)
+        conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, file_id))
+        conn.close()
+        first = self.start_paused(stack, "gc_after_listing", "gc")
+        self.assertIn("gc: 1 expired files deleted", stack.filesctl("gc").stdout)
+        out, err = first.communicate(timeout=30)
+        self.assertEqual(first.returncode, 0, out + err)
+        self.assertIn("gc: 0 expired files deleted", out)
+
+    def test_a_busy_database_is_said_so(self):
+        stack = self.stack("ctlbusy", config="db_busy_timeout_ms = 300\n")
+        client = stack.new_client()
+        file_id = client.upload_ok(batch_jsonl(2))["id"]
+        holder = sqlite3.connect(os.path.join(stack.data_dir, "files.db"), timeout=5,
+                                 isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            res = stack.filesctl("files", "rm", file_id, check=False)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("the database is busy", res.stderr)
+        self.assertEqual(client.retrieve(file_id).status, 200)
+
+
+class ArgumentsTest(ApiTestCase):
+    def test_wrong_arguments_are_refused_before_anything_is_created(self):
+        ctl = str(BIN_DIR / "filesctl")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FILES_API_")}
+        cases = {
+            ("fsck", "--data-dir", "/elsewhere"): "unknown option --data-dir",
+            ("fsck", "--repiar"): "unknown option --repiar",
+            ("fsck", "--grace"): "--grace needs a value",
+            ("fsck", "--grace", ""): "--grace takes a number",
+            ("files", "list", "--acount", "x"): "unknown option --acount",
+            ("files", "show"): "files show needs ID",
+            ("files", "import", "--account", "a", "--purpose", "batch", "a", "b"):
+                "unexpected argument b",
+            ("keys", "create", "--account", "a", "--scopes", "", "extra"):
+                "unexpected argument extra",
+            ("gc", "now"): "unexpected argument now",
+        }
+        for args, message in cases.items():
+            with self.subTest(args=args), tempfile.TemporaryDirectory() as cwd:
+                res = subprocess.run([ctl] + list(args), cwd=cwd, env=env, capture_output=True,
+                                     text=True)
+                self.assertEqual(res.returncode, 2, res.stderr)
+                self.assertIn(message, res.stderr)
+                if args != ("fsck", "--grace", ""):  # (a value's meaning is the command's)
+                    self.assertEqual(os.listdir(cwd), [], "the default data directory appeared")
 
 
 class HelpTest(ApiTestCase):
@@ -207,5 +325,3 @@ class HelpTest(ApiTestCase):
         self.assertIn("usage", bad.stderr)
         self.assertEqual(bad.stdout, "")
 
-
-import re  # noqa: E402  (used by HelpTest)
