@@ -10,8 +10,10 @@
 #include <fcgiapp.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #define STALE_TEMP_SECONDS 3600 /* named temp files untouched this long belong to dead workers */
+#define PARAMS_SECONDS 5        /* a web server sends a request's parameters at once */
 
 /* Graceful stop: SIGTERM (systemd, a second multiwatch signal) or SIGUSR1
  * (multiwatch's "nice" signal). Both stay blocked except while the worker
@@ -53,22 +56,68 @@ static void install_signals(sigset_t *waiting)
     sigdelset(waiting, SIGUSR1);
 }
 
-/* Waits for a connection on the listening socket (fd 0, in epoll_fd): 1 when
- * one is ready, 0 when the worker must stop. epoll_pwait returns a ready
- * connection without delivering a pending stop signal, which waits for a call
- * that finds nothing ready: a stopping worker first answers every connection
- * already queued. */
-static int wait_for_connection(int epoll_fd, const sigset_t *waiting)
+/* Waits for the next request: on the connection the web server kept open
+ * (kept >= 0, FCGI_KEEP_CONN), else for a new connection on the listening
+ * socket (fd 0, in epoll_fd). Returns 1 when one is ready, 0 when the worker
+ * must stop. A wait returns what is ready without delivering a pending stop
+ * signal, which waits for a wait that finds nothing: a stopping worker first
+ * answers every connection already queued. */
+static int wait_for_request(int epoll_fd, int kept, const sigset_t *waiting)
 {
     struct epoll_event event;
+    struct pollfd connection = {.fd = kept, .events = POLLIN};
 
     while (!stop_requested) {
-        if (epoll_pwait(epoll_fd, &event, 1, -1, waiting) > 0)
+        int ready = kept >= 0 ? ppoll(&connection, 1, NULL, waiting)
+                              : epoll_pwait(epoll_fd, &event, 1, -1, waiting);
+        if (ready > 0)
             return 1;
-        if (errno != EINTR)
+        if (errno != EINTR) {
+            perror("files-fcgi: waiting for a request");
             return 0;
+        }
     }
     return 0;
+}
+
+/* Bounds the time a read on fd may block (0: no bound). */
+static void limit_reads(int fd, int seconds)
+{
+    struct timeval limit = {.tv_sec = seconds};
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+}
+
+/* Takes the next request. libfcgi's accept also reads the request's
+ * parameters, with the stop signals shut: the worker accepts the connection
+ * itself and bounds those reads, so a web server that stalls there cannot
+ * hold the worker past a stop. Returns 1 with a request, 0 if there was none
+ * after all (another worker took the connection, or it closed or stalled),
+ * -1 on an error that ends the worker. */
+static int take_request(FCGX_Request *fcgi)
+{
+    int accepted;
+
+    if (fcgi->ipcFd < 0) {
+        int connection = accept4(0, NULL, NULL, SOCK_CLOEXEC);
+        if (connection < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED ||
+                           errno == EINTR
+                       ? 0
+                       : -1;
+        fcgi->ipcFd = connection;
+        fcgi->keepConnection = 1; /* or FCGX_Accept_r closes it as the last request's */
+    }
+    limit_reads(fcgi->ipcFd, PARAMS_SECONDS);
+    accepted = FCGX_Accept_r(fcgi);
+    if (accepted == -EAGAIN || accepted == -EWOULDBLOCK)
+        return 0; /* libfcgi dropped the connection and found no other */
+    if (accepted < 0) {
+        errno = -accepted;
+        return -1;
+    }
+    limit_reads(fcgi->ipcFd, 0); /* a body may be slow: the web server bounds that */
+    return 1;
 }
 
 static void usage(FILE *out)
@@ -86,7 +135,7 @@ int main(int argc, char **argv)
     sigset_t waiting;
     struct stat listener;
     struct epoll_event listening = {0};
-    int epoll_fd;
+    int epoll_fd, status = 0;
     char err[512], absolute[PATH_MAX];
     unsigned long served = 0;
 
@@ -145,15 +194,18 @@ int main(int argc, char **argv)
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     for (;;) {
         struct http_request req;
-        int accepted;
+        int taken;
 
-        if (!wait_for_connection(epoll_fd, &waiting))
+        if (!wait_for_request(epoll_fd, fcgi.ipcFd, &waiting))
             break;
-        accepted = FCGX_Accept_r(&fcgi);
-        if (accepted == -EAGAIN || accepted == -EWOULDBLOCK)
-            continue; /* another worker took it */
-        if (accepted < 0)
+        taken = take_request(&fcgi);
+        if (taken == 0)
+            continue;
+        if (taken < 0) {
+            perror("files-fcgi: accepting a request");
+            status = 1;
             break;
+        }
         http_request_init(&req, &fcgi);
         api_handle(&req, &config);
         http_request_finish(&req);
@@ -164,5 +216,5 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "files-fcgi: worker %d stopping after %lu requests\n", (int)getpid(), served);
     db_close();
-    return 0;
+    return status;
 }

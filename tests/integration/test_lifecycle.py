@@ -240,10 +240,29 @@ def fcgi_params(pairs):
     return out
 
 
-FCGI_BEGIN_REQUEST, FCGI_PARAMS, FCGI_STDIN = 1, 4, 5
+FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN = 1, 3, 4, 5
 BEGIN = fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))  # responder, then close
+BEGIN_KEEP = fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 1))  # FCGI_KEEP_CONN
 HEALTH_PARAMS = fcgi_params([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/healthz"),
                              (b"SERVER_PROTOCOL", b"HTTP/1.1")])
+
+
+def read_response(conn):
+    """The records of one response, up to and with its FCGI_END_REQUEST."""
+    data, offset = b"", 0
+    while True:
+        if len(data) >= offset + 8:
+            _, kind, _, length, padding = struct.unpack(">BBHHB", data[offset:offset + 7])
+            end = offset + 8 + length + padding
+            if len(data) >= end:
+                if kind == FCGI_END_REQUEST:
+                    return data[:end]
+                offset = end
+                continue
+        piece = conn.recv(65536)
+        if not piece:
+            raise AssertionError("connection closed mid-response: %r" % data[:300])
+        data += piece
 
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
@@ -268,6 +287,37 @@ class StopDuringAcceptTest(ApiTestCase):
         self.assertTrue(wait_for(lambda: pid not in stack.worker_pids() or
                                  not os.path.exists("/proc/%d" % pid)),
                         "the worker did not stop after answering")
+
+    def test_requests_on_a_kept_connection_are_answered(self):
+        # FCGI_KEEP_CONN: the web server sends the next request on the same
+        # connection, which the worker must watch as well as its socket.
+        stack = Stack(workers=1, name="keepconn").start()
+        self.addCleanup(stack.stop)
+        (pid,) = stack.worker_pids()
+        conn = socket.socket(socket.AF_UNIX)
+        self.addCleanup(conn.close)
+        conn.settimeout(3)
+        conn.connect(listening_socket_path(pid))
+        request = (BEGIN_KEEP + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
+                   fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
+        for _ in range(3):
+            conn.sendall(request)
+            self.assertIn(b"Status: 200", read_response(conn))
+
+    def test_a_connection_stalled_before_its_parameters_does_not_hold_a_stop(self):
+        stack = Stack(workers=1, name="stall").start()
+        self.addCleanup(stack.stop)
+        (pid,) = stack.worker_pids()
+        conn = socket.socket(socket.AF_UNIX)
+        self.addCleanup(conn.close)
+        conn.connect(listening_socket_path(pid))
+        conn.sendall(BEGIN[:1])  # and then nothing
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGTERM)
+        # The worker gives the parameters 5 s, then drops the connection and stops.
+        self.assertTrue(wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                                 pid not in stack.worker_pids(), timeout=10),
+                        "the worker did not stop")
 
     def test_a_stopping_pool_answers_the_connections_already_queued(self):
         stack = Stack(workers=1, name="stopqueue").start()
