@@ -15,6 +15,7 @@ a test that fails half-way never leaves servers behind.
 """
 
 import atexit
+import contextlib
 import hashlib
 import http.client
 import json
@@ -22,6 +23,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -269,6 +271,18 @@ class Stack:
             if predicate(text) or time.monotonic() > deadline:
                 return text
             time.sleep(0.05)
+
+    @contextlib.contextmanager
+    def write_lock_held(self):
+        """Another process holds the database's write lock meanwhile."""
+        holder = sqlite3.connect(os.path.join(self.data_dir, "files.db"), timeout=5,
+                                 isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
 
     # -- admin tool --
 

@@ -268,14 +268,8 @@ class FsckTest(ApiTestCase):
         stack = self.stack("ctlbusy", config="db_busy_timeout_ms = 300\n")
         client = stack.new_client()
         file_id = client.upload_ok(batch_jsonl(2))["id"]
-        holder = sqlite3.connect(os.path.join(stack.data_dir, "files.db"), timeout=5,
-                                 isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
+        with stack.write_lock_held():
             res = stack.filesctl("files", "rm", file_id, check=False)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
         self.assertEqual(res.returncode, 1)
         self.assertIn("the database is busy", res.stderr)
         self.assertEqual(client.retrieve(file_id).status, 200)

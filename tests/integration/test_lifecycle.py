@@ -267,22 +267,27 @@ def read_response(conn):
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
 class StopDuringAcceptTest(ApiTestCase):
-    def test_stop_while_a_request_is_being_accepted_answers_it(self):
-        # libfcgi's accept also reads the request's parameters: a stop signal
-        # that lands there waits until the request is answered.
-        stack = Stack(workers=1, name="stopaccept").start()
+    def one_worker(self, name):
+        """A one-worker stack, its worker's pid, and a connection to its socket."""
+        stack = Stack(workers=1, name=name).start()
         self.addCleanup(stack.stop)
         (pid,) = stack.worker_pids()
         conn = socket.socket(socket.AF_UNIX)
-        conn.connect(listening_socket_path(pid))
         self.addCleanup(conn.close)
+        conn.settimeout(10)
+        conn.connect(listening_socket_path(pid))
+        return stack, pid, conn
+
+    def test_stop_while_a_request_is_being_accepted_answers_it(self):
+        # libfcgi's accept also reads the request's parameters: a stop signal
+        # that lands there waits until the request is answered.
+        stack, pid, conn = self.one_worker("stopaccept")
         conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS[:10]))
         time.sleep(0.3)  # the worker has accepted and waits for the rest
         os.kill(pid, signal.SIGTERM)
         time.sleep(0.3)
         conn.sendall(fcgi_record(FCGI_PARAMS, HEALTH_PARAMS[10:]) + fcgi_record(FCGI_PARAMS, b"") +
                      fcgi_record(FCGI_STDIN, b""))
-        conn.settimeout(10)
         self.assertIn(b"Status: 200", read_to_end(conn))
         self.assertTrue(wait_for(lambda: pid not in stack.worker_pids() or
                                  not os.path.exists("/proc/%d" % pid)),
@@ -291,13 +296,8 @@ class StopDuringAcceptTest(ApiTestCase):
     def test_requests_on_a_kept_connection_are_answered(self):
         # FCGI_KEEP_CONN: the web server sends the next request on the same
         # connection, which the worker must watch as well as its socket.
-        stack = Stack(workers=1, name="keepconn").start()
-        self.addCleanup(stack.stop)
-        (pid,) = stack.worker_pids()
-        conn = socket.socket(socket.AF_UNIX)
-        self.addCleanup(conn.close)
+        _, _, conn = self.one_worker("keepconn")
         conn.settimeout(3)
-        conn.connect(listening_socket_path(pid))
         request = (BEGIN_KEEP + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
                    fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
         for _ in range(3):
@@ -305,12 +305,7 @@ class StopDuringAcceptTest(ApiTestCase):
             self.assertIn(b"Status: 200", read_response(conn))
 
     def test_a_connection_stalled_before_its_parameters_does_not_hold_a_stop(self):
-        stack = Stack(workers=1, name="stall").start()
-        self.addCleanup(stack.stop)
-        (pid,) = stack.worker_pids()
-        conn = socket.socket(socket.AF_UNIX)
-        self.addCleanup(conn.close)
-        conn.connect(listening_socket_path(pid))
+        stack, pid, conn = self.one_worker("stall")
         conn.sendall(BEGIN[:1])  # and then nothing
         time.sleep(0.3)
         os.kill(pid, signal.SIGTERM)

@@ -5,7 +5,6 @@ database's write lock makes writes 503 SYSTEM_9003 with Retry-After while reads
 go on; the WAL stays bounded under constant reads; files are private."""
 
 import os
-import sqlite3
 import stat
 import subprocess
 import threading
@@ -142,10 +141,7 @@ class BusyDatabaseTest(ResourceCase):
         stack = self.run_stack(name="busy", workers=2, config="db_busy_timeout_ms = 300\n")
         client = stack.new_client()
         kept = client.upload_ok(batch_jsonl(2))["id"]
-        holder = sqlite3.connect(os.path.join(stack.data_dir, "files.db"), timeout=5,
-                                 isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
+        with stack.write_lock_held():
             resp = client.upload(batch_jsonl(2, tag="-busy"))
             self.assertError(resp, 503, "SYSTEM_9003")
             self.assertEqual(resp.header("Retry-After"), "1")
@@ -155,9 +151,6 @@ class BusyDatabaseTest(ResourceCase):
             self.assertEqual(client.retrieve(kept).status, 200)
             self.assertEqual(client.list_ok()["data"][0]["id"], kept)
             self.assertEqual(client.content(kept).status, 200)
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
         self.assertEqual(client.all_ids(), [kept])
         self.assertEqual(client.upload(batch_jsonl(2, tag="-after")).status, 200)
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
