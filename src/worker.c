@@ -196,8 +196,10 @@ int main(int argc, char **argv)
         struct http_request req;
         int taken;
 
-        if (!wait_for_request(epoll_fd, fcgi.ipcFd, &waiting))
+        if (!wait_for_request(epoll_fd, fcgi.ipcFd, &waiting)) {
+            status = stop_requested ? 0 : 1;
             break;
+        }
         taken = take_request(&fcgi);
         if (taken == 0)
             continue;
