@@ -157,10 +157,7 @@ int filesctl_files_show(const struct config *config, int argc, char **argv)
     cJSON *json;
 
     (void)config;
-    if (argc != 1) {
-        fprintf(stderr, "filesctl: files show takes one file id\n");
-        return 2;
-    }
+    (void)argc; /* main checked the arguments against the usage line */
     if (db_file_find(argv[0], &file) != DB_OK) {
         fprintf(stderr, "filesctl: no file %s\n", argv[0]);
         return 1;
@@ -176,10 +173,7 @@ int filesctl_files_rm(const struct config *config, int argc, char **argv)
 {
     int status;
 
-    if (argc != 1) {
-        fprintf(stderr, "filesctl: files rm takes one file id\n");
-        return 2;
-    }
+    (void)argc; /* main checked the arguments against the usage line */
     status = db_file_remove(argv[0], (int64_t)time(NULL));
     if (status == DB_NOT_FOUND) {
         fprintf(stderr, "filesctl: no file %s\n", argv[0]);

@@ -161,9 +161,11 @@ static const char *content_problem(const struct fsck *f, const struct file_meta 
 
 /* Collects broken rows first: changing rows while iterating them is not allowed. */
 struct broken {
-    char (*ids)[IDS_FILE_LEN + 1];
-    const char **why;
-    int *damaged;
+    struct broken_row {
+        char id[IDS_FILE_LEN + 1];
+        const char *why;
+        int damaged; /* known bad, not only unchecked: --repair tombstones it */
+    } * rows;
     size_t count, capacity;
     struct fsck *f;
 };
@@ -184,21 +186,15 @@ static int check_row(void *ctx, const struct file_meta *file, const char *accoun
         return 0;
     if (b->count == b->capacity) {
         size_t capacity = b->capacity ? 2 * b->capacity : 64;
-        void *ids = realloc(b->ids, capacity * sizeof *b->ids);
-        void *whys = ids ? realloc(b->why, capacity * sizeof *b->why) : NULL;
-        void *damages = whys ? realloc(b->damaged, capacity * sizeof *b->damaged) : NULL;
-        if (ids)
-            b->ids = ids;
-        if (whys)
-            b->why = whys;
-        if (!damages)
+        void *rows = realloc(b->rows, capacity * sizeof *b->rows);
+        if (!rows)
             return 1;
-        b->damaged = damages;
+        b->rows = rows;
         b->capacity = capacity;
     }
-    memcpy(b->ids[b->count], file->id, sizeof b->ids[0]);
-    b->damaged[b->count] = damaged;
-    b->why[b->count++] = why;
+    memcpy(b->rows[b->count].id, file->id, sizeof b->rows[0].id);
+    b->rows[b->count].why = why;
+    b->rows[b->count++].damaged = damaged;
     return 0;
 }
 
@@ -211,22 +207,21 @@ static void check_rows(struct fsck *f)
     if (f->checked && isatty(STDERR_FILENO))
         fputc('\n', stderr);
     for (size_t i = 0; i < b.count; i++) {
+        const struct broken_row *row = &b.rows[i];
         /* A row deleted (DELETE, gc) since the scan read it is no problem. */
-        if (db_file_is_live(b.ids[i]) == 0)
+        if (db_file_is_live(row->id) == 0)
             continue;
         /* A broken row becomes a tombstone: the API answers 404 for it, list
          * cursors naming it still work, and its damaged content is removed. */
-        if (f->repair && b.damaged[i] && db_file_remove(b.ids[i], (int64_t)f->now) == DB_OK) {
-            if (store_remove(f->config->data_dir, b.ids[i]) != 0 && errno != ENOENT)
-                report(f, 0, "%s: %s", b.ids[i], "damaged content could not be removed");
-            report(f, 1, "tombstoned row %s (%s)", b.ids[i], b.why[i]);
+        if (f->repair && row->damaged && db_file_remove(row->id, (int64_t)f->now) == DB_OK) {
+            if (store_remove(f->config->data_dir, row->id) != 0 && errno != ENOENT)
+                report(f, 0, "%s: %s", row->id, "damaged content could not be removed");
+            report(f, 1, "tombstoned row %s (%s)", row->id, row->why);
         } else {
-            report(f, 0, "row %s: %s", b.ids[i], b.why[i]);
+            report(f, 0, "row %s: %s", row->id, row->why);
         }
     }
-    free(b.ids);
-    free(b.why);
-    free(b.damaged);
+    free(b.rows);
 }
 
 int filesctl_fsck(const struct config *config, int argc, char **argv)
@@ -263,11 +258,8 @@ int filesctl_gc(const struct config *config, int argc, char **argv)
     int64_t now = (int64_t)time(NULL);
     int count;
 
+    (void)argc;
     (void)argv;
-    if (argc != 0) {
-        fprintf(stderr, "filesctl: gc takes no arguments\n");
-        return 2;
-    }
     while ((count = db_expired_ids(now, ids, GC_BATCH)) > 0) {
         hooks_pause_point("gc_after_listing");
         for (int i = 0; i < count; i++) {
