@@ -10,7 +10,8 @@
  * (the earlier slot; at the same slot, the lower stage index).
  *
  * One job at a time per process (a worker handles one request at a time).
- * The threads are started on first use and live as long as the process. The
+ * The ring and the threads are taken once, by pipeline_prepare or else on
+ * first use, and live as long as the process. The
  * first inline_bytes of a stream are run in the caller's thread, as pushed
  * and without a copy: a small file is done before hand-offs would pay off,
  * and when many uploads run at once the cores are busy anyway. A stream that
@@ -33,6 +34,12 @@ struct pipeline_job {
     void *ctx[PIPELINE_STAGES];
     size_t inline_bytes; /* run in the caller's thread, as pushed (see above) */
 };
+
+/* Takes the ring (every page touched) and starts the threads now, so that a
+ * process's memory is the same whatever it later streams: a worker calls it
+ * at start. Returns 0, or -1 on out of memory (the threads are then started
+ * on first use, or never). */
+int pipeline_prepare(void);
 
 /* Starts a job (job must outlive it). Returns 0, or -1 on out of memory. */
 int pipeline_begin(const struct pipeline_job *job);

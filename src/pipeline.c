@@ -128,13 +128,27 @@ static void start_threads(void)
     }
 }
 
+static int take_ring(void)
+{
+    if (!pl.buffers)
+        pl.buffers = malloc((size_t)PIPELINE_SLOTS * PIPELINE_SLOT_BYTES);
+    return pl.buffers ? 0 : -1;
+}
+
+int pipeline_prepare(void)
+{
+    if (take_ring() != 0)
+        return -1;
+    memset(pl.buffers, 0, (size_t)PIPELINE_SLOTS * PIPELINE_SLOT_BYTES);
+    if (pl.threads == 0)
+        start_threads();
+    return 0;
+}
+
 int pipeline_begin(const struct pipeline_job *job)
 {
-    if (!pl.buffers) {
-        pl.buffers = malloc((size_t)PIPELINE_SLOTS * PIPELINE_SLOT_BYTES);
-        if (!pl.buffers)
-            return -1;
-    }
+    if (take_ring() != 0)
+        return -1;
     pthread_mutex_lock(&pl.lock);
     pl.job = job;
     pl.filled = 0;

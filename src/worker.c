@@ -4,12 +4,14 @@
 #include "config.h"
 #include "db.h"
 #include "http.h"
+#include "pipeline.h"
 #include "store.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -191,6 +193,14 @@ int main(int argc, char **argv)
         return 1;
     }
     http_request_memory_init();
+    /* Memory taken now, not by the first big upload, and one malloc arena
+     * for all threads (the validator's thread reuses what a small upload
+     * freed): a worker's footprint does not depend on what it stores. */
+    mallopt(M_ARENA_MAX, 1);
+    if (pipeline_prepare() != 0) {
+        fprintf(stderr, "files-fcgi: out of memory for the upload pipeline\n");
+        return 1;
+    }
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     for (;;) {
         struct http_request req;

@@ -2,7 +2,8 @@
 disk is 507 SYSTEM_9007 with nothing left behind and works again once space is
 freed; a full web-server spool is a clear error; another process holding the
 database's write lock makes writes 503 SYSTEM_9003 with Retry-After while reads
-go on; the WAL stays bounded under constant reads; files are private."""
+go on; the WAL stays bounded under constant reads; files are private; a worker's
+peak memory is the same after a 1 MiB upload as after a 105 MiB one."""
 
 import os
 import stat
@@ -11,7 +12,7 @@ import threading
 import time
 import unittest
 
-from harness import ApiTestCase, ContentGen, Stack, batch_jsonl
+from harness import DEFAULT_MAX_FILE_BYTES, ApiTestCase, ContentGen, Stack, batch_jsonl
 
 MIB = 1024 * 1024
 
@@ -200,3 +201,41 @@ class WalAndModesTest(ResourceCase):
                     continue
                 self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, path)
         self.assertTrue(os.path.exists(os.path.join(data, "files", file_id[-2:], file_id)))
+
+
+def peak_rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM for %d" % pid)
+
+
+def sanitized(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read()
+    return "libasan" in maps or "libtsan" in maps
+
+
+class WorkerMemoryTest(ApiTestCase):
+    def test_peak_memory_is_the_same_for_1_mib_and_105_mib(self):
+        """The issue's target: <= 16 MiB, and the same for both sizes (within
+        10%): the worker takes its buffers and threads at start, so what it
+        stores does not change its footprint."""
+        stack = Stack(workers=1, config="# built-in defaults only\n", name="memory").start()
+        self.addCleanup(stack.stop)
+        c = stack.new_client()
+        obj = c.upload_stream(ContentGen(MIB)).json()
+        self.assertEqual(obj["bytes"], MIB)
+        pids = stack.worker_pids()
+        if len(pids) != 1:
+            self.skipTest("this web server runs %d workers for one" % len(pids))
+        if sanitized(pids[0]):
+            self.skipTest("a sanitizer's shadow memory is not the worker's")
+        small = peak_rss_mib(pids[0])
+        resp = c.upload_stream(ContentGen(DEFAULT_MAX_FILE_BYTES))
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        self.assertEqual(stack.worker_pids(), pids, "the worker was replaced")
+        big = peak_rss_mib(pids[0])
+        self.assertLessEqual(big, 16.0)
+        self.assertLessEqual(big, small * 1.10, "1 MiB: %.2f MiB, 105 MiB: %.2f MiB" % (small, big))

@@ -3,7 +3,9 @@
 
 #include "testlib.h"
 
+#include <dirent.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* One stage's view of the stream: checks every byte is the pattern byte of
@@ -222,8 +224,65 @@ static void test_abort_stops_the_stages(void)
     pipeline_abort(); /* no job: nothing to do */
 }
 
+static int thread_count(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    struct dirent *entry;
+    int n = 0;
+
+    while (dir && (entry = readdir(dir)))
+        n += entry->d_name[0] != '.';
+    if (dir)
+        closedir(dir);
+    return n;
+}
+
+/* Resident pages of the ring (mincore), in a page-aligned view of it. */
+static size_t ring_pages_resident(size_t *pages)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)pl.buffers + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)pl.buffers + (size_t)PIPELINE_SLOTS * PIPELINE_SLOT_BYTES) &
+                    ~(uintptr_t)(page - 1);
+    static unsigned char vec[(PIPELINE_SLOTS * PIPELINE_SLOT_BYTES) / 4096 + 1];
+    size_t resident = 0;
+
+    *pages = (end - start) / page;
+    if (*pages > sizeof vec || mincore((void *)start, end - start, vec) != 0)
+        return 0;
+    for (size_t i = 0; i < *pages; i++)
+        resident += vec[i] & 1;
+    return resident;
+}
+
+/* Runs first: nothing has started the threads yet. */
+static void test_prepare_takes_the_memory_and_threads_at_once(void)
+{
+    struct probe a = {0}, b = {0};
+    struct pipeline_job job = job_for(&a, &b);
+    size_t pages = 0, resident;
+    int before = thread_count(), after;
+
+    CHECK(pl.threads == 0 && pl.buffers == NULL);
+    CHECK(pipeline_prepare() == 0);
+    after = thread_count(); /* ThreadSanitizer adds a thread of its own */
+    CHECKF(pl.threads == 1 && after >= before + PIPELINE_STAGES, "%d then %d threads", before,
+           after);
+    resident = ring_pages_resident(&pages);
+    CHECKF(pages > 0 && resident == pages, "%zu of %zu ring pages resident", resident, pages);
+    CHECK(pipeline_prepare() == 0); /* again: nothing more */
+    CHECK(thread_count() == after);
+
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern((uint64_t)PIPELINE_SLOT_BYTES * 3, 65536) == 0);
+    CHECK(pipeline_finish() == -1);
+    CHECK(!pthread_equal(a.thread, pthread_self()) && a.mismatches == 0 && b.mismatches == 0);
+    CHECK(thread_count() == after);
+}
+
 int main(void)
 {
+    test_prepare_takes_the_memory_and_threads_at_once();
     test_small_stream_runs_in_the_caller();
     test_every_byte_in_order_to_both_stages();
     test_big_stream_runs_on_the_stage_threads();
