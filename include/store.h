@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define STORE_TMP_DIR "tmp"
 #define STORE_FILES_DIR "files"
@@ -26,6 +27,11 @@ struct store_upload {
     int flush_errno;  /* a flush failed: the commit fails with this */
     char tmp_path[4096];
 };
+
+/* Now, in seconds, as file timestamps count it. time() reads the coarse clock,
+ * which can be a second behind an mtime or ctime the kernel has just given
+ * (Linux >= 6.13, multigrain timestamps); this clock never is. */
+time_t store_file_clock(void);
 
 /* Creates the data directory layout (mode 0700) and removes named temp files
  * left by dead workers older than grace_seconds. Returns 0, or -1 (errno). */

@@ -230,7 +230,7 @@ int filesctl_fsck(const struct config *config, int argc, char **argv)
     struct fsck f = {.config = config,
                      .repair = filesctl_flag(argc, argv, "--repair"),
                      .grace = DEFAULT_GRACE_SECONDS,
-                     .now = time(NULL)};
+                     .now = store_file_clock()};
     char integrity[512] = "";
     char *end;
 

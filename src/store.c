@@ -156,12 +156,20 @@ static int fsync_path(const char *path)
     return rc;
 }
 
+time_t store_file_clock(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return now.tv_sec;
+}
+
 /* Removes named temp files whose writer must be gone (untouched for grace_seconds). */
 static void sweep_named_temps(const char *tmp_dir, int grace_seconds)
 {
     DIR *dir = opendir(tmp_dir);
     struct dirent *entry;
-    time_t now = time(NULL);
+    time_t now = store_file_clock();
 
     if (!dir)
         return;

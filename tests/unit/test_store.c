@@ -133,6 +133,38 @@ static void test_layout_and_sweep(void)
     CHECK(access(path, F_OK) != 0);
 }
 
+/* A file made just now is 0 seconds old, never -1: a grace of 0 sweeps it. The
+ * kernel stamps a new file from the fine clock once any fine-grained ctime has
+ * been taken, so in the first tick of a second its mtime is already the new
+ * second while time() still says the old one. */
+static void test_sweep_grace_0_in_the_first_tick_of_a_second(void)
+{
+    char path[4096], bump[4096];
+    struct timespec fine;
+    struct stat st;
+    int fd;
+
+    snprintf(path, sizeof path, "%s/tmp/124-1-0" NAMED_TMP_SUFFIX, data_dir);
+    snprintf(bump, sizeof bump, "%s/tmp/bump", data_dir);
+    for (int attempt = 0; attempt < 3; attempt++) { /* the window is one tick: try thrice */
+        fd = open(bump, O_CREAT | O_WRONLY, 0600);
+        CHECK(fd >= 0);
+        do /* into the window: the fine clock is in a second time() has not reached */
+            clock_gettime(CLOCK_REALTIME, &fine);
+        while (fine.tv_sec == time(NULL));
+        /* a fine-grained ctime: a write, a stat that looks at it, a write */
+        CHECK(pwrite(fd, "x", 1, 0) == 1 && fstat(fd, &st) == 0 && pwrite(fd, "x", 1, 0) == 1);
+        close(fd);
+        fd = open(path, O_CREAT | O_WRONLY, 0600);
+        CHECK(fd >= 0);
+        close(fd);
+        CHECK(store_init(data_dir, 0) == 0);
+        CHECKF(access(path, F_OK) != 0, "attempt %d: a new file was not swept", attempt);
+        unlink(path);
+        unlink(bump);
+    }
+}
+
 /* A flush that fails in the flusher thread fails the commit: /dev/null takes
  * writes but refuses fdatasync (EINVAL). */
 static void test_failed_flush_fails_the_commit(void)
@@ -251,6 +283,7 @@ int main(void)
     test_commit_and_read();
     test_abort_leaves_nothing();
     test_layout_and_sweep();
+    test_sweep_grace_0_in_the_first_tick_of_a_second();
     test_synced_while_writing();
     test_failed_flush_fails_the_commit();
     test_flush_started_at_the_end();
