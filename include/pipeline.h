@@ -37,8 +37,8 @@ struct pipeline_job {
 
 /* Takes the ring (every page touched) and starts the threads now, so that a
  * process's memory is the same whatever it later streams: a worker calls it
- * at start. Returns 0, or -1 on out of memory (the threads are then started
- * on first use, or never). */
+ * at start, before any job. Returns 0; 1 if the threads could not be started
+ * (every slot then runs in the caller's thread); -1 on out of memory. */
 int pipeline_prepare(void);
 
 /* Starts a job (job must outlive it). Returns 0, or -1 on out of memory. */

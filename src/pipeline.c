@@ -137,12 +137,16 @@ static int take_ring(void)
 
 int pipeline_prepare(void)
 {
-    if (take_ring() != 0)
-        return -1;
-    memset(pl.buffers, 0, (size_t)PIPELINE_SLOTS * PIPELINE_SLOT_BYTES);
+    if (!pl.buffers) {
+        if (take_ring() != 0)
+            return -1;
+        /* not 0: the compiler may turn malloc + memset 0 into calloc, which
+         * leaves the pages untouched */
+        memset(pl.buffers, 1, (size_t)PIPELINE_SLOTS * PIPELINE_SLOT_BYTES);
+    }
     if (pl.threads == 0)
         start_threads();
-    return 0;
+    return pl.threads == 1 ? 0 : 1;
 }
 
 int pipeline_begin(const struct pipeline_job *job)

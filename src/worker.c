@@ -197,9 +197,14 @@ int main(int argc, char **argv)
      * for all threads (the validator's thread reuses what a small upload
      * freed): a worker's footprint does not depend on what it stores. */
     mallopt(M_ARENA_MAX, 1);
-    if (pipeline_prepare() != 0) {
+    switch (pipeline_prepare()) {
+    case -1:
         fprintf(stderr, "files-fcgi: out of memory for the upload pipeline\n");
         return 1;
+    case 1:
+        fprintf(stderr, "files-fcgi: no threads for the upload pipeline: uploads run in one "
+                        "thread\n");
+        break;
     }
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     for (;;) {

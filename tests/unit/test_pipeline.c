@@ -280,6 +280,26 @@ static void test_prepare_takes_the_memory_and_threads_at_once(void)
     CHECK(thread_count() == after);
 }
 
+/* Runs last: as when a thread could not be started, the threads are told to
+ * stop; pipeline_prepare says so and every slot runs in the caller's thread. */
+static void test_without_threads_everything_runs_inline(void)
+{
+    struct probe a = {0}, b = {0};
+    struct pipeline_job job = job_for(&a, &b);
+
+    pthread_mutex_lock(&pl.lock);
+    pl.threads = -1;
+    pthread_cond_broadcast(&pl.work);
+    pthread_mutex_unlock(&pl.lock);
+    CHECK(pipeline_prepare() == 1);
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern((uint64_t)PIPELINE_SLOT_BYTES * 5 + 3, 65536) == 0);
+    CHECK(pipeline_finish() == -1);
+    CHECK(pthread_equal(a.thread, pthread_self()) && pthread_equal(b.thread, pthread_self()));
+    CHECK(a.offset == (uint64_t)PIPELINE_SLOT_BYTES * 5 + 3 && a.mismatches == 0);
+    CHECK(b.offset == a.offset && b.mismatches == 0);
+}
+
 int main(void)
 {
     test_prepare_takes_the_memory_and_threads_at_once();
@@ -289,5 +309,6 @@ int main(void)
     test_the_first_failure_in_the_stream_wins();
     test_abort_stops_the_stages();
     test_inline_prefix();
+    test_without_threads_everything_runs_inline();
     TEST_MAIN_END();
 }
