@@ -262,6 +262,28 @@ fail:
     return DB_ERROR;
 }
 
+/* SQLite's own checkpoint after a commit (passive, past 1000 pages) copies
+ * only what no reader still needs, and the WAL starts over only once no reader
+ * is left in it: under constant reads it can grow without bound. Past that
+ * size the committing connection restarts it instead, waiting a little for
+ * the readers still in it (a read here lasts milliseconds); if they outlast
+ * the wait, the next commit tries again. */
+#define WAL_CHECKPOINT_PAGES 1000
+#define WAL_RESTART_WAIT_MS 200
+
+static int busy_wait_ms;
+
+static int restart_wal(void *unused, sqlite3 *conn, const char *name, int pages)
+{
+    (void)unused;
+    if (pages < WAL_CHECKPOINT_PAGES)
+        return SQLITE_OK;
+    sqlite3_busy_timeout(conn, WAL_RESTART_WAIT_MS);
+    sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    sqlite3_busy_timeout(conn, busy_wait_ms);
+    return SQLITE_OK;
+}
+
 int db_open(const char *data_dir, int busy_timeout_ms)
 {
     char path[PATH_MAX];
@@ -273,7 +295,9 @@ int db_open(const char *data_dir, int busy_timeout_ms)
         db_close();
         return DB_ERROR;
     }
+    busy_wait_ms = busy_timeout_ms;
     sqlite3_busy_timeout(db, busy_timeout_ms);
+    sqlite3_wal_hook(db, restart_wal, NULL);
     /* synchronous=FULL: a committed upload survives power loss, as SPEC promises. */
     if (exec_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
                  "PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864; "

@@ -182,8 +182,10 @@ class WalAndModesTest(ResourceCase):
             stop.set()
             for t in readers:
                 t.join(30)
-        # 400 commits of a few pages each would be several MiB without checkpoints.
-        self.assertLess(largest, 8 * MIB, "WAL grew to %d bytes" % largest)
+        # 400 commits of a few pages each would be several MiB without checkpoints;
+        # SQLite's passive checkpoints left 4-6 MB here, once 8.6 MB. Past 1000
+        # pages the committing worker restarts the WAL (db.c): ~4.1 MB every run.
+        self.assertLess(largest, 4.5 * MIB, "WAL grew to %d bytes" % largest)
 
     def test_data_is_private(self):
         stack = self.run_stack(name="modes", workers=1)
