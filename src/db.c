@@ -266,21 +266,39 @@ fail:
  * only what no reader still needs, and the WAL starts over only once no reader
  * is left in it: under constant reads it can grow without bound. Past that
  * size the committing connection restarts it instead, waiting a little for
- * the readers still in it (a read here lasts milliseconds); if they outlast
- * the wait, the next commit tries again. */
+ * the readers still in it (a read here lasts milliseconds). A reader that
+ * outlasts the wait (fsck, a backup) holds the WAL: the commits after it
+ * checkpoint passively, as SQLite would, and the next restart is tried 1000
+ * pages later, so that they do not each wait. */
 #define WAL_CHECKPOINT_PAGES 1000
 #define WAL_RESTART_WAIT_MS 200
 
 static int busy_wait_ms;
+static int next_restart_pages = WAL_CHECKPOINT_PAGES;
 
 static int restart_wal(void *unused, sqlite3 *conn, const char *name, int pages)
 {
+    int rc;
+
     (void)unused;
     if (pages < WAL_CHECKPOINT_PAGES)
         return SQLITE_OK;
+    if (pages < next_restart_pages) {
+        sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        return SQLITE_OK;
+    }
     sqlite3_busy_timeout(conn, WAL_RESTART_WAIT_MS);
-    sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    rc = sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
     sqlite3_busy_timeout(conn, busy_wait_ms);
+    if (rc == SQLITE_OK) {
+        next_restart_pages = WAL_CHECKPOINT_PAGES;
+    } else {
+        next_restart_pages = pages + WAL_CHECKPOINT_PAGES;
+        fprintf(stderr,
+                "files-api: the WAL (%d pages) cannot start over while a reader is in it; "
+                "trying again past %d pages\n",
+                pages, next_restart_pages);
+    }
     return SQLITE_OK;
 }
 

@@ -6,6 +6,7 @@ go on; the WAL stays bounded under constant reads; files are private; a worker's
 peak memory is the same after a 1 MiB upload as after a 105 MiB one."""
 
 import os
+import sqlite3
 import stat
 import subprocess
 import threading
@@ -186,6 +187,34 @@ class WalAndModesTest(ResourceCase):
         # SQLite's passive checkpoints left 4-6 MB here, once 8.6 MB. Past 1000
         # pages the committing worker restarts the WAL (db.c): ~4.1 MB every run.
         self.assertLess(largest, 4.5 * MIB, "WAL grew to %d bytes" % largest)
+
+    def test_a_long_reader_costs_one_restart_attempt_per_1000_pages(self):
+        """A reader that holds the WAL keeps it from starting over; the commits
+        after a failed restart do not each wait for it again, and once the
+        reader is gone the WAL starts over."""
+        stack = self.run_stack(name="walreader", workers=1)
+        if "files-fcgi: worker" not in stack.log_text():
+            self.skipTest("this web server keeps the workers' messages elsewhere")
+        client = stack.new_client()
+        wal = os.path.join(stack.data_dir, "files.db-wal")
+        page = 4096 + 24  # a WAL frame
+        held = sqlite3.connect(os.path.join(stack.data_dir, "files.db"), isolation_level=None)
+        self.addCleanup(held.close)
+        self.assertEqual(client.upload(batch_jsonl(1, tag="-first")).status, 200)
+        held.execute("BEGIN")
+        held.execute("SELECT count(*) FROM files").fetchone()  # a snapshot: in the WAL now
+        i = 0
+        while os.path.getsize(wal) < 1600 * page:
+            self.assertEqual(client.upload(batch_jsonl(1, tag="-%d" % i)).status, 200)
+            i += 1
+        gave_up = "cannot start over while a reader is in it"
+        self.assertEqual(stack.log_text().count(gave_up), 1, "one attempt in 1000 pages")
+        held.execute("COMMIT")
+        grown = os.path.getsize(wal)
+        for j in range(400):  # past the next attempt at 2,000 pages, if it had not started over
+            self.assertEqual(client.upload(batch_jsonl(1, tag="-after-%d" % j)).status, 200)
+        self.assertEqual(stack.log_text().count(gave_up), 1, stack.log_text()[-2000:])
+        self.assertLess(os.path.getsize(wal), grown + 1000 * page)
 
     def test_data_is_private(self):
         stack = self.run_stack(name="modes", workers=1)
