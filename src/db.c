@@ -294,10 +294,11 @@ static int restart_wal(void *unused, sqlite3 *conn, const char *name, int pages)
         next_restart_pages = WAL_CHECKPOINT_PAGES;
     } else {
         next_restart_pages = pages + WAL_CHECKPOINT_PAGES;
-        fprintf(stderr,
-                "files-api: the WAL (%d pages) cannot start over while a reader is in it; "
-                "trying again past %d pages\n",
-                pages, next_restart_pages);
+        fprintf(
+            stderr,
+            "files-api: the WAL (%d pages) cannot start over while another connection is in it; "
+            "trying again past %d pages\n",
+            pages, next_restart_pages);
     }
     return SQLITE_OK;
 }

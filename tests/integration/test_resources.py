@@ -207,7 +207,7 @@ class WalAndModesTest(ResourceCase):
         while os.path.getsize(wal) < 1600 * page:
             self.assertEqual(client.upload(batch_jsonl(1, tag="-%d" % i)).status, 200)
             i += 1
-        gave_up = "cannot start over while a reader is in it"
+        gave_up = "cannot start over while another connection is in it"
         self.assertEqual(stack.log_text().count(gave_up), 1, "one attempt in 1000 pages")
         held.execute("COMMIT")
         grown = os.path.getsize(wal)
