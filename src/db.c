@@ -281,6 +281,8 @@ static int restart_wal(void *unused, sqlite3 *conn, const char *name, int pages)
     int rc;
 
     (void)unused;
+    if (pages < next_restart_pages - WAL_CHECKPOINT_PAGES)
+        next_restart_pages = WAL_CHECKPOINT_PAGES; /* it started over since an attempt failed */
     if (pages < WAL_CHECKPOINT_PAGES)
         return SQLITE_OK;
     if (pages < next_restart_pages) {

@@ -6,6 +6,7 @@ go on; the WAL stays bounded under constant reads; files are private; a worker's
 peak memory is the same after a 1 MiB upload as after a 105 MiB one."""
 
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -215,6 +216,17 @@ class WalAndModesTest(ResourceCase):
             self.assertEqual(client.upload(batch_jsonl(1, tag="-after-%d" % j)).status, 200)
         self.assertEqual(stack.log_text().count(gave_up), 1, stack.log_text()[-2000:])
         self.assertLess(os.path.getsize(wal), grown + 1000 * page)
+        # It has started over: the next attempt comes at 1000 pages again.
+        held.execute("BEGIN")
+        held.execute("SELECT count(*) FROM files").fetchone()
+        for k in range(1200):
+            if stack.log_text().count(gave_up) == 2:
+                break
+            self.assertEqual(client.upload(batch_jsonl(1, tag="-again-%d" % k)).status, 200)
+        held.execute("COMMIT")
+        attempts = re.findall(r"the WAL \((\d+) pages\) " + gave_up, stack.log_text())
+        self.assertEqual(len(attempts), 2, attempts)
+        self.assertLess(int(attempts[1]), 1100, "the second attempt waited for the first's threshold")
 
     def test_data_is_private(self):
         stack = self.run_stack(name="modes", workers=1)
