@@ -133,10 +133,6 @@ static void test_layout_and_sweep(void)
     CHECK(access(path, F_OK) != 0);
 }
 
-/* A file made just now is 0 seconds old, never -1: a grace of 0 sweeps it. The
- * kernel stamps a new file from the fine clock once any fine-grained ctime has
- * been taken, so in the first tick of a second its mtime is already the new
- * second while time() still says the old one. */
 /* Spins until the fine clock is in a second time() has not reached; 0 if that
  * does not happen within 3 s. */
 static int into_first_tick_of_a_second(void)
@@ -153,6 +149,10 @@ static int into_first_tick_of_a_second(void)
     return 0;
 }
 
+/* A file made just now is 0 seconds old, never -1: a grace of 0 sweeps it. The
+ * kernel stamps a new file from the fine clock once any fine-grained ctime has
+ * been taken, so in the first tick of a second its mtime is already the new
+ * second while time() still says the old one. */
 static void test_sweep_grace_0_in_the_first_tick_of_a_second(void)
 {
     char path[4096], bump[4096];
@@ -166,6 +166,7 @@ static void test_sweep_grace_0_in_the_first_tick_of_a_second(void)
         CHECK(fd >= 0);
         if (!into_first_tick_of_a_second()) {
             close(fd);
+            unlink(bump);
             break; /* time() is not the coarse clock here: nothing to test */
         }
         /* a fine-grained ctime: a write, a stat that looks at it, a write */
