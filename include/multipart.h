@@ -68,6 +68,12 @@ struct multipart_parser {
     char error[MULTIPART_MAX_ERROR];       /* reason once MULTIPART_ERROR */
 };
 
+/* Why a decoded name or filename cannot be kept: NULL when name[0..len) is
+ * 1..MULTIPART_MAX_NAME bytes of valid UTF-8 (RFC 3629) without control
+ * characters, else a reason ("it is not valid UTF-8", ...). What the parser
+ * checks of every name; the admin tool's import checks its --filename alike. */
+const char *multipart_name_problem(const char *name, size_t len);
+
 /* Extracts the boundary from a Content-Type header value ("multipart/form-data;
  * boundary=..."): the media type is case-insensitive, the parameter may be
  * quoted or unquoted, other parameters may come before or after.

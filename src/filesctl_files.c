@@ -4,6 +4,7 @@
 #include "api.h"
 #include "db.h"
 #include "ingest.h"
+#include "multipart.h"
 #include "store.h"
 
 #include <errno.h>
@@ -67,6 +68,7 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
     struct ingest in = {0};
     struct stat st;
     uint64_t size;
+    const char *why;
     int fd, rc = 1;
 
     if (!account || !purpose || !path || path == purpose || path == account || path == filename) {
@@ -81,8 +83,12 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
         filename =
             strcmp(path, "-") ? strrchr(path, '/') ? strrchr(path, '/') + 1 : path : "stdin.jsonl";
     }
-    if (!*filename || strlen(filename) >= sizeof file.filename || strchr(filename, '/')) {
-        fprintf(stderr, "filesctl: the filename must be 1-255 bytes without '/'\n");
+    /* The rules an upload's filename meets (SPEC): API clients read it back. */
+    why = multipart_name_problem(filename, strlen(filename));
+    if (!why && strpbrk(filename, "/\\"))
+        why = "it holds '/' or '\\' (a name, not a path)";
+    if (why) {
+        fprintf(stderr, "filesctl: bad filename: %s (set one with --filename)\n", why);
         return 2;
     }
     if (db_account_find(account, &file.account_id) != DB_OK) {

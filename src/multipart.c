@@ -156,6 +156,24 @@ static int multipart_has_control(const unsigned char *s, size_t n)
     return 0;
 }
 
+#define MULTIPART_STRINGIFY_(x) #x
+#define MULTIPART_STRINGIFY(x) MULTIPART_STRINGIFY_(x)
+
+const char *multipart_name_problem(const char *name, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)name;
+
+    if (len == 0)
+        return "it is empty";
+    if (len > MULTIPART_MAX_NAME)
+        return "it is longer than " MULTIPART_STRINGIFY(MULTIPART_MAX_NAME) " bytes";
+    if (!multipart_utf8_valid(s, len))
+        return "it is not valid UTF-8";
+    if (multipart_has_control(s, len))
+        return "it contains a control character (U+0000-U+001F, U+007F-U+009F)";
+    return NULL;
+}
+
 /* ---- header parameters (RFC 7231 §3.1.1.1, RFC 6266 §4.1) ---- */
 
 struct multipart_param {
@@ -497,7 +515,7 @@ static const char *multipart_decode_ext(const struct multipart_param *prm, struc
 static int multipart_name_check(struct multipart_parser *p, const struct multipart_sink *k,
                                 const char *what)
 {
-    const unsigned char *s = (const unsigned char *)k->buf;
+    const char *why;
 
     if (k->total == 0)
         return multipart_fail(p, "bad %s: it is empty", what);
@@ -505,11 +523,8 @@ static int multipart_name_check(struct multipart_parser *p, const struct multipa
         return multipart_fail(p, "bad %s: it is longer than %d bytes", what, MULTIPART_MAX_NAME);
     if (k->len == 0)
         return multipart_fail(p, "bad %s: nothing follows the last '/' or '\\'", what);
-    if (!multipart_utf8_valid(s, k->len))
-        return multipart_fail(p, "bad %s: it is not valid UTF-8", what);
-    if (multipart_has_control(s, k->len))
-        return multipart_fail(
-            p, "bad %s: it contains a control character (U+0000-U+001F, U+007F-U+009F)", what);
+    if ((why = multipart_name_problem(k->buf, k->len)) != NULL)
+        return multipart_fail(p, "bad %s: %s", what, why);
     return MULTIPART_OK;
 }
 

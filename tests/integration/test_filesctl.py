@@ -75,6 +75,36 @@ class ImportTest(ApiTestCase):
         self.assertError(client.upload(output, purpose="batch_output"), 400, "VALIDATION_4007")
         self.assertEqual(client.delete(obj["id"]).status, 200)
 
+    def test_import_filename_meets_the_upload_rules(self):
+        client = STACK.new_client()
+        path = os.path.join(STACK.tmp, "named.jsonl")
+        with open(path, "wb") as f:
+            f.write(batch_jsonl(1))
+        os.chmod(path, 0o644)
+
+        def run(*extra, source=path):
+            return STACK.filesctl("files", "import", "--account", client.account, "--purpose",
+                                  "batch", *extra, source, check=False)
+
+        # \udcXX: the raw byte 0xXX in argv (os.fsencode), here invalid UTF-8.
+        for bad in ("\udcff\udcfe.jsonl", "a\r\nX-Evil: 1.jsonl", "tab\there.jsonl",
+                    "a\u0085.jsonl", "dir\\name.jsonl", "../up.jsonl", "x" * 256):
+            res = run("--filename", bad)
+            self.assertEqual(res.returncode, 2, repr(bad))
+            self.assertIn("bad filename", res.stderr, repr(bad))
+        odd = os.path.join(STACK.tmp, "\udcff.jsonl")  # the default: the path's basename
+        with open(odd, "wb") as f:
+            f.write(batch_jsonl(1))
+        res = run(source=odd)
+        self.assertEqual(res.returncode, 2, res.stderr)
+        self.assertIn("--filename", res.stderr)
+        self.assertEqual(client.list_ok()["data"], [])
+        for good in ("r\u00e9sum\u00e9 \U0001f4c4.jsonl", "y" * 255, ".."):
+            res = run("--filename", good)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            obj = json.loads(res.stdout)
+            self.assertEqual(client.retrieve(obj["id"]).json()["filename"], good)
+
     def test_import_from_stdin_validates_like_an_upload(self):
         client = STACK.new_client()
         cmd = STACK.filesctl_prefix() + ["--data-dir", STACK.data_dir, "files", "import",

@@ -1227,6 +1227,28 @@ static void test_corpus(void)
     printf("corpus: %d bodies rejected (%d by the Content-Type)\n", files, ctype_errors);
 }
 
+/* The name rules on their own, as the admin tool's import uses them. */
+#define NAME_PROBLEM(s) multipart_name_problem((s), strlen(s))
+
+static void test_name_problem(void)
+{
+    char name[MULTIPART_MAX_NAME + 2];
+
+    memset(name, 'a', sizeof name);
+    CHECK(NAME_PROBLEM("batch.jsonl") == NULL);
+    CHECK(NAME_PROBLEM("r\xc3\xa9sum\xc3\xa9 \xf0\x9f\x93\x84.jsonl") == NULL);
+    CHECK(multipart_name_problem(name, MULTIPART_MAX_NAME) == NULL);
+    CHECK_STR(multipart_name_problem(name, MULTIPART_MAX_NAME + 1), "it is longer than 255 bytes");
+    CHECK_STR(NAME_PROBLEM(""), "it is empty");
+    CHECK_STR(NAME_PROBLEM("\xff\xfe.jsonl"), "it is not valid UTF-8");
+    CHECK_STR(NAME_PROBLEM("\xed\xa0\x80"), "it is not valid UTF-8"); /* surrogate */
+    CHECK_STR(NAME_PROBLEM("\xc0\xaf"), "it is not valid UTF-8");     /* overlong */
+    CHECK(NAME_PROBLEM("a\r\nX-Evil: 1") != NULL);
+    CHECK(NAME_PROBLEM("a\x7f") != NULL);
+    CHECK(NAME_PROBLEM("a\xc2\x85") != NULL); /* U+0085, a C1 control */
+    CHECK(NAME_PROBLEM("a\xc2\xa0") == NULL); /* U+00A0 is not one */
+}
+
 int main(void)
 {
     test_content_type();
@@ -1235,6 +1257,7 @@ int main(void)
     test_framing();
     test_headers();
     test_filenames();
+    test_name_problem();
     test_limits();
     test_streaming();
     test_callbacks();
