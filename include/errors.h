@@ -19,6 +19,7 @@ enum error_kind {
     ERR_INVALID_PURPOSE,       /* VALIDATION_4007 400 */
     ERR_FILE_TOO_LARGE,        /* VALIDATION_4016 413 */
     ERR_RANGE_NOT_SATISFIABLE, /* VALIDATION_4002 416 (Range outside the content) */
+    ERR_PRECONDITION_FAILED,   /* VALIDATION_4002 412 (If-Match names another tag) */
     ERR_FILE_NOT_FOUND,        /* INFERENCE_3302 404 */
     ERR_INVALID_JSONL,         /* INFERENCE_3303 400 */
     ERR_INTERNAL,              /* SYSTEM_9001 500 */

@@ -23,6 +23,9 @@ struct http_request {
     const char *x_api_key;
     const char *range;
     const char *if_none_match;
+    const char *if_match;
+    const char *if_range;
+    const char *if_unmodified_since;
     long long content_length;  /* -1 when the request declared none */
     int head;                  /* HEAD: answer as GET, without a body */
     int path_ok;               /* 0 if the request path was malformed */
@@ -68,9 +71,11 @@ void http_send_error(struct http_request *req, const struct api_error *error);
  * it is unsatisfiable (416). */
 int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *last);
 
-/* Returns 1 if an If-None-Match header (RFC 9110 §13.1.2) matches the entity
- * tag etag (given with its quotes): "*" or a listed tag, weak or strong. */
-int http_etag_matches(const char *if_none_match, const char *etag);
+/* Returns 1 if a list of entity tags (If-None-Match, If-Match: RFC 9110 §13.1)
+ * matches the strong tag etag (given with its quotes): "*", or a listed tag
+ * equal to it. With strong set (If-Match, If-Range), a weak tag W/"..."
+ * never matches; without (If-None-Match), W/ is ignored. NULL matches nothing. */
+int http_etag_matches(const char *list, const char *etag, int strong);
 
 /* Ends the request: sends the rest of the response, closes the connection and
  * writes the access-log line (method, path, status, bytes, duration, account,

@@ -140,11 +140,12 @@ pids=()
 
 # Errors the web server answers itself are in the API's JSON format too: a
 # request it cannot parse (400, 414, 431, 501, 505; Apache's 404 for an encoded
-# NUL or '/' in the path), a body over its limit (413, the worker's own
+# NUL or '/' in the path), a method it refuses (nginx's 405 for TRACE), a
+# precondition it judges (412), a body over its limit (413, the worker's own
 # VALIDATION_4016), a client too slow (408), a spool it cannot write (500), a
 # worker that died mid-request (502/500), an overloaded backend (503), a
 # timeout (504). The status stays the server's; the code is the nearest in SPEC.
-error_statuses="400 404 408 411 413 414 431 500 501 502 503 504 505"
+error_statuses="400 404 405 408 411 412 413 414 431 500 501 502 503 504 505"
 error_json() { # status code message
     local type=invalid_request_error param=null
     case $2 in SYSTEM_*) type=server_error ;; esac
@@ -155,8 +156,10 @@ error_json() { # status code message
 }
 error_json 400 VALIDATION_4001 "the web server could not parse the request (its request line, URL or a header)"
 error_json 404 INFERENCE_3302 "no such file (the URL holds an encoded NUL or '/', or names no route)"
+error_json 405 VALIDATION_4005 "the web server does not allow this method here"
 error_json 408 VALIDATION_4001 "the request did not arrive in time"
 error_json 411 VALIDATION_4001 "the request body needs a Content-Length or chunked transfer coding"
+error_json 412 VALIDATION_4002 "a precondition of the request (If-Match, If-Unmodified-Since) does not hold"
 error_json 413 VALIDATION_4016 "the file is larger than $max_file_bytes bytes"
 error_json 414 VALIDATION_4001 "the URL is too long"
 error_json 431 VALIDATION_4001 "the request's header fields are too large"

@@ -260,6 +260,14 @@ static int hand_off(const struct config *config, const char *id, char *headers, 
     return 1;
 }
 
+/* A hand-off sends no body for HEAD, and the web server would judge If-Match
+ * and If-Unmodified-Since again by its own validators (nginx's internal
+ * location fails every If-Match, its ETag being off): those the worker sends. */
+static int handing_off_allowed(const struct http_request *req)
+{
+    return !req->head && !req->if_match && !req->if_unmodified_since;
+}
+
 int api_content(struct http_request *req, const struct config *config,
                 const struct api_caller *caller, const char *file_id, struct api_error *error)
 {
@@ -287,13 +295,25 @@ int api_content(struct http_request *req, const struct config *config,
     }
     snprintf(etag, sizeof etag, "\"%s\"", file.content_hash);
     last = file.bytes - 1;
-    if (http_etag_matches(req->if_none_match, etag)) {
+    /* RFC 9110 §13.2.2's order. If-Unmodified-Since is ignored: the content
+     * never changes and no Last-Modified is sent, so the ETag is the validator. */
+    if (req->if_match && !http_etag_matches(req->if_match, etag, 1)) {
+        close(fd);
+        error_set(error, ERR_PRECONDITION_FAILED, "If-Match",
+                  "If-Match names no current tag of this file (its ETag is %s)", etag);
+        return -1;
+    }
+    if (http_etag_matches(req->if_none_match, etag, 0)) {
         snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
         http_send_head(req, 304, headers);
         close(fd);
         return 0;
     }
-    range = http_parse_range(req->range, file.bytes, &first, &last);
+    /* If-Range: the Range stands only for this ETag, strongly compared; a
+     * date never matches (no Last-Modified is sent). Else the whole content. */
+    range = req->if_range && !(req->if_range[0] == '"' && http_etag_matches(req->if_range, etag, 1))
+                ? 0
+                : http_parse_range(req->range, file.bytes, &first, &last);
     if (range < 0) {
         close(fd);
         error_set(error, ERR_RANGE_NOT_SATISFIABLE, "Range",
@@ -314,7 +334,7 @@ int api_content(struct http_request *req, const struct config *config,
                  (long long)first, (long long)last, (long long)file.bytes,
                  (long long)(last - first + 1));
         http_send_head(req, 206, headers);
-    } else if (!req->head && hand_off(config, file.id, headers, sizeof headers)) {
+    } else if (handing_off_allowed(req) && hand_off(config, file.id, headers, sizeof headers)) {
         http_send_head(req, 200, headers);
         close(fd);
         return 0;

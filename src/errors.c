@@ -22,6 +22,7 @@ static const struct {
     [ERR_INVALID_PURPOSE] = {400, "VALIDATION_4007", "invalid_request_error"},
     [ERR_FILE_TOO_LARGE] = {413, "VALIDATION_4016", "invalid_request_error"},
     [ERR_RANGE_NOT_SATISFIABLE] = {416, "VALIDATION_4002", "invalid_request_error"},
+    [ERR_PRECONDITION_FAILED] = {412, "VALIDATION_4002", "invalid_request_error"},
     [ERR_FILE_NOT_FOUND] = {404, "INFERENCE_3302", "invalid_request_error"},
     [ERR_INVALID_JSONL] = {400, "INFERENCE_3303", "invalid_request_error"},
     [ERR_INTERNAL] = {500, "SYSTEM_9001", "server_error"},

@@ -76,6 +76,9 @@ void http_request_init(struct http_request *req, FCGX_Request *fcgi)
     req->x_api_key = env(req, "HTTP_X_API_KEY");
     req->range = env(req, "HTTP_RANGE");
     req->if_none_match = env(req, "HTTP_IF_NONE_MATCH");
+    req->if_match = env(req, "HTTP_IF_MATCH");
+    req->if_range = env(req, "HTTP_IF_RANGE");
+    req->if_unmodified_since = env(req, "HTTP_IF_UNMODIFIED_SINCE");
     length = env(req, "CONTENT_LENGTH");
     req->content_length = -1;
     if (length && *length) {
@@ -122,6 +125,8 @@ static const char *reason_phrase(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 412:
+        return "Precondition Failed";
     case 413:
         return "Content Too Large";
     case 416:
@@ -267,10 +272,10 @@ int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *
     return 1;
 }
 
-int http_etag_matches(const char *if_none_match, const char *etag)
+int http_etag_matches(const char *list, const char *etag, int strong)
 {
     size_t len = strlen(etag);
-    const char *p = if_none_match;
+    const char *p = list;
 
     if (!p)
         return 0;
@@ -279,7 +284,7 @@ int http_etag_matches(const char *if_none_match, const char *etag)
             p++;
         if (*p == '*')
             return 1;
-        if (strncmp(p, "W/", 2) == 0)
+        if (strncmp(p, "W/", 2) == 0 && !strong)
             p += 2;
         if (strncmp(p, etag, len) == 0 &&
             (p[len] == '\0' || p[len] == ',' || p[len] == ' ' || p[len] == '\t'))

@@ -1,6 +1,6 @@
 """Content downloads: Range (206 with Content-Range for a-b, a- and -n; 416
 when unsatisfiable; several ranges answered whole), ETag with If-None-Match
-(304), HEAD; and serve.sh's default hand-off to the web server (X-Sendfile
+(304), If-Match (412) and If-Range, HEAD; and serve.sh's default hand-off to the web server (X-Sendfile
 for lighttpd and Apache, X-Accel-Redirect for nginx), byte-identical and still
 authorized; --download-mode stream, and a hand-off the server cannot take."""
 
@@ -79,6 +79,25 @@ class RangeAndETagTest(ApiTestCase):
         self.assertEqual(self.get(**{"If-None-Match": '"other"'}).status, 200)
         other = self.client.upload_ok(batch_jsonl(41))["id"]
         self.assertNotEqual(self.client.content(other).header("ETag"), etag)
+
+    def test_if_match_and_if_range(self):
+        etag = self.get().header("ETag")
+        for header in (etag, "*", '"other", ' + etag):
+            resp = self.get(**{"If-Match": header})
+            self.assertEqual(resp.status, 200, header)
+            self.assertEqual(resp.body, self.content)
+        for header in ('"other"', "W/" + etag):  # If-Match compares strongly
+            resp = self.get(**{"If-Match": header})
+            self.assertError(resp, 412, "VALIDATION_4002")
+            self.assertEqual(resp.json()["error"]["param"], "If-Match")
+        # No Last-Modified is sent, so If-Unmodified-Since has nothing to judge.
+        resp = self.get(**{"If-Unmodified-Since": "Thu, 01 Jan 1990 00:00:00 GMT"})
+        self.assertEqual((resp.status, resp.body), (200, self.content))
+        resp = self.get(Range="bytes=0-9", **{"If-Range": etag})
+        self.assertEqual((resp.status, resp.body), (206, self.content[:10]))
+        for other in ('"other"', "W/" + etag, "Thu, 01 Jan 2099 00:00:00 GMT"):
+            resp = self.get(Range="bytes=0-9", **{"If-Range": other})
+            self.assertEqual((resp.status, resp.body), (200, self.content), other)
 
     def test_head(self):
         resp = self.client.request("HEAD", "/v1/files/%s/content" % self.file_id)

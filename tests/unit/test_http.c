@@ -45,16 +45,22 @@ static void test_etag(void)
 {
     const char *tag = "\"abc\"";
 
-    CHECK(http_etag_matches(NULL, tag) == 0);
-    CHECK(http_etag_matches("\"abc\"", tag) == 1);
-    CHECK(http_etag_matches("W/\"abc\"", tag) == 1);
-    CHECK(http_etag_matches("\"x\", \"abc\"", tag) == 1);
-    CHECK(http_etag_matches("\"x\",\"abc\"", tag) == 1);
-    CHECK(http_etag_matches("*", tag) == 1);
-    CHECK(http_etag_matches("\"abcd\"", tag) == 0);
-    CHECK(http_etag_matches("\"ab\"", tag) == 0);
-    CHECK(http_etag_matches("abc", tag) == 0);
-    CHECK(http_etag_matches("", tag) == 0);
+    CHECK(http_etag_matches(NULL, tag, 0) == 0);
+    CHECK(http_etag_matches("\"abc\"", tag, 0) == 1);
+    CHECK(http_etag_matches("W/\"abc\"", tag, 0) == 1);
+    CHECK(http_etag_matches("\"x\", \"abc\"", tag, 0) == 1);
+    CHECK(http_etag_matches("\"x\",\"abc\"", tag, 0) == 1);
+    CHECK(http_etag_matches("*", tag, 0) == 1);
+    CHECK(http_etag_matches("\"abcd\"", tag, 0) == 0);
+    CHECK(http_etag_matches("\"ab\"", tag, 0) == 0);
+    CHECK(http_etag_matches("abc", tag, 0) == 0);
+    CHECK(http_etag_matches("", tag, 0) == 0);
+    /* strong comparison (If-Match, If-Range): a weak tag never matches */
+    CHECK(http_etag_matches("\"abc\"", tag, 1) == 1);
+    CHECK(http_etag_matches("W/\"abc\"", tag, 1) == 0);
+    CHECK(http_etag_matches("W/\"x\", \"abc\"", tag, 1) == 1);
+    CHECK(http_etag_matches("*", tag, 1) == 1);
+    CHECK(http_etag_matches("\"x\"", tag, 1) == 0);
 }
 
 static void test_request_memory(void)
