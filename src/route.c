@@ -1,6 +1,7 @@
 #include "route.h"
 
 #include <string.h>
+#include <strings.h>
 
 static int hex_value(char ch)
 {
@@ -44,9 +45,23 @@ static int percent_decode(const char *in, size_t len, char *out, size_t out_size
     return rc == 0 ? (int)written : -1;
 }
 
+/* RFC 9112 §3.2.2: a target in absolute form ("http://host/path?query", which
+ * Apache passes on as REQUEST_URI) is routed by what follows its authority. */
+static const char *skip_scheme_and_authority(const char *uri)
+{
+    size_t scheme = strncasecmp(uri, "http://", 7) == 0    ? 7
+                    : strncasecmp(uri, "https://", 8) == 0 ? 8
+                                                           : 0;
+
+    return scheme ? uri + scheme + strcspn(uri + scheme, "/?") : uri;
+}
+
 int route_decode_path(const char *request_uri, char *out, size_t out_size, const char **query)
 {
-    const char *mark = strchr(request_uri, '?');
+    const char *mark;
+
+    request_uri = skip_scheme_and_authority(request_uri);
+    mark = strchr(request_uri, '?');
     size_t len = mark ? (size_t)(mark - request_uri) : strlen(request_uri);
 
     *query = mark ? mark + 1 : "";

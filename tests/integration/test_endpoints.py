@@ -370,6 +370,19 @@ class RoutingTest(ApiTestCase):
         self.assertEqual(resp.status, 200, resp.body)
         self.assertEqual(resp.json()["id"], obj["id"])
 
+    def test_absolute_form_request_target(self):
+        # RFC 9112 §3.2.2: servers accept "GET http://host/path"; Apache passes
+        # it on whole as REQUEST_URI.
+        c = STACK.new_client()
+        fid = c.upload_ok(batch_jsonl(1))["id"]
+        raw = raw_request(STACK, ("GET http://127.0.0.1:%d/v1/files/%s?x=1 HTTP/1.1\r\n"
+                                  "Host: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n"
+                                  "Connection: close\r\n\r\n"
+                                  % (STACK.port, fid, STACK.port, c.key)).encode())
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), raw[:300])
+        self.assertIn(fid.encode(), body)
+
     def test_query_string_ignored_for_routing(self):
         c = STACK.new_client()
         obj = c.upload_ok(batch_jsonl(1))

@@ -65,6 +65,16 @@ static void test_decode_path(void)
     CHECK(route_decode_path("/%4", out, sizeof out, &query) == -1);
     CHECK(route_decode_path("/%", out, sizeof out, &query) == -1);
     CHECK(route_decode_path("/%00", out, sizeof out, &query) == -1);
+    /* Absolute form (RFC 9112 §3.2.2): the path and query after the authority. */
+    CHECK(route_decode_path("http://127.0.0.1:8080/v1/files?limit=2", out, sizeof out, &query) ==
+          9);
+    CHECK_STR(out, "/v1/files");
+    CHECK_STR(query, "limit=2");
+    CHECK(route_decode_path("HTTPS://h/v1/%66iles", out, sizeof out, &query) == 9);
+    CHECK_STR(out, "/v1/files");
+    CHECK(route_decode_path("http://h?x=1", out, sizeof out, &query) == 0);
+    CHECK_STR(query, "x=1");
+    CHECK(route_decode_path("http:/v1/files", out, sizeof out, &query) == 14); /* not absolute */
     /* Length limit: out_size - 1 bytes fit, one more does not. */
     CHECK(route_decode_path("/abcdefg", out, 9, &query) == 8);
     CHECK(route_decode_path("/abcdefgh", out, 9, &query) == -1);
