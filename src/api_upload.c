@@ -188,8 +188,13 @@ static int receive(struct http_request *req, struct upload *up)
     }
     if (req->content_length >= 0 &&
         (uint64_t)req->content_length > up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD) {
-        error_set(up->error, ERR_FILE_TOO_LARGE, "file", "the file is larger than %llu bytes",
-                  (unsigned long long)up->config->max_file_bytes);
+        /* The file itself may be small: the message says what was too large. */
+        error_set(up->error, ERR_FILE_TOO_LARGE, "file",
+                  "the request is larger than %llu bytes: a file of at most %llu bytes and "
+                  "%llu bytes for the form around it",
+                  (unsigned long long)(up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD),
+                  (unsigned long long)up->config->max_file_bytes,
+                  (unsigned long long)UPLOAD_MAX_OVERHEAD);
         return -1;
     }
     up->size_hint = req->content_length > 0 ? (uint64_t)req->content_length : 0;

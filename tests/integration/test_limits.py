@@ -5,7 +5,8 @@ encoding (no Content-Length). The limit counts file bytes, not the request.
 The same limit set with $FILES_API_MAX_FILE_BYTES reaches the workers (and the
 web server's own limit) however the workers are started."""
 
-from harness import ApiTestCase, ContentGen, Stack, config_key_variables, field_part, file_part
+from harness import (ApiTestCase, ContentGen, Stack, config_key_variables, field_part, file_part,
+                     multipart)
 
 LIMIT = 1 << 20
 STACK = None
@@ -66,6 +67,27 @@ class SmallLimitTest(ApiTestCase):
         # The worker writes its access line once the response is on its way.
         self.assertIn('path="/v1/files" status=413',
                       STACK.wait_for_log(lambda t: 'path="/v1/files" status=413' in t))
+
+    def test_form_overhead_limit_at_and_one_past(self):
+        # A small file in a body padded by a preamble (RFC 2046 allows one of
+        # any length) up to the worker's allowance: the file limit plus
+        # 16 x (8192 + 4096 + 2 x 70 + 16) = 199,104 bytes of form. One byte
+        # more is refused for the request's size, and the message says so.
+        gen = ContentGen(1000)
+        content = b"".join(gen.chunks())
+        ctype, body = multipart([field_part("purpose", "batch"), file_part(content, "s.jsonl")])
+        allowance = LIMIT + 199104
+        for extra, status in ((0, 200), (1, 413)):
+            preamble = b"P" * (allowance + extra - len(body) - 2) + b"\r\n"
+            resp = self.c.request("POST", "/v1/files", body=preamble + body,
+                                  headers={"Content-Type": ctype})
+            if status == 200:
+                self.assert_stored(resp, gen)
+                self.c.delete(resp.json()["id"])
+            else:
+                self.assert_too_large(resp)
+                self.assertIn("the request is larger than %d bytes" % allowance,
+                              resp.json()["error"]["message"])
 
     def test_far_over_with_content_length(self):
         # 4x the limit: still SPEC's JSON error, whoever notices first
