@@ -8,6 +8,28 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Returns 1 if a scope list other than "" has an empty item (",", "a,,b", a
+ * trailing ','): the worker would read "," as the empty list, which is full
+ * access, so a typo must not create such a key. */
+static int scopes_have_empty_item(const char *scopes)
+{
+    int item_has_text = 0;
+
+    if (!*scopes)
+        return 0; /* "": a legacy full-access key, asked for explicitly */
+    for (;; scopes++) {
+        if (*scopes == ',' || *scopes == '\0') {
+            if (!item_has_text)
+                return 1;
+            if (*scopes == '\0')
+                return 0;
+            item_has_text = 0;
+        } else if (*scopes != ' ' && *scopes != '\t') {
+            item_has_text = 1;
+        }
+    }
+}
+
 int filesctl_keys_create(const struct config *config, int argc, char **argv)
 {
     const char *account = filesctl_option(argc, argv, "--account");
@@ -23,6 +45,11 @@ int filesctl_keys_create(const struct config *config, int argc, char **argv)
     }
     if (strlen(account) > 127 || strlen(scopes) > 1023 || (label && strlen(label) > 255)) {
         fprintf(stderr, "filesctl: account (127), scopes (1023) or name (255) too long\n");
+        return 2;
+    }
+    if (scopes_have_empty_item(scopes)) {
+        fprintf(stderr, "filesctl: --scopes has an empty item; list scopes such as inference.* "
+                        "(comma-separated), or give '' for a full-access legacy key\n");
         return 2;
     }
     if (auth_new_key(key, sizeof key, config->key_prefix) != 0 ||

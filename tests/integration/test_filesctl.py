@@ -35,6 +35,20 @@ def db():
 
 
 class KeysAtRestTest(ApiTestCase):
+    def test_scope_list_with_an_empty_item_is_refused(self):
+        # "," would read as the empty list, which is full access (legacy keys).
+        for scopes in (",", " , ", "inference.*,", ",inference.*", "files.read,,x", " "):
+            with self.subTest(scopes=scopes):
+                res = STACK.filesctl("keys", "create", "--account", "typo", "--scopes", scopes,
+                                     check=False)
+                self.assertEqual(res.returncode, 2, res.stderr)
+                self.assertIn("empty item", res.stderr)
+                self.assertEqual(res.stdout, "")
+        self.assertNotIn("typo", STACK.filesctl("keys", "list").stdout)
+        for scopes in ("", "inference.*", " files.read , inference.chat "):
+            key = STACK.create_key("typo", scopes=scopes)
+            self.assertEqual(STACK.client(key).list().status, 200)
+
     def test_keys_are_stored_as_hashes_and_never_logged(self):
         client = STACK.new_client()
         self.assertEqual(client.list().status, 200)
