@@ -155,7 +155,7 @@ error_json() { # status code message
     cp "$run/errors/$1.json" "$run/errors/status-$1.html"
 }
 error_json 400 VALIDATION_4001 "the web server could not parse the request (its request line, URL or a header)"
-error_json 404 INFERENCE_3302 "no such file (the URL holds an encoded NUL or '/', or names no route)"
+error_json 404 INFERENCE_3302 "no such file (deleted just now, or the URL holds an encoded NUL or '/', or names no route)"
 error_json 405 VALIDATION_4005 "the web server does not allow this method here"
 error_json 408 VALIDATION_4001 "the request did not arrive in time"
 error_json 411 VALIDATION_4001 "the request body needs a Content-Length or chunked transfer coding"
