@@ -108,6 +108,8 @@ class ListTest(ApiTestCase):
                 self.assertEqual(page["data"], [])
                 self.assertIsNone(page["first_id"])
                 self.assertIs(page["has_more"], False)
+        # empty: no filter (documented in the README)
+        self.assertEqual([f["id"] for f in c.list_ok(purpose="")["data"]], ids[::-1])
         page = c.list_ok(purpose="batch", limit=2, order="asc")
         self.assertEqual([f["id"] for f in page["data"]], ids[:2])
         self.assertIs(page["has_more"], True)
@@ -154,14 +156,14 @@ class ListParameterErrorTest(ApiTestCase):
         c = STACK.new_client()
         upload_n(c, 1)
         for value in ("0", "101", "abc", "-1", "1.5", "%205", "5x", "1e1", "99999999999999999999",
-                      "%2B5"):
+                      "%2B5", ""):
             with self.subTest(limit=value):
                 self.assertError(c.list(query="limit=" + value), 400, "VALIDATION_4002",
                                  param="limit")
 
     def test_bad_order(self):
         c = STACK.new_client()
-        for value in ("bad", "ASC", "descending", "asc "):
+        for value in ("bad", "ASC", "descending", "asc ", ""):
             with self.subTest(order=value):
                 self.assertError(c.list(query="order=" + value.replace(" ", "%20")), 400,
                                  "VALIDATION_4002", param="order")
@@ -170,7 +172,7 @@ class ListParameterErrorTest(ApiTestCase):
         c = STACK.new_client()
         fid = upload_n(c, 1)[0]
         for value in ("nope", "file_", "file_abc", fid + "x", fid[:-1], "file-" + fid[5:],
-                      "%zz", "file_%41"):
+                      "%zz", "file_%41", ""):
             with self.subTest(after=value):
                 self.assertError(c.list(query="after=" + value), 400, "VALIDATION_4002",
                                  param="after")
