@@ -43,7 +43,8 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 FUZZ_SRCS_multipart := src/multipart.c
 FUZZ_SRCS_jsonl     := src/jsonl.c
 FUZZ_SRCS_route     := src/http.c src/ids.c src/errors.c
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+               -fno-sanitize-recover=undefined -Iinclude
 
 .PHONY: all bin deps run test unit integration install clean fmt bench fuzz soak
 all: $(BIN)/files-fcgi $(BIN)/filesctl bin

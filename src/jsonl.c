@@ -395,15 +395,21 @@ static int jsonl_set_reserve(struct jsonl_validator *v, uint64_t fp)
     return 0;
 }
 
-/* Starts loading the memory that jsonl_set_insert(v, fp) will probe. Always
- * inlined: GCC's IPA finds a separate function free of side effects and drops
- * the call, prefetches and all. */
+/* Starts loading the memory that jsonl_set_insert(v, fp) (or, once ids spill,
+ * jsonl_set_contains) will probe. Always inlined: GCC's IPA finds a separate
+ * function free of side effects and drops the call, prefetches and all. */
 static inline __attribute__((always_inline)) void jsonl_set_prefetch(struct jsonl_validator *v,
                                                                      uint64_t fp)
 {
-    struct jsonl_shard *sh = jsonl_set_shard(v, fp);
-    const unsigned char *home =
-        sh->slots + (size_t)jsonl_slot_home(jsonl_set_remainder(fp), sh->cap) * JSONL_SET_SLOT;
+    struct jsonl_shard *sh;
+    const unsigned char *home;
+
+    if (!v->shards)
+        return; /* spilling from the start: no set */
+    sh = jsonl_set_shard(v, fp);
+    if (!sh->slots)
+        return; /* a shard that the set never reached before it spilled */
+    home = sh->slots + (size_t)jsonl_slot_home(jsonl_set_remainder(fp), sh->cap) * JSONL_SET_SLOT;
     __builtin_prefetch(home);
     __builtin_prefetch(home + 64);
 }
@@ -661,7 +667,9 @@ out:
 }
 
 /* At the end, or at the first other problem: a duplicate among the spilled
- * custom_ids whose second use comes on an earlier line is the first problem.
+ * custom_ids whose second use comes first is the first problem: on an earlier
+ * line, or on the same line before its batch problem (a repeated member after
+ * the custom_id, say; a line's grammar problem wins, as with the set alone).
  * Returns the validator's status. */
 static int jsonl_spill_verdict(struct jsonl_validator *v)
 {
@@ -679,7 +687,9 @@ static int jsonl_spill_verdict(struct jsonl_validator *v)
     if (found < 0) {
         jsonl_set_error(v, v->consumed, NULL, "could not keep the custom_ids to compare");
         v->status = -2;
-    } else if (found && (v->status == 0 || second.line < v->error.line)) {
+    } else if (found && (v->status == 0 || second.line < v->error.line ||
+                         (second.line == v->error.line && v->error.reason_code &&
+                          second.column < v->error.column))) {
         struct jsonl_error *e = &v->error;
         e->line = second.line;
         e->column = second.column;

@@ -1635,6 +1635,49 @@ static void test_spilled_ids(void)
     free(store.data);
 }
 
+/* A line whose custom_id repeats a spilled one and that has a batch problem
+ * after it: the custom_id is the first problem, with the store as with the set
+ * alone (found by fuzz_jsonl). Before it, or a grammar problem: the line's. */
+static void test_spilled_id_on_a_line_with_another_problem(void)
+{
+    static const char *const third_lines[] = {
+        "{\"custom_id\":\"b\",\"custom_id\":\"c\",\"method\":\"POST\",\"url\":\"/v1/embeddings\","
+        "\"body\":{}}\n",
+        "{\"custom_id\":\"b\",\"method\":\"GET\",\"url\":\"/v1/embeddings\",\"body\":{}}\n",
+        "{\"method\":\"GET\",\"custom_id\":\"b\",\"url\":\"/v1/embeddings\",\"body\":{}}\n",
+        "{\"custom_id\":\"b\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{}\n",
+        "{\"custom_id\":\"b\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{},}\n",
+    };
+    static const uint64_t columns[] = {14, 14, 11, 66, 67};
+    struct mem_store store = {0};
+    struct jsonl_spill spill = {mem_write, mem_read, &store};
+    struct jsonl_options with_store = {
+        .check_batch = 1, .hash_seed = 77, .memory_ids = 1, .spill = &spill};
+    const char *head = "{\"custom_id\":\"a\",\"method\":\"POST\",\"url\":\"/v1/embeddings\","
+                       "\"body\":{}}\n"
+                       "{\"custom_id\":\"b\",\"method\":\"POST\",\"url\":\"/v1/embeddings\","
+                       "\"body\":{}}\n";
+    char text[512];
+
+    for (size_t i = 0; i < sizeof third_lines / sizeof *third_lines; i++) {
+        struct outcome with, without;
+        size_t len = (size_t)snprintf(text, sizeof text, "%s%s", head, third_lines[i]);
+        store.len = 0;
+        run_whole((const unsigned char *)text, len, &with_store, &with);
+        run_whole((const unsigned char *)text, len, &batch_options, &without);
+        CHECKF(with.rc == -1 && with.line == 3 && with.column == columns[i],
+               "case %zu: %d line %llu column %llu", i, with.rc, (unsigned long long)with.line,
+               (unsigned long long)with.column);
+        /* the reason differs: the store knows the first line's number */
+        CHECKF(without.rc == -1 && without.line == 3 && with.column == without.column &&
+                   with.code == without.code,
+               "case %zu: column %llu %s vs %llu %s", i, (unsigned long long)with.column,
+               with.code ? with.code : "-", (unsigned long long)without.column,
+               without.code ? without.code : "-");
+    }
+    free(store.data);
+}
+
 /* The merge's read-ahead: up to JSONL_SPILL_RUN / JSONL_SPILL_READ runs share
  * the run buffer, one more and each run gets a buffer of its own. At that
  * limit and one past it, at the end of the file and at an earlier problem,
@@ -1769,6 +1812,7 @@ int main(void)
     test_far_duplicate();
     test_spilled_ids();
     test_spill_many_runs();
+    test_spilled_id_on_a_line_with_another_problem();
     test_big_string();
     test_against_reference();
     test_out_of_memory();
