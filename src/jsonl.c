@@ -162,6 +162,13 @@ struct jsonl_validator {
     int id_text_more;         /* the custom_id is longer than id_text_len */
     const char *pending_code; /* first batch problem in the current line, NULL if none */
     uint64_t pending_offset;
+    /* The line's custom_id went to the spill store unchecked (id_spilled), and
+     * its pending problem was noted after that: with the set alone, a
+     * duplicate custom_id would have been noted first. error_after_spilled_id:
+     * the same, for the problem that became v->error. */
+    int id_spilled;
+    int pending_after_spilled_id;
+    int error_after_spilled_id;
     char pending_reason[sizeof(((struct jsonl_error *)0)->reason)];
     struct jsonl_shard *shards; /* JSONL_SET_SHARDS, owned; allocated at the first custom_id */
     uint64_t set_count;
@@ -668,9 +675,9 @@ out:
 
 /* At the end, or at the first other problem: a duplicate among the spilled
  * custom_ids whose second use comes first is the first problem: on an earlier
- * line, or on the same line before its batch problem (a repeated member after
- * the custom_id, say; a line's grammar problem wins, as with the set alone).
- * Returns the validator's status. */
+ * line, or on the same line when that line's batch problem was noted after its
+ * custom_id (as the set alone would have found the duplicate first; a line's
+ * grammar problem always wins). Returns the validator's status. */
 static int jsonl_spill_verdict(struct jsonl_validator *v)
 {
     struct jsonl_spill_record second = {0};
@@ -688,8 +695,7 @@ static int jsonl_spill_verdict(struct jsonl_validator *v)
         jsonl_set_error(v, v->consumed, NULL, "could not keep the custom_ids to compare");
         v->status = -2;
     } else if (found && (v->status == 0 || second.line < v->error.line ||
-                         (second.line == v->error.line && v->error.reason_code &&
-                          second.column < v->error.column))) {
+                         (second.line == v->error.line && v->error_after_spilled_id))) {
         struct jsonl_error *e = &v->error;
         e->line = second.line;
         e->column = second.column;
@@ -721,6 +727,7 @@ jsonl_pending(struct jsonl_validator *v, uint64_t offset, const char *code, cons
         jsonl_settle_id(v); /* the custom_id came first: it may be the first problem */
     if (v->pending_code)
         return;
+    v->pending_after_spilled_id = v->id_spilled;
     v->pending_code = code;
     v->pending_offset = offset;
     va_start(ap, format);
@@ -986,6 +993,7 @@ static void jsonl_settle_id(struct jsonl_validator *v)
             return;
     } else if (!jsonl_set_contains(v, v->id_fingerprint)) {
         jsonl_spill_add(v);
+        v->id_spilled = 1;
         return;
     }
     jsonl_quote(quoted, sizeof quoted, v->id_text, v->id_text_len, v->id_text_more);
@@ -1003,6 +1011,7 @@ static int jsonl_line_end(struct jsonl_validator *v)
         jsonl_settle_id(v);
     if (JSONL_UNLIKELY(v->pending_code != NULL)) {
         jsonl_set_error(v, v->pending_offset, v->pending_code, v->pending_reason);
+        v->error_after_spilled_id = v->pending_after_spilled_id;
         v->status = -1;
         return -1;
     }
@@ -1306,6 +1315,7 @@ line: /* RFC 8259 §2: ws before the value; a blank line is skipped */
     /* the line's object */
     if (v->batch) {
         v->seen = 0;
+        v->id_spilled = 0;
         v->object_offset = OFF(p);
         v->member = M_NONE;
     }

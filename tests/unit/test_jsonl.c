@@ -1636,8 +1636,9 @@ static void test_spilled_ids(void)
 }
 
 /* A line whose custom_id repeats a spilled one and that has a batch problem
- * after it: the custom_id is the first problem, with the store as with the set
- * alone (found by fuzz_jsonl). Before it, or a grammar problem: the line's. */
+ * noted after it: the custom_id is the first problem, with the store as with
+ * the set alone (found by fuzz_jsonl). Noted before it, or a grammar problem:
+ * the line's. */
 static void test_spilled_id_on_a_line_with_another_problem(void)
 {
     static const char *const third_lines[] = {
@@ -1647,8 +1648,11 @@ static void test_spilled_id_on_a_line_with_another_problem(void)
         "{\"method\":\"GET\",\"custom_id\":\"b\",\"url\":\"/v1/embeddings\",\"body\":{}}\n",
         "{\"custom_id\":\"b\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{}\n",
         "{\"custom_id\":\"b\",\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{},}\n",
+        /* noted at the object's end, reported at its start: after the custom_id */
+        "{\"custom_id\":\"b\",\"method\":\"POST\",\"body\":{}}\n",
+        "{\"method\":\"POST\",\"body\":{},\"custom_id\":\"b\"}\n",
     };
-    static const uint64_t columns[] = {14, 14, 11, 66, 67};
+    static const uint64_t columns[] = {14, 14, 11, 66, 67, 14, 40};
     struct mem_store store = {0};
     struct jsonl_spill spill = {mem_write, mem_read, &store};
     struct jsonl_options with_store = {
