@@ -24,9 +24,10 @@ struct route {
 };
 
 /* Splits a REQUEST_URI at '?' and percent-decodes the path into out (NUL-
- * terminated); of an absolute-form URI ("http://host/path") only the path. Returns the decoded
- * length, or -1 if the path is malformed: a bad %XX escape, a decoded NUL, or longer than out_size
- * - 1. *query is set to the text after '?' (or to ""). */
+ * terminated); of an absolute-form URI ("http://host/path") only the path.
+ * Returns the decoded length, or -1 if the path is malformed: a bad %XX
+ * escape, a decoded NUL, or longer than out_size - 1. *query is set to the
+ * text after '?' (or to ""). */
 int route_decode_path(const char *request_uri, char *out, size_t out_size, const char **query);
 
 /* Maps a decoded path to a route; a single trailing slash is tolerated.

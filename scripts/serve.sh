@@ -160,7 +160,7 @@ error_json 405 VALIDATION_4005 "the web server does not allow this method here"
 error_json 408 VALIDATION_4001 "the request did not arrive in time"
 error_json 411 VALIDATION_4001 "the request body needs a Content-Length or chunked transfer coding"
 error_json 412 VALIDATION_4002 "a precondition of the request (If-Match, If-Unmodified-Since) does not hold"
-error_json 413 VALIDATION_4016 "the request is larger than $max_request_bytes bytes (a file may have at most $max_file_bytes)"
+error_json 413 VALIDATION_4016 "the request is over the web server's limit of $max_request_bytes bytes (a file may have at most $max_file_bytes)"
 error_json 414 VALIDATION_4001 "the URL is too long"
 error_json 431 VALIDATION_4001 "the request's header fields are too large"
 error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, or its request-body spool is full); retry later"
@@ -304,6 +304,10 @@ FcgidMaxRequestInMem 65536
 FcgidPassHeader Authorization
 FcgidIOTimeout 600
 FcgidMaxProcessesPerClass $workers
+# Apache's core would echo TRACE (200, message/http) before the handler runs;
+# off, it answers 405 itself, with the JSON page. (mod_proxy_fcgi passes TRACE
+# on: the worker's 405 with Allow.)
+TraceEnable off
 FcgidInitialEnv FILES_API_DATA_DIR $data_dir
 FcgidInitialEnv FILES_API_CONFIG $config
 FcgidInitialEnv FILES_API_DOWNLOAD_MODE $download_mode

@@ -78,6 +78,7 @@ struct list_params {
     int limit;
     int descending;
     char purpose[ROUTE_MAX_QUERY_VALUE];
+    int has_purpose; /* purpose= was given: an exact match, also when empty */
     char after[ROUTE_MAX_QUERY_VALUE];
 };
 
@@ -92,6 +93,7 @@ static int parse_list_params(const char *query, struct list_params *params, stru
     params->limit = LIST_DEFAULT_LIMIT;
     params->descending = 1;
     params->purpose[0] = params->after[0] = '\0';
+    params->has_purpose = 0;
     while ((rc = route_query_next(&query, key, sizeof key, value, sizeof value)) != 0) {
         const char *param = NULL;
         if (!strcmp(key, "limit"))
@@ -134,6 +136,7 @@ static int parse_list_params(const char *query, struct list_params *params, stru
             memcpy(params->after, value, strlen(value) + 1);
         } else {
             memcpy(params->purpose, value, strlen(value) + 1);
+            params->has_purpose = 1;
         }
     }
     return 0;
@@ -156,7 +159,7 @@ int api_list(struct http_request *req, const struct api_caller *caller, struct a
         return -1;
     query = (struct db_list_query){
         .account_id = caller->account_id,
-        .purpose = params.purpose[0] ? params.purpose : NULL,
+        .purpose = params.has_purpose ? params.purpose : NULL,
         .after = params.after[0] ? params.after : NULL,
         .limit = params.limit,
         .descending = params.descending,
@@ -262,7 +265,8 @@ static int hand_off(const struct config *config, const char *id, char *headers, 
 
 /* A hand-off sends no body for HEAD, and the web server would judge If-Match
  * and If-Unmodified-Since again by its own validators (nginx's internal
- * location fails every If-Match, its ETag being off): those the worker sends. */
+ * location fails every If-Match, its ETag being off, and If-Unmodified-Since
+ * by the file's mtime): those downloads the worker sends itself. */
 static int handing_off_allowed(const struct http_request *req)
 {
     return !req->head && !req->if_match && !req->if_unmodified_since;
@@ -295,8 +299,10 @@ int api_content(struct http_request *req, const struct config *config,
     }
     snprintf(etag, sizeof etag, "\"%s\"", file.content_hash);
     last = file.bytes - 1;
-    /* RFC 9110 §13.2.2's order. If-Unmodified-Since is ignored: the content
-     * never changes and no Last-Modified is sent, so the ETag is the validator. */
+    /* RFC 9110 §13.2.2's order. The ETag is the worker's one validator: it
+     * sends no Last-Modified and ignores If-Unmodified-Since (the content never
+     * changes). A web server sending a hand-off may add the file's mtime as
+     * Last-Modified and answer If-Modified-Since by it (lighttpd, nginx). */
     if (req->if_match && !http_etag_matches(req->if_match, etag, 1)) {
         close(fd);
         error_set(error, ERR_PRECONDITION_FAILED, "If-Match",
@@ -309,9 +315,9 @@ int api_content(struct http_request *req, const struct config *config,
         close(fd);
         return 0;
     }
-    /* If-Range: the Range stands only for this ETag, strongly compared; a
-     * date never matches (no Last-Modified is sent). Else the whole content. */
-    range = req->if_range && !(req->if_range[0] == '"' && http_etag_matches(req->if_range, etag, 1))
+    /* If-Range: the Range stands only if it holds this ETag (one strong tag;
+     * a date never matches, see below). Else the whole content. */
+    range = req->if_range && strcmp(req->if_range, etag) != 0
                 ? 0
                 : http_parse_range(req->range, file.bytes, &first, &last);
     if (range < 0) {

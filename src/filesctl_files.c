@@ -57,6 +57,9 @@ static int import_stream(struct ingest *in, int fd, uint64_t total, struct api_e
     return ingest_end(in, error);
 }
 
+_Static_assert(sizeof((struct file_meta *)0)->filename > MULTIPART_MAX_NAME,
+               "a file_meta holds every filename the name check lets through");
+
 int filesctl_files_import(const struct config *config, int argc, char **argv)
 {
     const char *account = filesctl_option(argc, argv, "--account");
@@ -68,7 +71,7 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
     struct ingest in = {0};
     struct stat st;
     uint64_t size;
-    const char *why;
+    const char *why, *hint = "";
     int fd, rc = 1;
 
     if (!account || !purpose || !path || path == purpose || path == account || path == filename) {
@@ -82,13 +85,14 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
     if (!filename) {
         filename =
             strcmp(path, "-") ? strrchr(path, '/') ? strrchr(path, '/') + 1 : path : "stdin.jsonl";
+        hint = " (the path's last component: give one with --filename)";
     }
     /* The rules an upload's filename meets (SPEC): API clients read it back. */
     why = multipart_name_problem(filename, strlen(filename));
     if (!why && strpbrk(filename, "/\\"))
         why = "it holds '/' or '\\' (a name, not a path)";
     if (why) {
-        fprintf(stderr, "filesctl: bad filename: %s (set one with --filename)\n", why);
+        fprintf(stderr, "filesctl: bad filename: %s%s\n", why, hint);
         return 2;
     }
     if (db_account_find(account, &file.account_id) != DB_OK) {

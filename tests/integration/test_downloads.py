@@ -90,14 +90,25 @@ class RangeAndETagTest(ApiTestCase):
             resp = self.get(**{"If-Match": header})
             self.assertError(resp, 412, "VALIDATION_4002")
             self.assertEqual(resp.json()["error"]["param"], "If-Match")
-        # No Last-Modified is sent, so If-Unmodified-Since has nothing to judge.
+        # If-Match is judged before If-None-Match, and HEAD alike
+        resp = self.get(**{"If-Match": '"other"', "If-None-Match": etag})
+        self.assertError(resp, 412, "VALIDATION_4002")
+        resp = self.client.request("HEAD", "/v1/files/%s/content" % self.file_id,
+                                   headers={"If-Match": '"other"'})
+        self.assertEqual((resp.status, resp.body), (412, b""))
+        # The ETag is the worker's validator: If-Unmodified-Since is ignored
+        # (nginx judged it by the file's mtime: 412 in HTML).
         resp = self.get(**{"If-Unmodified-Since": "Thu, 01 Jan 1990 00:00:00 GMT"})
         self.assertEqual((resp.status, resp.body), (200, self.content))
         resp = self.get(Range="bytes=0-9", **{"If-Range": etag})
         self.assertEqual((resp.status, resp.body), (206, self.content[:10]))
-        for other in ('"other"', "W/" + etag, "Thu, 01 Jan 2099 00:00:00 GMT"):
+        for other in ('"other"', "W/" + etag, '"other", ' + etag,
+                      "Thu, 01 Jan 2099 00:00:00 GMT"):
             resp = self.get(Range="bytes=0-9", **{"If-Range": other})
             self.assertEqual((resp.status, resp.body), (200, self.content), other)
+        # a Range that If-Range voids is not judged either: no 416
+        resp = self.get(Range="bytes=%d-" % len(self.content), **{"If-Range": '"other"'})
+        self.assertEqual((resp.status, resp.body), (200, self.content))
 
     def test_head(self):
         resp = self.client.request("HEAD", "/v1/files/%s/content" % self.file_id)

@@ -260,7 +260,8 @@ class WebServerErrorTest(ApiTestCase):
                 b"POST /v1/files HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
                 b"Connection: close\r\n\r\n", {400: "VALIDATION_4001", 501: "VALIDATION_4001"}),
             "not a request line": (b"GARBAGE\r\n\r\n", {400: "VALIDATION_4001"}),
-            # nginx refuses TRACE itself; the others pass it to the worker.
+            # nginx and Apache with mod_fcgid (TraceEnable off) refuse TRACE
+            # themselves; the others pass it to the worker. Never echoed.
             "TRACE": (b"TRACE /v1/files HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                       {405: "VALIDATION_4005"}),
         }
