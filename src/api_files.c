@@ -316,7 +316,7 @@ int api_content(struct http_request *req, const struct config *config,
         return 0;
     }
     /* If-Range: the Range stands only if it holds this ETag (one strong tag;
-     * a date never matches, see below). Else the whole content. */
+     * a date never matches, see above). Else the whole content. */
     range = req->if_range && strcmp(req->if_range, etag) != 0
                 ? 0
                 : http_parse_range(req->range, file.bytes, &first, &last);

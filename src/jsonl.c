@@ -412,7 +412,7 @@ static inline __attribute__((always_inline)) void jsonl_set_prefetch(struct json
     const unsigned char *home;
 
     if (!v->shards)
-        return; /* spilling from the start: no set */
+        return; /* no custom_id went into the set yet */
     sh = jsonl_set_shard(v, fp);
     if (!sh->slots)
         return; /* a shard that the set never reached before it spilled */
