@@ -1651,8 +1651,12 @@ static void test_spilled_id_on_a_line_with_another_problem(void)
         /* noted at the object's end, reported at its start: after the custom_id */
         "{\"custom_id\":\"b\",\"method\":\"POST\",\"body\":{}}\n",
         "{\"method\":\"POST\",\"body\":{},\"custom_id\":\"b\"}\n",
+        /* a batch problem noted after the custom_id, then a grammar problem:
+         * the grammar's, in both (the reason for error_after_spilled_id) */
+        "{\"custom_id\":\"b\",\"custom_id\":\"c\",\"method\":\"POST\",\"url\":\"/v1/embeddings\","
+        "\"body\":{},}\n",
     };
-    static const uint64_t columns[] = {14, 14, 11, 66, 67, 14, 40};
+    static const uint64_t columns[] = {14, 14, 11, 66, 67, 14, 40, 83};
     struct mem_store store = {0};
     struct jsonl_spill spill = {mem_write, mem_read, &store};
     struct jsonl_options with_store = {
