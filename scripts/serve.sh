@@ -72,7 +72,12 @@ done
 mkdir -p "$data_dir"
 chmod 0700 "$data_dir"
 data_dir=$(cd "$data_dir" && pwd)
-[ -n "$config" ] && config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
+if [ -n "$config" ]; then
+    # (set -e does not stop a failed cd inside $( && ): check it here.)
+    config_dir=$(cd "$(dirname "$config")" 2>/dev/null && pwd) ||
+        { echo "serve.sh: --config $config: no such directory" >&2; exit 1; }
+    config=$config_dir/$(basename "$config")
+fi
 worker_args=(--data-dir "$data_dir")
 [ -n "$config" ] && worker_args+=(--config "$config")
 

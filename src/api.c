@@ -48,19 +48,23 @@ static int authenticate(struct http_request *req, struct api_caller *caller,
     return 0;
 }
 
-/* GET /healthz: 200 when the database answers and the data directory is writable. */
+/* GET /healthz: 200 when the database answers and what an upload writes is
+ * writable: tmp/, files/ and the database file (not each shard: cheap). */
 static void health(struct http_request *req, const struct config *config)
 {
+    static const char *const written[] = {STORE_TMP_DIR, STORE_FILES_DIR, DB_FILENAME};
     struct key_record unused;
     unsigned char zero[AUTH_HASH_SIZE] = {0};
-    char tmp_dir[4096];
+    char path[4096];
     /* One indexed read of the key table: answers unless SQLite cannot read. */
     int status = db_key_find(zero, &unused);
     int ok = (status == DB_OK || status == DB_NOT_FOUND);
     cJSON *body = cJSON_CreateObject();
 
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/" STORE_TMP_DIR, config->data_dir);
-    ok = ok && access(tmp_dir, W_OK) == 0;
+    for (size_t i = 0; ok && i < sizeof written / sizeof *written; i++) {
+        snprintf(path, sizeof path, "%s/%s", config->data_dir, written[i]);
+        ok = access(path, W_OK) == 0;
+    }
     cJSON_AddStringToObject(body, "status", ok ? "ok" : "unavailable");
     http_send_json(req, ok ? 200 : 503, body);
 }

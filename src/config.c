@@ -99,6 +99,22 @@ static int set_text(char *dest, size_t dest_size, const char *key, const char *v
     return 0;
 }
 
+/* nginx's internal location for X-Accel-Redirect: it hides every URL under
+ * it, so it must be "/name/" of URL-safe characters, away from the API. */
+static const char *x_accel_prefix_problem(const char *v)
+{
+    size_t len = strlen(v);
+
+    if (len < 3 || v[0] != '/' || v[len - 1] != '/' || strstr(v, "//"))
+        return "must be a path of the form /name/ (like /_files_internal/)";
+    if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._~-") != len)
+        return "may hold only letters, digits and / . _ ~ -";
+    if (!strncmp(v, "/v1/", 4) || !strncmp(v, "/healthz/", 9) ||
+        !strncmp(v, "/_files_api_errors/", 19))
+        return "must not be under the API's paths (/v1/, /healthz) or its error pages";
+    return NULL;
+}
+
 int config_set(struct config *c, const char *key, const char *value, char *err, size_t err_size)
 {
     long long n;
@@ -107,8 +123,14 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         return set_text(c->data_dir, sizeof c->data_dir, key, value, err, err_size);
     if (!strcmp(key, "key_prefix"))
         return set_text(c->key_prefix, sizeof c->key_prefix, key, value, err, err_size);
-    if (!strcmp(key, "x_accel_prefix"))
+    if (!strcmp(key, "x_accel_prefix")) {
+        const char *why = x_accel_prefix_problem(value);
+        if (why) {
+            snprintf(err, err_size, "%s: %s", key, why);
+            return -1;
+        }
         return set_text(c->x_accel_prefix, sizeof c->x_accel_prefix, key, value, err, err_size);
+    }
     if (!strcmp(key, "batch_urls"))
         return set_batch_urls(c, value, err, err_size);
     if (!strcmp(key, "batch_checks")) {
@@ -245,6 +267,11 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
             fclose(f);
             return -1;
         }
+    }
+    if (ferror(f)) { /* a directory opens, then fails to read (EISDIR) */
+        snprintf(err, err_size, "%s: %s", path, strerror(errno));
+        fclose(f);
+        return -1;
     }
     fclose(f);
     return 0;

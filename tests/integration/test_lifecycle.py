@@ -15,8 +15,8 @@ import time
 
 import unittest
 
-from harness import (REPO, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port, group_alive,
-                     read_to_end)
+from harness import (BIN_DIR, REPO, SERVE, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port,
+                     group_alive, read_to_end)
 
 # In the shared-hosting shapes the web server itself runs the workers; these
 # tests are about the spawn-fcgi + multiwatch pool.
@@ -362,6 +362,23 @@ class RecycleTest(ApiTestCase):
         self.assertGreaterEqual(text.count("started"), 5)
 
 
+class ConfigPathTest(ApiTestCase):
+    def test_a_config_that_cannot_be_read_is_refused(self):
+        tmp = tempfile.mkdtemp(prefix="files-api-it-config-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        env = dict(os.environ, FILES_API_BIN=str(BIN_DIR))
+        for config, message in ((os.path.join(tmp, "nosuchdir", "x.conf"), "no such directory"),
+                                (tmp, "Is a directory")):
+            with self.subTest(config=config):
+                proc = subprocess.run(
+                    [str(SERVE), "--port", str(free_port()), "--data-dir",
+                     os.path.join(tmp, "data"), "--config", config],
+                    capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+                self.assertNotEqual(proc.returncode, 0, proc.stdout)
+                self.assertIn(message, proc.stderr)
+                self.assertNotIn("listening", proc.stdout)
+
+
 class HealthTest(ApiTestCase):
     def test_health_follows_the_data_directory(self):
         stack = Stack(workers=1, name="health").start()
@@ -380,6 +397,15 @@ class HealthTest(ApiTestCase):
         owner = os.stat(stack.data_dir)
         os.chown(tmp, owner.st_uid, owner.st_gid)  # www-data's under mod_fcgid
         self.assertEqual(client.request("GET", "/healthz").status, 200)
+        # the content directory and the database file count too
+        for name in ("files", "files.db"):
+            path = os.path.join(stack.data_dir, name)
+            os.rename(path, path + ".away")
+            try:
+                self.assertEqual(client.request("GET", "/healthz").status, 503, name)
+            finally:
+                os.rename(path + ".away", path)
+            self.assertEqual(client.request("GET", "/healthz").status, 200, name)
         self.assertEqual(client.request("POST", "/healthz").status, 405)
 
 

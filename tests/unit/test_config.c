@@ -53,6 +53,18 @@ int main(void)
     CHECK(load_text(&c, "batch_checks = maybe\n", err, sizeof err) == -1);
     CHECK(load_text(&c, "download_mode = ftp\n", err, sizeof err) == -1);
     CHECK(load_text(&c, "batch_urls = ,\n", err, sizeof err) == -1);
+    /* x_accel_prefix: nginx hides what is under it, so never the API's paths */
+    CHECK(config_set(&c, "x_accel_prefix", "/_dl/", err, sizeof err) == 0);
+    CHECK(config_set(&c, "x_accel_prefix", "/a/b-c.d~e_f/", err, sizeof err) == 0);
+    for (const char *const *bad =
+             (const char *const[]){"", "/", "//", "x/", "/x", "/a//b/", "/v1/", "/v1/files/",
+                                   "/healthz/", "/_files_api_errors/", "/a b/", "/a\"/", NULL};
+         *bad; bad++)
+        CHECKF(config_set(&c, "x_accel_prefix", *bad, err, sizeof err) == -1, "%s", *bad);
+    CHECK_STR(c.x_accel_prefix, "/a/b-c.d~e_f/");
+    /* a path that opens but does not read as a file */
+    CHECK(config_load_file(&c, "/tmp", err, sizeof err) == -1);
+    CHECKF(strstr(err, "Is a directory") != NULL, "%s", err);
     /* Expiry default: 0 or 3600..2592000. */
     CHECK(config_set(&c, "default_expiry_seconds", "3600", err, sizeof err) == 0);
     CHECK(config_set(&c, "default_expiry_seconds", "3599", err, sizeof err) == -1);
