@@ -30,6 +30,14 @@ static int scopes_have_empty_item(const char *scopes)
     }
 }
 
+/* An account name goes into the access log as account=NAME: one token of
+ * letters, digits and . _ @ + : -, so that no name can split or forge a line. */
+static int account_name_ok(const char *name)
+{
+    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+:-") ==
+           strlen(name);
+}
+
 int filesctl_keys_create(const struct config *config, int argc, char **argv)
 {
     const char *account = filesctl_option(argc, argv, "--account");
@@ -45,6 +53,10 @@ int filesctl_keys_create(const struct config *config, int argc, char **argv)
     }
     if (strlen(account) > 127 || strlen(scopes) > 1023 || (label && strlen(label) > 255)) {
         fprintf(stderr, "filesctl: account (127), scopes (1023) or name (255) too long\n");
+        return 2;
+    }
+    if (!account_name_ok(account)) {
+        fprintf(stderr, "filesctl: an account name is letters, digits and . _ @ + : - only\n");
         return 2;
     }
     if (scopes_have_empty_item(scopes)) {

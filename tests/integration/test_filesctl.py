@@ -35,6 +35,22 @@ def db():
 
 
 class KeysAtRestTest(ApiTestCase):
+    def test_account_names_are_one_log_token(self):
+        # the access line says account=NAME: no name may split or forge it
+        for name in ("evil status=200 account=admin", "a\nb", "tab\tbed", "q\"uote",
+                     "esc\x1b[31m", "caf\u00e9", "x" * 128):
+            with self.subTest(name=name):
+                res = STACK.filesctl("keys", "create", "--account", name, "--scopes", "",
+                                     check=False)
+                self.assertEqual(res.returncode, 2, res.stderr)
+                self.assertEqual(res.stdout, "")
+        name = "Team.A_1@example.com+ci:prod-" + "x" * 98  # every allowed kind, 127 bytes
+        self.assertEqual(len(name), 127)
+        client = STACK.client(STACK.create_key(name, "inference.*"))
+        self.assertEqual(client.list().status, 200)
+        self.assertIn("account=" + name + " ", STACK.wait_for_log(
+            lambda t: "account=" + name + " " in t))
+
     def test_scope_list_with_an_empty_item_is_refused(self):
         # "," would read as the empty list, which is full access (legacy keys).
         for scopes in (",", " , ", "inference.*,", ",inference.*", "files.read,,x", " "):
