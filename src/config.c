@@ -66,24 +66,36 @@ static int parse_bool(const char *text, int *out)
     return 0;
 }
 
+static char *trim(char *s);
+
 static int set_batch_urls(struct config *c, const char *value, char *err, size_t err_size)
 {
     char copy[CONFIG_MAX_LINE];
-    char *save = NULL;
+    char *item = copy;
 
     snprintf(copy, sizeof copy, "%s", value);
     c->batch_url_count = 0;
-    for (char *url = strtok_r(copy, ", ", &save); url; url = strtok_r(NULL, ", ", &save)) {
+    for (;;) {
+        char *comma = strchr(item, ',');
+        char *url;
+        if (comma)
+            *comma = '\0';
+        url = trim(item);
+        /* (an empty item, as in a stray ',', is a typo, not nothing) */
+        if (url[0] != '/' || url[strcspn(url, " \t\"")] != '\0') {
+            snprintf(err, err_size,
+                     "batch_urls: each url is a path like /v1/embeddings, not \"%s\"", url);
+            return -1;
+        }
         if (c->batch_url_count == CONFIG_MAX_BATCH_URLS || strlen(url) >= sizeof c->batch_urls[0]) {
             snprintf(err, err_size, "batch_urls: at most %d urls of at most %zu bytes",
                      CONFIG_MAX_BATCH_URLS, sizeof c->batch_urls[0] - 1);
             return -1;
         }
         snprintf(c->batch_urls[c->batch_url_count++], sizeof c->batch_urls[0], "%s", url);
-    }
-    if (c->batch_url_count == 0) {
-        snprintf(err, err_size, "batch_urls: needs at least one url");
-        return -1;
+        if (!comma)
+            break;
+        item = comma + 1;
     }
     return 0;
 }
@@ -121,8 +133,15 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
 
     if (!strcmp(key, "data_dir"))
         return set_text(c->data_dir, sizeof c->data_dir, key, value, err, err_size);
-    if (!strcmp(key, "key_prefix"))
+    if (!strcmp(key, "key_prefix")) {
+        /* keys travel in headers: letters, digits, '-' and '_' only */
+        if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
+            strlen(value)) {
+            snprintf(err, err_size, "key_prefix: letters, digits, '-' and '_' only");
+            return -1;
+        }
         return set_text(c->key_prefix, sizeof c->key_prefix, key, value, err, err_size);
+    }
     if (!strcmp(key, "x_accel_prefix")) {
         const char *why = x_accel_prefix_problem(value);
         if (why) {
@@ -235,7 +254,7 @@ static char *trim(char *s)
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
 {
     char line[CONFIG_MAX_LINE], reason[256];
-    unsigned line_number = 0;
+    unsigned line_number = 0, seen = 0; /* seen: a bit per config_keys entry */
     FILE *f = fopen(path, "r");
 
     if (!f) {
@@ -262,7 +281,18 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
             return -1;
         }
         *eq = '\0';
-        if (config_set(c, trim(text), trim(eq + 1), reason, sizeof reason) != 0) {
+        text = trim(text);
+        for (size_t k = 0; config_keys[k]; k++) {
+            if (strcmp(text, config_keys[k]) != 0)
+                continue;
+            if (seen & 1u << k) { /* which one was meant? */
+                snprintf(err, err_size, "%s:%u: %s is set twice", path, line_number, text);
+                fclose(f);
+                return -1;
+            }
+            seen |= 1u << k;
+        }
+        if (config_set(c, text, trim(eq + 1), reason, sizeof reason) != 0) {
             snprintf(err, err_size, "%s:%u: %s", path, line_number, reason);
             fclose(f);
             return -1;

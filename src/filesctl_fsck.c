@@ -235,8 +235,9 @@ int filesctl_fsck(const struct config *config, int argc, char **argv)
     char *end;
 
     if (grace) {
+        errno = 0;
         f.grace = strtol(grace, &end, 10);
-        if (end == grace || *end || f.grace < 0) {
+        if (end == grace || *end || f.grace < 0 || errno == ERANGE) {
             fprintf(stderr, "filesctl: --grace takes a number of seconds\n");
             return 2;
         }

@@ -53,6 +53,24 @@ int main(void)
     CHECK(load_text(&c, "batch_checks = maybe\n", err, sizeof err) == -1);
     CHECK(load_text(&c, "download_mode = ftp\n", err, sizeof err) == -1);
     CHECK(load_text(&c, "batch_urls = ,\n", err, sizeof err) == -1);
+    /* batch_urls: paths, no empty item (a stray ','), no spaces or quotes */
+    for (const char *const *bad = (const char *const[]){"", ",/a", "/a,", "/a,,/b", "/a, ,/b",
+                                                        "embeddings", "/a b", "/a\"", NULL};
+         *bad; bad++)
+        CHECKF(config_set(&c, "batch_urls", *bad, err, sizeof err) == -1, "%s", *bad);
+    CHECK(config_set(&c, "batch_urls", " /a , /b/c ", err, sizeof err) == 0);
+    CHECK(c.batch_url_count == 2);
+    CHECK_STR(c.batch_urls[1], "/b/c");
+    /* key_prefix: keys travel in headers */
+    CHECK(config_set(&c, "key_prefix", "sk-Team_1-", err, sizeof err) == 0);
+    CHECK(config_set(&c, "key_prefix", "", err, sizeof err) == 0);
+    for (const char *const *bad = (const char *const[]){"sk mel", "sk\tx", "sk\"", "sk:", NULL};
+         *bad; bad++)
+        CHECKF(config_set(&c, "key_prefix", *bad, err, sizeof err) == -1, "%s", *bad);
+    /* a key set twice in one file: refused, whichever line came last */
+    CHECK(load_text(&c, "max_requests = 5\nmax_requests = 6\n", err, sizeof err) == -1);
+    CHECKF(strstr(err, ":2: max_requests is set twice") != NULL, "%s", err);
+    CHECK(load_text(&c, "max_requests = 5\nmax_file_bytes = 6\n", err, sizeof err) == 0);
     /* x_accel_prefix: nginx hides what is under it, so never the API's paths */
     CHECK(config_set(&c, "x_accel_prefix", "/_dl/", err, sizeof err) == 0);
     CHECK(config_set(&c, "x_accel_prefix", "/a/b-c.d~e_f/", err, sizeof err) == 0);
