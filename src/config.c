@@ -251,6 +251,9 @@ static char *trim(char *s)
     return s;
 }
 
+_Static_assert(sizeof config_keys / sizeof *config_keys - 1 <= 32,
+               "config_load_file's seen mask has a bit per key");
+
 int config_load_file(struct config *c, const char *path, char *err, size_t err_size)
 {
     char line[CONFIG_MAX_LINE], reason[256];
