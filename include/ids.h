@@ -5,6 +5,10 @@
 
 #include <stddef.h>
 
+/* The characters of random ids and keys; also the letters and digits that
+ * names and prefixes checked elsewhere are built from. */
+#define IDS_BASE62 "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
 #define IDS_FILE_PREFIX "file_"
 #define IDS_FILE_RANDOM 24 /* base62 characters: 142 bits */
 #define IDS_FILE_LEN (sizeof IDS_FILE_PREFIX - 1 + IDS_FILE_RANDOM)

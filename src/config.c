@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "ids.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -119,7 +121,7 @@ static const char *x_accel_prefix_problem(const char *v)
 
     if (len < 3 || v[0] != '/' || v[len - 1] != '/' || strstr(v, "//"))
         return "must be a path of the form /name/ (like /_files_internal/)";
-    if (strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._~-") != len)
+    if (strspn(v, IDS_BASE62 "/._~-") != len)
         return "may hold only letters, digits and / . _ ~ -";
     if (!strncmp(v, "/v1/", 4) || !strncmp(v, "/healthz/", 9) ||
         !strncmp(v, "/_files_api_errors/", 19))
@@ -135,8 +137,7 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         return set_text(c->data_dir, sizeof c->data_dir, key, value, err, err_size);
     if (!strcmp(key, "key_prefix")) {
         /* keys travel in headers: letters, digits, '-' and '_' only */
-        if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") !=
-            strlen(value)) {
+        if (strspn(value, IDS_BASE62 "-_") != strlen(value)) {
             snprintf(err, err_size, "key_prefix: letters, digits, '-' and '_' only");
             return -1;
         }

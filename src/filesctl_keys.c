@@ -34,8 +34,7 @@ static int scopes_have_empty_item(const char *scopes)
  * letters, digits and . _ @ + : -, so that no name can split or forge a line. */
 static int account_name_ok(const char *name)
 {
-    return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+:-") ==
-           strlen(name);
+    return strspn(name, IDS_BASE62 "._@+:-") == strlen(name);
 }
 
 int filesctl_keys_create(const struct config *config, int argc, char **argv)

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-static const char base62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+static const char base62[] = IDS_BASE62;
 
 static int fill_random(unsigned char *buf, size_t n)
 {
