@@ -76,6 +76,7 @@ static int check_args(const struct filesctl_command *c, int argc, char **argv)
 {
     char words[16][64];
     int kinds[16], count = 0, positional = 0;
+    unsigned seen = 0; /* bit w: option words[w] was given */
     const char *p = c->usage, *end = strchr(c->usage, '\n');
 
     if (!end)
@@ -107,6 +108,11 @@ static int check_args(const struct filesctl_command *c, int argc, char **argv)
                     c->group, c->name ? " " : "", c->name ? c->name : "");
             return 2;
         }
+        if (seen & 1u << w) { /* which one was meant is a guess */
+            fprintf(stderr, "filesctl: %s given twice\n", argv[i]);
+            return 2;
+        }
+        seen |= 1u << w;
         if (w + 1 < count && kinds[w + 1] == 'W' && ++i == argc) {
             fprintf(stderr, "filesctl: %s needs a value\n", argv[i - 1]);
             return 2;
@@ -233,10 +239,15 @@ int main(int argc, char **argv)
     int i = 1, used = 0, rc;
 
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "--config") && i + 1 < argc)
-            config_path = argv[++i];
-        else if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
-            data_dir = argv[++i];
+        const char **value = !strcmp(argv[i], "--config")     ? &config_path
+                             : !strcmp(argv[i], "--data-dir") ? &data_dir
+                                                              : NULL;
+        if (value && *value) {
+            fprintf(stderr, "filesctl: %s given twice\n", argv[i]);
+            return 2;
+        }
+        if (value && i + 1 < argc)
+            *value = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
             return usage(0);
         else

@@ -352,6 +352,10 @@ class ArgumentsTest(ApiTestCase):
             ("keys", "create", "--account", "a", "--scopes", "", "extra"):
                 "unexpected argument extra",
             ("gc", "now"): "unexpected argument now",
+            ("keys", "create", "--account", "a", "--account", "b"): "--account given twice",
+            ("fsck", "--repair", "--repair"): "--repair given twice",
+            ("--data-dir", "d1", "--data-dir", "d2", "gc"): "--data-dir given twice",
+            ("--config", "c1", "--config", "c2", "gc"): "--config given twice",
         }
         for args, message in cases.items():
             with self.subTest(args=args), tempfile.TemporaryDirectory() as cwd:
