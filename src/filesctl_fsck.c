@@ -81,42 +81,81 @@ static void check_tmp(struct fsck *f)
     closedir(dir);
 }
 
-/* Every content file must belong to a live row, in its own shard. */
+/* A directory nothing of ours creates: removed only if empty, since fsck
+ * never deletes a tree it does not understand. */
+static void stray_dir(struct fsck *f, const char *path, const char *kind)
+{
+    if (f->repair && rmdir(path) == 0)
+        report(f, 1, "removed %s (%s)", path, kind);
+    else
+        report(f, 0, "%s: %s (not removed unless empty)", path, kind);
+}
+
+static int is_shard_name(const char *name)
+{
+    return strlen(name) == 2 && strspn(name, IDS_BASE62) == 2;
+}
+
+static void check_shard(struct fsck *f, const char *shard_path, const char *shard)
+{
+    char path[4096];
+    struct dirent *e;
+    struct stat st;
+    DIR *dir;
+
+    if (!(dir = opendir(shard_path))) {
+        report(f, 0, "%s: %s", shard_path, "shard directory cannot be read");
+        return;
+    }
+    while ((e = readdir(dir)) != NULL) {
+        size_t len = strlen(e->d_name);
+        int live;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", shard_path, e->d_name);
+        if (lstat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            stray_dir(f, path, "directory inside a shard");
+            continue;
+        }
+        live = ids_is_file_id(e->d_name) && !strcmp(e->d_name + len - 2, shard)
+                   ? db_file_is_live(e->d_name)
+                   : 0;
+        if (live < 0) {
+            report(f, 0, "%s: %s", path, "database error");
+            continue;
+        }
+        if (!live)
+            stray(f, path, &st, "content file without a live row");
+    }
+    closedir(dir);
+}
+
+/* Every content file must belong to a live row, in its own shard (the
+ * directory named by its id's last two characters); anything else is a stray. */
 static void check_content_files(struct fsck *f)
 {
-    char files_dir[2048], shard_path[3072], path[4096];
-    struct dirent *shard, *e;
+    char files_dir[2048], shard_path[3072];
+    struct dirent *e;
     struct stat st;
-    DIR *top, *dir;
+    DIR *top;
 
     snprintf(files_dir, sizeof files_dir, "%s/" STORE_FILES_DIR, f->config->data_dir);
     if (!(top = opendir(files_dir)))
         return;
-    while ((shard = readdir(top)) != NULL) {
-        if (shard->d_name[0] == '.')
+    while ((e = readdir(top)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
-        snprintf(shard_path, sizeof shard_path, "%s/%s", files_dir, shard->d_name);
-        if (!(dir = opendir(shard_path)))
+        snprintf(shard_path, sizeof shard_path, "%s/%s", files_dir, e->d_name);
+        if (lstat(shard_path, &st) != 0)
             continue;
-        while ((e = readdir(dir)) != NULL) {
-            size_t len = strlen(e->d_name);
-            int live;
-            if (e->d_name[0] == '.')
-                continue;
-            snprintf(path, sizeof path, "%s/%s", shard_path, e->d_name);
-            if (lstat(path, &st) != 0)
-                continue;
-            live = ids_is_file_id(e->d_name) && !strcmp(e->d_name + len - 2, shard->d_name)
-                       ? db_file_is_live(e->d_name)
-                       : 0;
-            if (live < 0) {
-                report(f, 0, "%s: %s", path, "database error");
-                continue;
-            }
-            if (!live)
-                stray(f, path, &st, "content file without a live row");
-        }
-        closedir(dir);
+        if (!S_ISDIR(st.st_mode))
+            stray(f, shard_path, &st, "file outside any shard");
+        else if (!is_shard_name(e->d_name))
+            stray_dir(f, shard_path, "directory that is not a shard");
+        else
+            check_shard(f, shard_path, e->d_name);
     }
     closedir(top);
 }

@@ -6,6 +6,7 @@ its repairs, --help everywhere."""
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import tempfile
@@ -251,6 +252,43 @@ class FsckTest(ApiTestCase):
         self.assertFalse(os.path.exists(stray))
         self.assertEqual(client.all_ids(), [intact])
         self.assertError(client.retrieve(damaged), 404, "INFERENCE_3302")
+
+    def test_fsck_reports_what_is_not_a_content_file_and_never_removes_a_tree(self):
+        stack = Stack(workers=1, name="fsck-layout").start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        kept = client.upload_ok(batch_jsonl(2))["id"]
+        files = os.path.join(stack.data_dir, "files")
+        shard = os.path.join(files, kept[-2:])
+        loose = os.path.join(files, "notes.txt")         # outside any shard
+        hidden = os.path.join(shard, ".hidden")          # a dot does not hide it
+        empty_dirs = [os.path.join(files, "not-a-shard"), os.path.join(shard, "subdir")]
+        tree = os.path.join(files, "backup")             # a directory with something in it
+        for d in empty_dirs + [tree]:
+            os.makedirs(d)
+        for path in (loose, hidden, os.path.join(tree, "x")):
+            with open(path, "wb") as f:
+                f.write(b"{}\n")
+        owner = os.stat(stack.data_dir)  # www-data's under mod_fcgid
+        for path in [loose, hidden, tree, os.path.join(tree, "x")] + empty_dirs:
+            os.chown(path, owner.st_uid, owner.st_gid)
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        for path, kind in ((loose, "file outside any shard"),
+                           (hidden, "content file without a live row"),
+                           (empty_dirs[0], "directory that is not a shard"),
+                           (empty_dirs[1], "directory inside a shard"),
+                           (tree, "directory that is not a shard")):
+            self.assertIn("problem: %s: %s" % (path, kind), res.stdout)
+        res = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 1, res.stdout)  # the tree is left alone
+        self.assertIn("problem: %s: directory that is not a shard" % tree, res.stdout)
+        self.assertTrue(os.path.exists(os.path.join(tree, "x")))
+        for path in (loose, hidden, *empty_dirs):
+            self.assertFalse(os.path.exists(path), path)
+        shutil.rmtree(tree)
+        self.assertEqual(stack.filesctl("fsck", "--grace", "0").returncode, 0)
+        self.assertEqual(client.content(kept).body, batch_jsonl(2))
 
 
     def stack(self, name, **kw):
