@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONFIG_DEFAULT_MAX_FILE_BYTES 110100480ULL /* 105 MiB */
 #define CONFIG_MAX_BATCH_URLS 16
@@ -55,5 +56,10 @@ int config_get(const struct config *c, const char *key, char *out, size_t out_si
  * Returns 0, or -1 with a reason in err. */
 int config_resolve(struct config *c, const char *config_path, const char *data_dir, char *err,
                    size_t err_size);
+
+/* Warns on out, as program, of each $FILES_API_* variable that is neither a key
+ * nor read by the project's programs and scripts (a misspelled setting, most
+ * likely, which would otherwise be ignored in silence). Returns how many. */
+size_t config_warn_unknown_environment(FILE *out, const char *program);
 
 #endif

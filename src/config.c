@@ -334,6 +334,49 @@ static int config_from_environment(struct config *c, char *err, size_t err_size)
     return 0;
 }
 
+/* $FILES_API_* names that are not keys: read by serve.sh (CONFIG, BIN,
+ * SPOOL_DIR), by the test build's hooks, and by the test runners. */
+static const char *const other_environment[] = {
+    "CONFIG", "BIN",      "SPOOL_DIR", "CRASH_AT",  "PAUSE_AT",      "SERVER",      "KEEP_TMP",
+    "TMP",    "BASE_URL", "KEY",       "KEY_OTHER", "KEY_READ_ONLY", "KEY_REVOKED", NULL};
+
+static int is_setting_name(const char *name, size_t len)
+{
+    char key[64];
+
+    for (const char *const *other = other_environment; *other; other++)
+        if (strlen(*other) == len && !strncmp(*other, name, len))
+            return 1;
+    for (const char *const *k = config_keys; *k; k++) {
+        size_t n = strlen(*k);
+        for (size_t i = 0; i < n && i < sizeof key; i++)
+            key[i] = (char)toupper((unsigned char)(*k)[i]);
+        if (n == len && n <= sizeof key && !strncmp(key, name, len))
+            return 1;
+    }
+    return 0;
+}
+
+size_t config_warn_unknown_environment(FILE *out, const char *program)
+{
+    static const char prefix[] = "FILES_API_";
+    size_t count = 0;
+
+    for (char **e = environ; *e; e++) {
+        const char *name = *e, *equals = strchr(name, '=');
+        if (!equals || strncmp(name, prefix, sizeof prefix - 1) != 0 ||
+            is_setting_name(name + sizeof prefix - 1,
+                            (size_t)(equals - name) - (sizeof prefix - 1)))
+            continue;
+        fprintf(out,
+                "%s: warning: $%.*s is not a setting and is ignored (a setting is "
+                "FILES_API_ and a config key in capitals)\n",
+                program, (int)(equals - name), name);
+        count++;
+    }
+    return count;
+}
+
 int config_resolve(struct config *c, const char *config_path, const char *data_dir, char *err,
                    size_t err_size)
 {

@@ -269,6 +269,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "filesctl: config: %s\n", err);
         return 1;
     }
+    config_warn_unknown_environment(stderr, "filesctl");
     if (!strcmp(command->group, "config"))
         return command->run(&config, argc, argv);
     if (store_init(config.data_dir, 3600) != 0 ||

@@ -163,6 +163,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "files-fcgi: config: %s\n", err);
         return 1;
     }
+    config_warn_unknown_environment(stderr, "files-fcgi");
     if (store_init(config.data_dir, STALE_TEMP_SECONDS) != 0) {
         perror("files-fcgi: data directory");
         return 1;

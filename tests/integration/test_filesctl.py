@@ -405,6 +405,18 @@ class ArgumentsTest(ApiTestCase):
                     self.assertEqual(os.listdir(cwd), [], "the default data directory appeared")
 
 
+    def test_a_misspelled_setting_in_the_environment_is_warned_about(self):
+        ctl = str(BIN_DIR / "filesctl")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FILES_API_")}
+        env.update(FILES_API_MAX_FILE_BYTE="5", FILES_API_MAX_REQUESTS="9")
+        res = subprocess.run([ctl, "config", "get", "max_requests"], env=env,
+                             capture_output=True, text=True)
+        self.assertEqual((res.returncode, res.stdout), (0, "9\n"))
+        self.assertEqual(res.stderr, "filesctl: warning: $FILES_API_MAX_FILE_BYTE is not a "
+                         "setting and is ignored (a setting is FILES_API_ and a config key "
+                         "in capitals)\n")
+
+
 class HelpTest(ApiTestCase):
     def test_every_subcommand_has_help_and_errors_exit_nonzero(self):
         ctl = str(BIN_DIR / "filesctl")

@@ -133,5 +133,32 @@ int main(void)
         CHECK_STR(c.data_dir, "./var");
         unlink(path);
     }
+    /* A $FILES_API_* that is no setting is warned about, not ignored in silence. */
+    {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+        setenv("FILES_API_DOWNLAOD_MODE", "stream", 1);
+        setenv("FILES_API_DOWNLOAD_MODE", "stream", 1);
+        setenv("FILES_API_CONFIG", "", 1);
+        setenv("FILES_API_X", "1", 1);
+        setenv("FILES_API_SPOOL_DIR", "/tmp", 1); /* serve.sh's own */
+        unsetenv("FILES_API_SERVER");             /* (the test runner's may be set) */
+        unsetenv("FILES_API_KEEP_TMP");
+        CHECK(config_warn_unknown_environment(out, "prog") == 2);
+        fclose(out);
+        CHECKF(strstr(text, "prog: warning: $FILES_API_DOWNLAOD_MODE is not a setting") != NULL,
+               "%s", text);
+        CHECKF(strstr(text, "$FILES_API_X is not") != NULL, "%s", text);
+        CHECKF(strstr(text, "$FILES_API_DOWNLOAD_MODE ") == NULL, "%s", text);
+        CHECKF(strstr(text, "$FILES_API_CONFIG ") == NULL, "%s", text);
+        CHECKF(strstr(text, "$FILES_API_SPOOL_DIR ") == NULL, "%s", text);
+        free(text);
+        unsetenv("FILES_API_DOWNLAOD_MODE");
+        unsetenv("FILES_API_DOWNLOAD_MODE");
+        unsetenv("FILES_API_CONFIG");
+        unsetenv("FILES_API_X");
+        unsetenv("FILES_API_SPOOL_DIR");
+    }
     TEST_MAIN_END();
 }
