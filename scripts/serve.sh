@@ -83,8 +83,10 @@ worker_args=(--data-dir "$data_dir")
 
 # The web server's body limit follows the worker's file limit, with room for
 # the multipart framing, so the worker (not the server) answers "too large".
-ctl() { "$bin_dir/filesctl" "${worker_args[@]}" config get "$1"; }
-ctl_all() { "$bin_dir/filesctl" "${worker_args[@]}" config show; }
+# One filesctl call reads the settings in force: it stops on a bad
+# configuration and warns (once) of a $FILES_API_* that is no setting.
+settings=$("$bin_dir/filesctl" "${worker_args[@]}" config show)
+ctl() { sed -n "s/^$1 = //p" <<<"$settings"; }
 max_file_bytes=$(ctl max_file_bytes)
 max_request_bytes=$(( max_file_bytes + 1048576 ))
 x_accel_prefix=$(ctl x_accel_prefix)
@@ -122,7 +124,7 @@ export FILES_API_DOWNLOAD_MODE=$download_mode
 # told to pass them on.
 key_settings() {
     local key name
-    for key in $(ctl_all | sed 's/ = .*//'); do
+    for key in $(sed 's/ = .*//' <<<"$settings"); do
         name=FILES_API_${key^^}
         case $name in FILES_API_DATA_DIR|FILES_API_DOWNLOAD_MODE) continue ;; esac
         [ -n "${!name:-}" ] && printf '%s %s\n' "$name" "${!name}"

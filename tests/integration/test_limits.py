@@ -129,9 +129,16 @@ class LimitFromEnvironmentTest(ApiTestCase):
     def test_limit_set_in_the_environment(self):
         self.assertIn("FILES_API_MAX_FILE_BYTES", config_key_variables())
         stack = Stack(workers=1, name="limit-env",
-                      env={"FILES_API_MAX_FILE_BYTES": str(LIMIT)}).start()
+                      env={"FILES_API_MAX_FILE_BYTES": str(LIMIT),
+                           "FILES_API_MAX_FILE_SIZE": "1"}).start()  # no such setting
         self.addCleanup(stack.stop)
         self.assertEqual(int(stack.config_get("max_file_bytes")), LIMIT)
+        # The misspelling is said once by serve.sh's filesctl (and by the worker
+        # that inherits it, when spawn-fcgi starts the workers).
+        warning = ": warning: $FILES_API_MAX_FILE_SIZE is not a setting and is ignored"
+        self.assertEqual(stack.log_text().count("filesctl" + warning), 1, stack.log_text())
+        if stack.server in (None, "lighttpd", "apache", "nginx"):
+            self.assertIn("files-fcgi" + warning, stack.log_text())
         c = stack.new_client()
         gen = ContentGen(LIMIT)
         resp = c.upload_stream(gen, chunked=False)
