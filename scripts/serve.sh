@@ -152,6 +152,12 @@ pids=()
 # VALIDATION_4016), a client too slow (408), a spool it cannot write (500), a
 # worker that died mid-request (502/500), an overloaded backend (503), a
 # timeout (504). The status stays the server's; the code is the nearest in SPEC.
+# The worker's routes (as regular expressions over the raw path) and the
+# Allow header of each, for the 405s that nginx and Apache answer themselves.
+route_allows() {
+    printf '%s\n' "/healthz|GET, HEAD" "/v1/files|GET, HEAD, POST" \
+        "/v1/files/[^/? ]+|GET, HEAD, DELETE" "/v1/files/[^/? ]+/content|GET, HEAD"
+}
 error_statuses="400 404 405 408 411 412 413 414 431 500 501 502 503 504 505"
 error_json() { # status code message
     local type=invalid_request_error param=null
@@ -312,9 +318,15 @@ FcgidPassHeader Authorization
 FcgidIOTimeout 600
 FcgidMaxProcessesPerClass $workers
 # Apache's core would echo TRACE (200, message/http) before the handler runs;
-# off, it answers 405 itself, with the JSON page. (mod_proxy_fcgi passes TRACE
-# on: the worker's 405 with Allow.)
+# off, it answers 405 itself, with the JSON page and the Allow header the worker
+# would send for that route. (mod_proxy_fcgi passes TRACE on to the worker.)
 TraceEnable off
+LoadModule headers_module $modules/mod_headers.so
+<Location "/_files_api_errors/">
+$(route_allows | while IFS='|' read -r path allow; do
+    printf '    Header always set Allow "%s" "expr=%%{REQUEST_STATUS} == 405 && %%{THE_REQUEST} =~ m#^[^ ]+ %s/?([?][^ ]*)? #"\n' "$allow" "$path"
+done)
+</Location>
 FcgidInitialEnv FILES_API_DATA_DIR $data_dir
 FcgidInitialEnv FILES_API_CONFIG $config
 FcgidInitialEnv FILES_API_DOWNLOAD_MODE $download_mode
@@ -397,6 +409,14 @@ http {
     proxy_temp_path $run/nginx/proxy;
     uwsgi_temp_path $run/nginx/uwsgi;
     scgi_temp_path $run/nginx/scgi;
+    # nginx refuses TRACE itself (405): the Allow header the worker would send
+    # for that route (an empty value adds no header).
+    map "\$status \$request_uri" \$files_api_allow {
+        default "";
+$(route_allows | while IFS='|' read -r path allow; do
+    printf '        "~^405 %s/?([?][^ ]*)?$" "%s";\n' "$path" "$allow"
+done)
+    }
     server {
         listen 127.0.0.1:$port;
         location / {
@@ -411,6 +431,7 @@ $(for status in $error_statuses; do echo "        error_page $status /_files_api
             internal;
             alias $run/errors/;
             default_type application/json;
+            add_header Allow \$files_api_allow always;
         }
         # X-Accel-Redirect target: content files, never reachable from outside.
         location $x_accel_prefix {

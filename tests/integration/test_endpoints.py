@@ -269,6 +269,20 @@ class WebServerErrorTest(ApiTestCase):
             with self.subTest(what):
                 self.assertServerError(request, allowed)
 
+    def test_trace_is_refused_with_the_routes_allow_header(self):
+        # Whoever refuses TRACE (the worker, or nginx and Apache with mod_fcgid
+        # themselves), the 405 names the methods the route takes.
+        cases = {"/healthz": "GET, HEAD", "/v1/files": "GET, HEAD, POST",
+                 "/v1/files/?limit=2": "GET, HEAD, POST",
+                 "/v1/files/file_abc": "GET, HEAD, DELETE",
+                 "/v1/files/file_abc/content/": "GET, HEAD"}
+        for path, allow in cases.items():
+            with self.subTest(path):
+                resp = self._raw(b"TRACE %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                                 % path.encode())
+                self.assertError(resp, 405, "VALIDATION_4005")
+                self.assertEqual(resp.header("Allow"), allow)
+
     def test_error_pages_are_not_a_route(self):
         request = (b"GET /_files_api_errors/400.json HTTP/1.1\r\nHost: x\r\n"
                    b"Connection: close\r\n\r\n")
