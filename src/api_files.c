@@ -82,63 +82,62 @@ struct list_params {
     char after[ROUTE_MAX_QUERY_VALUE];
 };
 
+enum { LIST_LIMIT, LIST_ORDER, LIST_AFTER, LIST_PURPOSE, LIST_PARAMS };
+static const char *const list_param_names[LIST_PARAMS] = {"limit", "order", "after", "purpose"};
+
 /* Parses limit (1..100), order (asc|desc), after (a file id) and purpose.
  * Returns 0, or -1 with VALIDATION_4002 naming the parameter. Unknown
- * parameters are ignored; a repeated one takes its last value. */
+ * parameters are ignored; a repeated one takes its last value, and only
+ * that value is checked. */
 static int parse_list_params(const char *query, struct list_params *params, struct api_error *error)
 {
     char key[ROUTE_MAX_QUERY_KEY], value[ROUTE_MAX_QUERY_VALUE];
+    struct {
+        char value[ROUTE_MAX_QUERY_VALUE];
+        int given; /* 1, or -1 when the last one was malformed or too long */
+    } last[LIST_PARAMS] = {0};
+    const char *limit = last[LIST_LIMIT].value, *order = last[LIST_ORDER].value;
+    const char *after = last[LIST_AFTER].value;
+    char *end;
+    long n = 0;
     int rc;
 
-    params->limit = LIST_DEFAULT_LIMIT;
-    params->descending = 1;
-    params->purpose[0] = params->after[0] = '\0';
-    params->has_purpose = 0;
     while ((rc = route_query_next(&query, key, sizeof key, value, sizeof value)) != 0) {
-        const char *param = NULL;
-        if (!strcmp(key, "limit"))
-            param = "limit";
-        else if (!strcmp(key, "order"))
-            param = "order";
-        else if (!strcmp(key, "after"))
-            param = "after";
-        else if (!strcmp(key, "purpose"))
-            param = "purpose";
-        if (rc < 0) {
-            if (!param)
-                continue;
-            error_set(error, ERR_INVALID_PARAMETER, param, "%s: malformed or too long", param);
+        int p = 0;
+        while (p < LIST_PARAMS && strcmp(key, list_param_names[p]) != 0)
+            p++;
+        if (p == LIST_PARAMS)
+            continue;
+        memcpy(last[p].value, value, sizeof value);
+        last[p].given = rc < 0 ? -1 : 1;
+    }
+    for (int p = 0; p < LIST_PARAMS; p++)
+        if (last[p].given < 0) {
+            error_set(error, ERR_INVALID_PARAMETER, list_param_names[p],
+                      "%s: malformed or too long", list_param_names[p]);
             return -1;
         }
-        if (!param)
-            continue;
-        if (param[0] == 'l') {
-            char *end;
-            long n = strtol(value, &end, 10);
-            if (value[0] < '0' || value[0] > '9' || *end || n < 1 || n > LIST_MAX_LIMIT) {
-                error_set(error, ERR_INVALID_PARAMETER, "limit",
-                          "limit must be an integer from 1 to %d", LIST_MAX_LIMIT);
-                return -1;
-            }
-            params->limit = (int)n;
-        } else if (param[0] == 'o') {
-            if (strcmp(value, "asc") && strcmp(value, "desc")) {
-                error_set(error, ERR_INVALID_PARAMETER, "order",
-                          "order must be \"asc\" or \"desc\"");
-                return -1;
-            }
-            params->descending = value[0] == 'd';
-        } else if (param[0] == 'a') {
-            if (!ids_is_file_id(value)) {
-                error_set(error, ERR_INVALID_PARAMETER, "after", "after must be a file id");
-                return -1;
-            }
-            memcpy(params->after, value, strlen(value) + 1);
-        } else {
-            memcpy(params->purpose, value, strlen(value) + 1);
-            params->has_purpose = 1;
+    if (last[LIST_LIMIT].given) {
+        n = strtol(limit, &end, 10);
+        if (limit[0] < '0' || limit[0] > '9' || *end || n < 1 || n > LIST_MAX_LIMIT) {
+            error_set(error, ERR_INVALID_PARAMETER, "limit",
+                      "limit must be an integer from 1 to %d", LIST_MAX_LIMIT);
+            return -1;
         }
     }
+    if (last[LIST_ORDER].given && strcmp(order, "asc") && strcmp(order, "desc")) {
+        error_set(error, ERR_INVALID_PARAMETER, "order", "order must be \"asc\" or \"desc\"");
+        return -1;
+    }
+    if (last[LIST_AFTER].given && !ids_is_file_id(after)) {
+        error_set(error, ERR_INVALID_PARAMETER, "after", "after must be a file id");
+        return -1;
+    }
+    params->limit = last[LIST_LIMIT].given ? (int)n : LIST_DEFAULT_LIMIT;
+    params->descending = !last[LIST_ORDER].given || order[0] == 'd';
+    snprintf(params->after, sizeof params->after, "%s", last[LIST_AFTER].given ? after : "");
+    params->has_purpose = last[LIST_PURPOSE].given;
+    snprintf(params->purpose, sizeof params->purpose, "%s", last[LIST_PURPOSE].value);
     return 0;
 }
 

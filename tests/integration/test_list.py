@@ -124,6 +124,27 @@ class ListTest(ApiTestCase):
         self.assertEqual(resp.status, 200, resp.body)
         self.assertEqual([f["id"] for f in resp.json()["data"]], ids)
 
+    def test_a_repeated_parameter_takes_its_last_value_and_only_that_is_checked(self):
+        c = STACK.new_client()
+        ids = upload_n(c, 3)  # desc: f2 f1 f0
+        for query, expected in (("limit=abc&limit=2", ids[:0:-1]),
+                                ("limit=0&limit=&limit=1", ids[2:]),
+                                ("limit=1&limit=2", ids[:0:-1]),
+                                ("order=bogus&order=asc", ids),
+                                ("after=nope&after=%s" % ids[2], ids[1::-1]),
+                                ("after=%%zz&after=%s&order=asc" % ids[0], ids[1:]),
+                                ("purpose=other&purpose=batch", ids[::-1]),
+                                ("purpose=batch&purpose=other", [])):
+            with self.subTest(query):
+                resp = c.list(query=query)
+                self.assertEqual(resp.status, 200, resp.body)
+                self.assertEqual([f["id"] for f in resp.json()["data"]], expected)
+        for query, param in (("limit=2&limit=abc", "limit"), ("order=asc&order=up", "order"),
+                             ("after=%s&after=nope" % ids[0], "after"),
+                             ("after=%s&after=%%zz" % ids[0], "after")):
+            with self.subTest(query):
+                self.assertError(c.list(query=query), 400, "VALIDATION_4002", param=param)
+
     def test_pagination_visits_every_file_once(self):
         c = STACK.new_client()
         ids = upload_n(c, 23, parallel=3)
