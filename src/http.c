@@ -223,7 +223,9 @@ void http_send_error(struct http_request *req, const struct api_error *error)
     send_json_with_headers(req, error_http_status(error->kind), body, headers);
 }
 
-/* Parses a decimal byte position; returns the number of digits read, 0 if none or overflow. */
+/* Parses a decimal byte position; returns the number of digits read, 0 if
+ * none. One past INT64_MAX counts as INT64_MAX: a position that large is past
+ * any content, as a smaller one would be (RFC 9110 §14.1.1 sets no bound). */
 static int parse_position(const char *text, int64_t *out)
 {
     int64_t value = 0;
@@ -231,9 +233,7 @@ static int parse_position(const char *text, int64_t *out)
 
     for (; text[digits] >= '0' && text[digits] <= '9'; digits++) {
         int digit = text[digits] - '0';
-        if (value > (INT64_MAX - digit) / 10)
-            return 0;
-        value = value * 10 + digit;
+        value = value > (INT64_MAX - digit) / 10 ? INT64_MAX : value * 10 + digit;
     }
     *out = value;
     return digits;
