@@ -9,6 +9,7 @@
 #define ROUTE_MAX_SEGMENT 64 /* a file id segment longer than this is no file id */
 #define ROUTE_MAX_QUERY_KEY 64
 #define ROUTE_MAX_QUERY_VALUE 256
+#define ROUTE_TOO_LONG (-2)
 
 enum route_kind {
     ROUTE_NONE,         /* no such route: 404 */
@@ -25,9 +26,9 @@ struct route {
 
 /* Splits a REQUEST_URI at '?' and percent-decodes the path into out (NUL-
  * terminated); of an absolute-form URI ("http://host/path") only the path.
- * Returns the decoded length, or -1 if the path is malformed: a bad %XX
- * escape, a decoded NUL, or longer than out_size - 1. *query is set to the
- * text after '?' (or to ""). */
+ * Returns the decoded length, -1 if the path is malformed (a bad %XX escape,
+ * a decoded NUL), or ROUTE_TOO_LONG if it is longer than out_size - 1 (out
+ * then holds its start). *query is set to the text after '?' (or to ""). */
 int route_decode_path(const char *request_uri, char *out, size_t out_size, const char **query);
 
 /* Maps a decoded path to a route; a single trailing slash is tolerated.

@@ -52,7 +52,8 @@ static void not_found(struct api_error *error, const char *file_id)
     char quoted[ROUTE_MAX_SEGMENT + 1];
 
     error_set(error, ERR_FILE_NOT_FOUND, "file_id", "no such file: %s",
-              error_quote(quoted, sizeof quoted, file_id));
+              file_id[0] ? error_quote(quoted, sizeof quoted, file_id)
+                         : "(an id longer than any file id)"); /* the router keeps no more */
 }
 
 /* Looks up a file of the caller; malformed ids are simply not found (SPEC). */

@@ -54,6 +54,7 @@ static const char *env(struct http_request *req, const char *name)
 void http_request_init(struct http_request *req, FCGX_Request *fcgi)
 {
     const char *uri, *length;
+    int decoded;
 
     memset(req, 0, sizeof *req);
     req->fcgi = fcgi;
@@ -68,8 +69,10 @@ void http_request_init(struct http_request *req, FCGX_Request *fcgi)
     uri = env(req, "REQUEST_URI");
     if (!uri)
         uri = "/";
-    req->path_ok = route_decode_path(uri, req->path, sizeof req->path, &req->query) >= 0;
-    if (!req->path_ok)
+    decoded = route_decode_path(uri, req->path, sizeof req->path, &req->query);
+    req->path_ok = decoded >= 0;
+    req->path_too_long = decoded == ROUTE_TOO_LONG;
+    if (!req->path_ok && !req->path_too_long)
         snprintf(req->path, sizeof req->path, "(malformed)");
     req->content_type = env(req, "CONTENT_TYPE");
     req->authorization = env(req, "HTTP_AUTHORIZATION");

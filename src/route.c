@@ -14,8 +14,9 @@ static int hex_value(char ch)
     return -1;
 }
 
-/* Decodes in[0..len) into out (NUL-terminated). Returns the length or -1 on a
- * bad escape, a decoded NUL or overflow. plus_is_space for form encoding. */
+/* Decodes in[0..len) into out (NUL-terminated). Returns the length, -1 on a
+ * bad escape or a decoded NUL, ROUTE_TOO_LONG on overflow (out then holds what
+ * fitted). plus_is_space for form encoding. */
 static int percent_decode(const char *in, size_t len, char *out, size_t out_size, int plus_is_space)
 {
     size_t written = 0;
@@ -35,14 +36,16 @@ static int percent_decode(const char *in, size_t len, char *out, size_t out_size
         } else if (ch == '+' && plus_is_space) {
             ch = ' ';
         }
-        if (ch == '\0' || written + 1 >= out_size)
+        if (ch == '\0')
             rc = -1;
+        else if (written + 1 >= out_size)
+            rc = ROUTE_TOO_LONG;
         else
             out[written++] = ch;
     }
     /* Terminated on failure too: callers may still print or compare what was decoded. */
     out[written] = '\0';
-    return rc == 0 ? (int)written : -1;
+    return rc == 0 ? (int)written : rc;
 }
 
 /* RFC 9112 §3.2.2: a target in absolute form ("http://host/path?query", which

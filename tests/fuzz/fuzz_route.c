@@ -25,8 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(uri, data, size);
     uri[size] = '\0';
     len = route_decode_path(uri, path, sizeof path, &query);
-    if (len >= 0) {
-        assert((size_t)len == strlen(path));
+    assert(len >= -1 || (len == ROUTE_TOO_LONG && strlen(path) == sizeof path - 1));
+    if (len >= 0 || len == ROUTE_TOO_LONG) {
+        assert(len < 0 || (size_t)len == strlen(path));
         route_match(path, &route);
         if (route.kind == ROUTE_FILE || route.kind == ROUTE_FILE_CONTENT) {
             assert(strlen(route.file_id) <= ROUTE_MAX_SEGMENT);

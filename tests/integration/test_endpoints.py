@@ -209,14 +209,17 @@ class ThreeOhTwoTest(ApiTestCase):
         self.assertEqual(other.delete(deleted).status, 200)
         unknown = "file_" + "A" * (len(foreign) - len("file_"))
         cases = {"unknown": unknown, "malformed": "file_x!y", "malformed2": "nope",
-                 "deleted": deleted, "foreign": foreign}
+                 "deleted": deleted, "foreign": foreign,
+                 # longer than any id; the second longer than the worker's path buffer
+                 "long": "file_" + "a" * 60, "very long": "file_" + "a" * 3000}
         for op in ("retrieve", "content", "delete"):
             shapes = {}
             for what, fid in cases.items():
                 with self.subTest(op=op, case=what):
                     resp = getattr(other, op)(fid)
                     err = self.assertError(resp, 404, "INFERENCE_3302")
-                    body = resp.body.decode().replace(fid, "<ID>")
+                    body = resp.body.decode().replace(fid, "<ID>").replace(
+                        "(an id longer than any file id)", "<ID>")
                     shapes[what] = body
             self.assertEqual(len(set(shapes.values())), 1,
                              "%s: bodies differ beyond the id: %s" % (op, shapes))

@@ -77,7 +77,9 @@ static void test_decode_path(void)
     CHECK(route_decode_path("http:/v1/files", out, sizeof out, &query) == 14); /* not absolute */
     /* Length limit: out_size - 1 bytes fit, one more does not. */
     CHECK(route_decode_path("/abcdefg", out, 9, &query) == 8);
-    CHECK(route_decode_path("/abcdefgh", out, 9, &query) == -1);
+    CHECK(route_decode_path("/abcdefgh", out, 9, &query) == ROUTE_TOO_LONG);
+    CHECK_STR(out, "/abcdefg"); /* what fitted: a too-long path routes by its start */
+    CHECK(route_decode_path("/abc%zzefgh", out, 9, &query) == -1);
 }
 
 static void test_query(void)
