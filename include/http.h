@@ -26,6 +26,7 @@ struct http_request {
     const char *if_match;
     const char *if_range;
     const char *if_unmodified_since;
+    const char *if_modified_since;
     long long content_length;  /* -1 when the request declared none */
     int head;                  /* HEAD: answer as GET, without a body */
     int path_ok;               /* 0 if the request path was malformed or too long */
@@ -70,6 +71,8 @@ void http_send_error(struct http_request *req, const struct api_error *error);
  * satisfiable range, 0 when the header is absent, malformed or asks for
  * several ranges (the whole content is sent, as RFC 9110 allows), or -1 when
  * it is unsatisfiable (416). */
+#define HTTP_DATE_SIZE 30
+
 int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *last);
 
 /* Returns 1 if a list of entity tags (If-None-Match, If-Match: RFC 9110 §13.1)
@@ -77,6 +80,13 @@ int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *
  * equal to it. With strong set (If-Match, If-Range), a weak tag W/"..."
  * never matches; without (If-None-Match), W/ is ignored. NULL matches nothing. */
 int http_etag_matches(const char *list, const char *etag, int strong);
+
+/* An HTTP-date (RFC 9110 §5.6.7): IMF-fixdate, or the obsolete RFC 850 and
+ * asctime forms a recipient must accept. Returns 0 with *out, or -1. */
+int http_parse_date(const char *text, time_t *out);
+
+/* Writes t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"). */
+void http_format_date(time_t t, char out[HTTP_DATE_SIZE]);
 
 /* Ends the request: sends the rest of the response, closes the connection and
  * writes the access-log line (method, path, status, bytes, duration, account,

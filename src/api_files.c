@@ -265,8 +265,8 @@ static int hand_off(const struct config *config, const char *id, char *headers, 
 
 /* A hand-off sends no body for HEAD, and the web server would judge If-Match
  * and If-Unmodified-Since again by its own validators (nginx's internal
- * location fails every If-Match, its ETag being off, and If-Unmodified-Since
- * by the file's mtime): those downloads the worker sends itself. */
+ * location fails every If-Match, its ETag being off; If-Unmodified-Since it
+ * judges by whole seconds of the mtime): those downloads the worker sends. */
 static int handing_off_allowed(const struct http_request *req)
 {
     return !req->head && !req->if_match && !req->if_unmodified_since;
@@ -275,9 +275,10 @@ static int handing_off_allowed(const struct http_request *req)
 int api_content(struct http_request *req, const struct config *config,
                 const struct api_caller *caller, const char *file_id, struct api_error *error)
 {
-    char headers[4096], disposition[1200], etag[70];
+    char headers[4096], disposition[1200], etag[70], last_modified[HTTP_DATE_SIZE];
     struct file_meta file;
     struct stat st;
+    time_t modified, since;
     int64_t first = 0, last;
     int fd, open_errno, range;
 
@@ -298,25 +299,35 @@ int api_content(struct http_request *req, const struct config *config,
         return -1;
     }
     snprintf(etag, sizeof etag, "\"%s\"", file.content_hash);
+    /* Last-Modified is the content file's mtime, as the web servers send it
+     * with a hand-off, so both ways of sending agree (never in the future). */
+    modified = st.st_mtime < time(NULL) ? st.st_mtime : time(NULL);
+    http_format_date(modified, last_modified);
     last = file.bytes - 1;
-    /* RFC 9110 §13.2.2's order. The ETag is the worker's one validator: it
-     * sends no Last-Modified and ignores If-Unmodified-Since (the content never
-     * changes). A web server sending a hand-off may add the file's mtime as
-     * Last-Modified and answer If-Modified-Since by it (lighttpd, nginx). */
-    if (req->if_match && !http_etag_matches(req->if_match, etag, 1)) {
+    /* RFC 9110 §13.2.2's order; a date that does not parse is ignored. */
+    if (req->if_match
+            ? !http_etag_matches(req->if_match, etag, 1)
+            : http_parse_date(req->if_unmodified_since, &since) == 0 && modified > since) {
         close(fd);
-        error_set(error, ERR_PRECONDITION_FAILED, "If-Match",
-                  "If-Match names no current tag of this file (its ETag is %s)", etag);
+        if (req->if_match)
+            error_set(error, ERR_PRECONDITION_FAILED, "If-Match",
+                      "If-Match names no current tag of this file (its ETag is %s)", etag);
+        else
+            error_set(error, ERR_PRECONDITION_FAILED, "If-Unmodified-Since",
+                      "the file was last modified after If-Unmodified-Since (%s)", last_modified);
         return -1;
     }
-    if (http_etag_matches(req->if_none_match, etag, 0)) {
-        snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
+    if (req->if_none_match
+            ? http_etag_matches(req->if_none_match, etag, 0)
+            : http_parse_date(req->if_modified_since, &since) == 0 && modified <= since) {
+        snprintf(headers, sizeof headers, "ETag: %s\r\nLast-Modified: %s\r\n", etag, last_modified);
         http_send_head(req, 304, headers);
         close(fd);
         return 0;
     }
     /* If-Range: the Range stands only if it holds this ETag (one strong tag;
-     * a date never matches, see above). Else the whole content. */
+     * a date never matches: Last-Modified is no strong validator, RFC 9110
+     * §13.1.5). Else the whole content. */
     range = req->if_range && strcmp(req->if_range, etag) != 0
                 ? 0
                 : http_parse_range(req->range, file.bytes, &first, &last);
@@ -331,8 +342,8 @@ int api_content(struct http_request *req, const struct config *config,
     content_disposition(disposition, sizeof disposition, file.filename);
     snprintf(headers, sizeof headers,
              "Content-Type: application/jsonl\r\nContent-Disposition: %s\r\nETag: %s\r\n"
-             "Accept-Ranges: bytes\r\n",
-             disposition, etag);
+             "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n",
+             disposition, etag, last_modified);
     if (range > 0) {
         size_t used = strlen(headers);
         snprintf(headers + used, sizeof headers - used,

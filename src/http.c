@@ -82,6 +82,7 @@ void http_request_init(struct http_request *req, FCGX_Request *fcgi)
     req->if_match = env(req, "HTTP_IF_MATCH");
     req->if_range = env(req, "HTTP_IF_RANGE");
     req->if_unmodified_since = env(req, "HTTP_IF_UNMODIFIED_SINCE");
+    req->if_modified_since = env(req, "HTTP_IF_MODIFIED_SINCE");
     length = env(req, "CONTENT_LENGTH");
     req->content_length = -1;
     if (length && *length) {
@@ -273,6 +274,34 @@ int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *
     *first = a;
     *last = b >= size ? size - 1 : b;
     return 1;
+}
+
+int http_parse_date(const char *text, time_t *out)
+{
+    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                        "%a %b %e %H:%M:%S %Y"};
+    struct tm tm;
+
+    if (!text)
+        return -1;
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        const char *end;
+        memset(&tm, 0, sizeof tm);
+        end = strptime(text, forms[i], &tm);
+        if (end && *end == '\0') {
+            *out = timegm(&tm);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void http_format_date(time_t t, char out[HTTP_DATE_SIZE])
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, HTTP_DATE_SIZE, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
 int http_etag_matches(const char *list, const char *etag, int strong)

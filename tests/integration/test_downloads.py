@@ -1,9 +1,11 @@
 """Content downloads: Range (206 with Content-Range for a-b, a- and -n; 416
 when unsatisfiable; several ranges answered whole), ETag with If-None-Match
-(304), If-Match (412) and If-Range, HEAD; and serve.sh's default hand-off to the web server (X-Sendfile
+(304), If-Match (412) and If-Range, Last-Modified with If-Modified-Since (304)
+and If-Unmodified-Since (412), HEAD; and serve.sh's default hand-off to the web server (X-Sendfile
 for lighttpd and Apache, X-Accel-Redirect for nginx), byte-identical and still
 authorized; --download-mode stream, and a hand-off the server cannot take."""
 
+import email.utils
 import os
 import re
 import shutil
@@ -21,6 +23,9 @@ HAND_OFF = {"lighttpd": "x-sendfile", "lighttpd-spawn": "x-sendfile",
             "nginx": "x-accel-redirect",
             "apache-fcgid": "x-sendfile" if XSENDFILE_MODULE else None,
             "apache": "x-sendfile" if XSENDFILE_MODULE and os.geteuid() != 0 else None}[SERVER]
+
+
+OLD_DATE = "Thu, 01 Jan 1990 00:00:00 GMT"
 
 
 class RangeAndETagTest(ApiTestCase):
@@ -96,9 +101,8 @@ class RangeAndETagTest(ApiTestCase):
         resp = self.client.request("HEAD", "/v1/files/%s/content" % self.file_id,
                                    headers={"If-Match": '"other"'})
         self.assertEqual((resp.status, resp.body), (412, b""))
-        # The ETag is the worker's validator: If-Unmodified-Since is ignored
-        # (nginx judged it by the file's mtime: 412 in HTML).
-        resp = self.get(**{"If-Unmodified-Since": "Thu, 01 Jan 1990 00:00:00 GMT"})
+        # If-Match met: If-Unmodified-Since is not looked at (RFC 9110 §13.2.2)
+        resp = self.get(**{"If-Match": etag, "If-Unmodified-Since": OLD_DATE})
         self.assertEqual((resp.status, resp.body), (200, self.content))
         resp = self.get(Range="bytes=0-9", **{"If-Range": etag})
         self.assertEqual((resp.status, resp.body), (206, self.content[:10]))
@@ -109,6 +113,37 @@ class RangeAndETagTest(ApiTestCase):
         # a Range that If-Range voids is not judged either: no 416
         resp = self.get(Range="bytes=%d-" % len(self.content), **{"If-Range": '"other"'})
         self.assertEqual((resp.status, resp.body), (200, self.content))
+
+    def test_last_modified_and_the_date_conditions(self):
+        # The content file's mtime, from the worker or the web server alike, on
+        # GET, HEAD, ranges and 304s.
+        path = os.path.join(self.stack.data_dir, "files", self.file_id[-2:], self.file_id)
+        mtime = email.utils.formatdate(int(os.stat(path).st_mtime), usegmt=True)
+        head = self.client.request("HEAD", "/v1/files/%s/content" % self.file_id)
+        for resp in (self.get(), head, self.get(Range="bytes=0-9"),
+                     self.get(**{"If-None-Match": self.get().header("ETag")})):
+            self.assertEqual(resp.header("Last-Modified"), mtime, resp.status)
+        later = email.utils.formatdate(int(os.stat(path).st_mtime) + 60, usegmt=True)
+        cases = [({"If-Modified-Since": mtime}, 304), ({"If-Modified-Since": later}, 304),
+                 ({"If-Modified-Since": OLD_DATE}, 200),
+                 ({"If-Modified-Since": "not a date"}, 200),
+                 # If-None-Match, when sent, decides instead of If-Modified-Since
+                 ({"If-Modified-Since": mtime, "If-None-Match": '"other"'}, 200),
+                 ({"If-Unmodified-Since": mtime}, 200), ({"If-Unmodified-Since": later}, 200),
+                 ({"If-Unmodified-Since": "not a date"}, 200),
+                 ({"If-Unmodified-Since": OLD_DATE}, 412),
+                 ({"If-Unmodified-Since": OLD_DATE, "If-Modified-Since": mtime}, 412)]
+        for headers, status in cases:
+            for method in ("GET", "HEAD"):
+                with self.subTest(headers=headers, method=method):
+                    resp = self.client.request(method, "/v1/files/%s/content" % self.file_id,
+                                               headers=headers)
+                    self.assertEqual(resp.status, status)
+                    if status == 200:
+                        self.assertEqual(resp.body, self.content if method == "GET" else b"")
+                    if status == 412 and method == "GET":
+                        self.assertError(resp, 412, "VALIDATION_4002",
+                                         param="If-Unmodified-Since")
 
     def test_head(self):
         resp = self.client.request("HEAD", "/v1/files/%s/content" % self.file_id)

@@ -65,6 +65,31 @@ static void test_etag(void)
     CHECK(http_etag_matches("\"x\"", tag, 1) == 0);
 }
 
+static void test_dates(void)
+{
+    char text[HTTP_DATE_SIZE];
+    time_t t = 0;
+
+    /* RFC 9110 §5.6.7's example in its three forms. */
+    CHECK(http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT", &t) == 0 && t == 784111777);
+    t = 0;
+    CHECK(http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", &t) == 0 && t == 784111777);
+    t = 0;
+    CHECK(http_parse_date("Sun Nov  6 08:49:37 1994", &t) == 0 && t == 784111777);
+    http_format_date(784111777, text);
+    CHECK_STR(text, "Sun, 06 Nov 1994 08:49:37 GMT");
+    http_format_date(1795693022, text);
+    CHECK(http_parse_date(text, &t) == 0 && t == 1795693022);
+    /* Not a date: ignored by the caller. */
+    CHECK(http_parse_date(NULL, &t) == -1);
+    CHECK(http_parse_date("", &t) == -1);
+    CHECK(http_parse_date("yesterday", &t) == -1);
+    CHECK(http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT, Mon, 07 Nov 1994 08:49:37 GMT", &t) ==
+          -1);
+    CHECK(http_parse_date("Sun, 06 Nov 1994 08:49:37 PST", &t) == -1);
+    CHECK(http_parse_date("784111777", &t) == -1);
+}
+
 static void test_request_memory(void)
 {
     cJSON *first, *again;
@@ -139,6 +164,7 @@ int main(void)
 {
     test_range();
     test_etag();
+    test_dates();
     test_request_memory();
     test_access_line();
     TEST_MAIN_END();
