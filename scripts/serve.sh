@@ -12,13 +12,15 @@
 # data directory), X-Accel-Redirect for nginx, unless the configuration file
 # already names a hand-off; stream makes the workers send them. A
 # $FILES_API_DOWNLOAD_MODE in the environment counts as --download-mode.
+# Without --data-dir, the data directory is the configuration's data_dir
+# ($FILES_API_DATA_DIR, the file's, else ./var), as for the worker and filesctl.
 set -euo pipefail
 export PATH=$PATH:/usr/sbin:/sbin # the web servers, also for users whose PATH lacks them
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 server=lighttpd
 port=8080
-data_dir=./var
+data_dir= # none given: the configuration's
 workers=4
 config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
@@ -27,8 +29,13 @@ download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
 unset FILES_API_DOWNLOAD_MODE
 apache_modules=/usr/lib/apache2/modules
 
-usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+refuse() { echo "serve.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
+    case $1 in
+    --server|--port|--data-dir|--workers|--config|--download-mode)
+        [ $# -ge 2 ] && [ -n "$2" ] || refuse "$1 needs a value" ;;
+    esac
     case $1 in
     --server) server=$2; shift 2 ;;
     --port) port=$2; shift 2 ;;
@@ -40,6 +47,8 @@ while [ $# -gt 0 ]; do
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac
 done
+[[ $port =~ ^[1-9][0-9]{0,4}$ ]] && [ "$port" -le 65535 ] || refuse "--port takes 1-65535, not $port"
+[[ $workers =~ ^[1-9][0-9]{0,2}$ ]] || refuse "--workers takes 1-999, not $workers"
 # lighttpd-spawn and apache-fcgid are the shared-hosting shapes: the web
 # server starts and supervises the workers itself (no spawn-fcgi pool).
 case $server in
@@ -69,24 +78,41 @@ for prog in files-fcgi filesctl; do
     fi
 done
 
-mkdir -p "$data_dir"
-chmod 0700 "$data_dir"
-data_dir=$(cd "$data_dir" && pwd)
 if [ -n "$config" ]; then
     # (set -e does not stop a failed cd inside $( && ): check it here.)
     config_dir=$(cd "$(dirname "$config")" 2>/dev/null && pwd) ||
         { echo "serve.sh: --config $config: no such directory" >&2; exit 1; }
     config=$config_dir/$(basename "$config")
 fi
-worker_args=(--data-dir "$data_dir")
+worker_args=()
 [ -n "$config" ] && worker_args+=(--config "$config")
+[ -n "$data_dir" ] && worker_args+=(--data-dir "$data_dir")
 
-# The web server's body limit follows the worker's file limit, with room for
-# the multipart framing, so the worker (not the server) answers "too large".
 # One filesctl call reads the settings in force: it stops on a bad
 # configuration and warns (once) of a $FILES_API_* that is no setting.
 settings=$("$bin_dir/filesctl" "${worker_args[@]}" config show)
 ctl() { sed -n "s/^$1 = //p" <<<"$settings"; }
+data_dir=$(ctl data_dir)
+# A directory with other things in it and nothing of ours is not a data
+# directory (a mistyped --data-dir /tmp): its mode is not ours to change.
+ours=
+for entry in files.db files tmp spool; do [ -e "$data_dir/$entry" ] && ours=1; done
+if [ -z "$ours" ] && [ -d "$data_dir" ] && [ -n "$(ls -A "$data_dir")" ]; then
+    echo "serve.sh: $data_dir holds other things and no data (files.db, files/): give a new or empty directory" >&2
+    exit 1
+fi
+mkdir -p "$data_dir"
+chmod 0700 "$data_dir"
+data_dir=$(cd "$data_dir" && pwd)
+worker_args=(--data-dir "$data_dir")
+[ -n "$config" ] && worker_args+=(--config "$config")
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "serve.sh: something already answers on 127.0.0.1:$port" >&2
+    exit 1
+fi
+
+# The web server's body limit follows the worker's file limit, with room for
+# the multipart framing, so the worker (not the server) answers "too large".
 max_file_bytes=$(ctl max_file_bytes)
 max_request_bytes=$(( max_file_bytes + 1048576 ))
 x_accel_prefix=$(ctl x_accel_prefix)
@@ -132,17 +158,20 @@ key_settings() {
     return 0
 }
 
-run=$(mktemp -d /tmp/files-api.XXXXXX)
-chmod 0755 "$run"
-socket=$run/fcgi.sock
 # The web server's request-body spool: DATA/spool unless FILES_API_SPOOL_DIR
 # names another (existing, private) directory.
 spool=${FILES_API_SPOOL_DIR:-$data_dir/spool}
-mkdir -p "$run/docroot" "$run/errors"
 if [ -z "${FILES_API_SPOOL_DIR:-}" ]; then
     mkdir -p "$spool"
     chmod 0700 "$spool"
+elif [ ! -d "$spool" ] || [ ! -w "$spool" ]; then
+    echo "serve.sh: \$FILES_API_SPOOL_DIR $spool is not a writable directory" >&2
+    exit 1
 fi
+run=$(mktemp -d /tmp/files-api.XXXXXX)
+chmod 0755 "$run"
+socket=$run/fcgi.sock
+mkdir -p "$run/docroot" "$run/errors"
 pids=()
 
 # Errors the web server answers itself are in the API's JSON format too: a
@@ -223,8 +252,16 @@ stop() {
     for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
         stop_one "${pids[i]}"
     done
+    if [ -n "$pool_group" ] && kill -TERM -- "-$pool_group" 2>/dev/null; then
+        for ((i = 0; i < 50; i++)); do
+            kill -0 -- "-$pool_group" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL -- "-$pool_group" 2>/dev/null || true
+    fi
     rm -rf "$run"
 }
+pool_group=
 trap stop EXIT
 trap 'exit 0' INT TERM HUP
 
@@ -237,10 +274,13 @@ fi
 # The pool: multiwatch restarts dead workers; -r/-t are generous so that a
 # burst of crashes never leaves the pool empty.
 if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; then
-    spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
+    # In a process group of its own (setsid execs, keeping the pid): workers
+    # that outlive a multiwatch killed outright are stopped with the group.
+    setsid spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
         /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
     pids+=($!)
     again[$!]=TERM
+    pool_group=$!
 fi
 
 start_lighttpd() {
@@ -459,15 +499,15 @@ nginx) start_nginx ;;
 esac
 
 for _ in $(seq 1 200); do
+    for pid in "${pids[@]}"; do
+        kill -0 "$pid" 2>/dev/null || { echo "serve.sh: failed to start" >&2; exit 1; }
+    done
     if curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
         echo "listening on http://127.0.0.1:$port"
         wait -n "${pids[@]}" || true
         echo "serve.sh: a component exited; stopping" >&2
         exit 1
     fi
-    for pid in "${pids[@]}"; do
-        kill -0 "$pid" 2>/dev/null || { echo "serve.sh: failed to start" >&2; exit 1; }
-    done
     sleep 0.1
 done
 echo "serve.sh: no answer on port $port after 20 s" >&2

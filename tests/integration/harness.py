@@ -120,6 +120,7 @@ class Stack:
         self.log_path = None
         self._log_file = None
         self.keys = []  # every secret key created: tests grep the log for them
+        self.pool_groups = set()  # process groups of serve.sh's own (its setsid pool)
 
     # -- lifecycle --
 
@@ -145,7 +146,8 @@ class Stack:
             except StackError as e:
                 last = e
                 self._stop_process()
-                if "Address already in use" not in str(e) and "bind" not in str(e):
+                if not any(m in str(e) for m in ("Address already in use", "bind",
+                                                 "already answers")):
                     break
         self.stop()
         raise last
@@ -180,6 +182,7 @@ class Stack:
         while time.monotonic() < deadline:
             text = self.log_text()
             if "listening on http://127.0.0.1:%d" % self.port in text:
+                self.pool_groups = child_groups(self.proc.pid)
                 return
             if self.proc.poll() is not None:
                 raise StackError("serve.sh exited with %s before listening; its output:\n%s"
@@ -201,15 +204,16 @@ class Stack:
                     proc.wait(timeout=STOP_TIMEOUT)
                 except subprocess.TimeoutExpired:
                     pass
-            # Whatever is left in the group (workers, lighttpd): last resort.
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and group_alive(pgid):
-                time.sleep(0.05)
-            if group_alive(pgid):
-                try:
-                    os.killpg(pgid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            # Whatever is left in the groups (workers, lighttpd): last resort.
+            for group in [pgid] + sorted(self.pool_groups):
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and group_alive(group):
+                    time.sleep(0.05)
+                if group_alive(group):
+                    try:
+                        os.killpg(group, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
             if proc.poll() is None:
                 try:
                     proc.kill()
@@ -343,6 +347,20 @@ class Stack:
         c = Client(self, self.create_key(account, scopes), auth)
         c.account = account
         return c
+
+
+def child_groups(pid):
+    """Process groups of pid's children other than pid's own."""
+    groups = set()
+    for name in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and int(fields[2]) != pid:  # ppid, pgrp
+            groups.add(int(fields[2]))
+    return groups
 
 
 def group_alive(pgid):

@@ -143,6 +143,8 @@ class GracefulStopTest(ApiTestCase):
                           % (attempt, signum, stack.log_text()[-2000:]))
             self.assertTrue(wait_for(lambda: not group_alive(pgid), 5),
                             "attempt %d: processes left in the group" % attempt)
+            self.assertTrue(wait_for(lambda: not any(map(group_alive, stack.pool_groups)), 5),
+                            "attempt %d: processes left in the pool's group" % attempt)
             self.assertFalse(os.path.exists(run_dirs[0]), "attempt %d: run dir left (exit %s)\n%s"
                              % (attempt, stack.proc.returncode, stack.log_text()[-2000:]))
             stack.stop()
@@ -443,3 +445,123 @@ class FreshCheckoutTest(ApiTestCase):
         self.assertIn("nowhere/files-fcgi not found (run make)", proc.stderr)
         self.assertFalse(os.path.exists(os.path.join(tree, "build")))  # nothing was built
 
+
+
+def serve_until_ready(args, cwd, env=None, timeout=60):
+    """Runs serve.sh until it prints "listening" or exits: (process, output so far)."""
+    log = tempfile.TemporaryFile()
+    env = dict(env if env is not None else os.environ, FILES_API_BIN=str(BIN_DIR))
+    server = os.environ.get("FILES_API_SERVER")
+    proc = subprocess.Popen([str(SERVE)] + (["--server", server] if server else []) + args,
+                            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+        if "listening on" in text or proc.poll() is not None or time.monotonic() > deadline:
+            return proc, text
+        time.sleep(0.05)
+
+
+def stop_serve(proc):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+
+
+class ServeScriptTest(ApiTestCase):
+    """serve.sh's own checks, before it starts anything."""
+
+    def tmp(self):
+        tmp = tempfile.mkdtemp(prefix="files-api-it-serve-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o711)  # (mod_fcgid's workers run as www-data)
+        return tmp
+
+    def env(self):
+        return {k: v for k, v in os.environ.items()
+                if not k.startswith("FILES_API_") or k == "FILES_API_SERVER"}
+
+    def test_without_data_dir_the_configuration_names_the_data_directory(self):
+        tmp = self.tmp()
+        config = os.path.join(tmp, "files-api.conf")
+        with open(config, "w") as f:
+            f.write("data_dir = %s/from-file\n" % tmp)
+        env = self.env()
+        for args, extra, where in ((["--config", config], {}, "from-file"),
+                                   ([], {"FILES_API_DATA_DIR": tmp + "/from-env"}, "from-env"),
+                                   ([], {}, "var")):
+            with self.subTest(where=where):
+                proc, text = serve_until_ready(["--port", str(free_port()), "--workers", "1"]
+                                               + args, cwd=tmp, env=dict(env, **extra))
+                self.addCleanup(stop_serve, proc)
+                self.assertIn("listening on", text)
+                self.assertTrue(os.path.exists(os.path.join(tmp, where, "files.db")), text)
+                stop_serve(proc)
+
+    def test_option_values_are_checked(self):
+        tmp = self.tmp()
+        data = ["--data-dir", os.path.join(tmp, "data")]
+        for args, message in ((["--port"], "--port needs a value"),
+                              (["--port", "99999"] + data, "--port takes 1-65535, not 99999"),
+                              (["--port", "0"] + data, "--port takes 1-65535, not 0"),
+                              (["--workers", "0"] + data, "--workers takes 1-999, not 0"),
+                              (["--workers", "abc"] + data, "--workers takes 1-999, not abc"),
+                              (["--data-dir", ""], "--data-dir needs a value"),
+                              (["--server"], "--server needs a value")):
+            with self.subTest(args=args):
+                proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
+                self.addCleanup(stop_serve, proc)
+                self.assertEqual(proc.wait(30), 2, text)
+                self.assertIn("serve.sh: " + message, text)
+        self.assertEqual(os.listdir(tmp), [])
+
+    def test_a_port_that_already_answers_is_refused(self):
+        tmp = self.tmp()
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(8)
+        self.addCleanup(taken.close)
+        proc, text = serve_until_ready(["--port", str(taken.getsockname()[1]), "--data-dir",
+                                        os.path.join(tmp, "data")], cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertEqual(proc.wait(30), 1, text)
+        self.assertIn("something already answers on 127.0.0.1:%d" % taken.getsockname()[1], text)
+        self.assertNotIn("listening", text)
+
+    def test_a_directory_of_other_things_is_not_taken_for_a_data_directory(self):
+        tmp = self.tmp()
+        other = os.path.join(tmp, "shared")
+        os.mkdir(other)
+        os.chmod(other, 0o1777)
+        open(os.path.join(other, "notes.txt"), "w").close()
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", other],
+                                       cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertEqual(proc.wait(30), 1, text)
+        self.assertIn("holds other things and no data", text)
+        self.assertEqual(os.stat(other).st_mode & 0o7777, 0o1777)
+        self.assertEqual(os.listdir(other), ["notes.txt"])
+
+    def test_a_spool_directory_that_is_missing_is_refused(self):
+        tmp = self.tmp()
+        env = dict(self.env(), FILES_API_SPOOL_DIR=os.path.join(tmp, "nowhere"))
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir",
+                                        os.path.join(tmp, "data")], cwd=tmp, env=env)
+        self.addCleanup(stop_serve, proc)
+        self.assertEqual(proc.wait(30), 1, text)
+        self.assertIn("nowhere is not a writable directory", text)
+
+    @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+    def test_workers_do_not_outlive_a_multiwatch_killed_outright(self):
+        stack = Stack(workers=3, name="orphans").start()
+        self.addCleanup(stack.stop)
+        self.assertEqual(len(stack.pool_groups), 1, "the pool has a process group of its own")
+        pool = next(iter(stack.pool_groups))  # spawn-fcgi -n execs multiwatch: its pid
+        with open("/proc/%d/comm" % pool) as f:
+            self.assertEqual(f.read().strip(), "multiwatch")
+        os.kill(pool, signal.SIGKILL)
+        stack.proc.wait(30)
+        self.assertIn("a component exited; stopping", stack.log_text())
+        self.assertTrue(wait_for(lambda: not group_alive(pool), 10), "workers left running")
