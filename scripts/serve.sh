@@ -216,7 +216,7 @@ error_json 505 VALIDATION_4001 "the HTTP version is not supported"
 # SIGINT for lighttpd, SIGQUIT for nginx, SIGWINCH for Apache), then the pool
 # (SIGINT: multiwatch passes SIGUSR1 on, and each worker finishes the request
 # in hand and exits). A stop signal can be lost: multiwatch can miss a worker
-# it is restarting just then (Ctrl-C reaches the workers too), and Apache one
+# it is restarting just then, and Apache one
 # that comes while it restarts (a closed terminal's SIGHUP is its "restart").
 # So all but lighttpd (which takes a second SIGINT as "stop now") are told
 # again every second until they are gone; multiwatch passes a second signal on
