@@ -8,18 +8,29 @@
 
 #include "config.h"
 
+#define FILESCTL_MAX_ARGS 16
+
+/* A command's arguments, parsed against its usage line (main does it). */
+struct filesctl_args {
+    int options;
+    const char *name[FILESCTL_MAX_ARGS];  /* "--account", ... */
+    const char *value[FILESCTL_MAX_ARGS]; /* its value; NULL for a flag */
+    int positionals;
+    const char *positional[FILESCTL_MAX_ARGS];
+};
+
 struct filesctl_command {
     const char *group; /* "keys", "files", ... */
     const char *name;  /* "create", ...; NULL for a group that is the command */
     const char *usage; /* arguments and one line of description */
-    int (*run)(const struct config *config, int argc, char **argv);
+    int (*run)(const struct config *config, const struct filesctl_args *args);
 };
 
-/* Returns the value following flag in argv[0..argc), or NULL. */
-const char *filesctl_option(int argc, char **argv, const char *flag);
+/* The value given to option name, or NULL. */
+const char *filesctl_option(const struct filesctl_args *args, const char *name);
 
-/* 1 if flag appears in argv. */
-int filesctl_flag(int argc, char **argv, const char *flag);
+/* 1 if the flag name was given. */
+int filesctl_flag(const struct filesctl_args *args, const char *name);
 
 /* Says on stderr why a database call failed (what: the command's object);
  * returns 1, the exit status. */
@@ -29,14 +40,14 @@ int filesctl_db_failure(const char *what, int status);
  */
 void filesctl_progress(const char *what, uint64_t done, uint64_t total);
 
-int filesctl_keys_create(const struct config *config, int argc, char **argv);
-int filesctl_keys_list(const struct config *config, int argc, char **argv);
-int filesctl_keys_revoke(const struct config *config, int argc, char **argv);
-int filesctl_files_import(const struct config *config, int argc, char **argv);
-int filesctl_files_list(const struct config *config, int argc, char **argv);
-int filesctl_files_show(const struct config *config, int argc, char **argv);
-int filesctl_files_rm(const struct config *config, int argc, char **argv);
-int filesctl_fsck(const struct config *config, int argc, char **argv);
-int filesctl_gc(const struct config *config, int argc, char **argv);
+int filesctl_keys_create(const struct config *config, const struct filesctl_args *args);
+int filesctl_keys_list(const struct config *config, const struct filesctl_args *args);
+int filesctl_keys_revoke(const struct config *config, const struct filesctl_args *args);
+int filesctl_files_import(const struct config *config, const struct filesctl_args *args);
+int filesctl_files_list(const struct config *config, const struct filesctl_args *args);
+int filesctl_files_show(const struct config *config, const struct filesctl_args *args);
+int filesctl_files_rm(const struct config *config, const struct filesctl_args *args);
+int filesctl_fsck(const struct config *config, const struct filesctl_args *args);
+int filesctl_gc(const struct config *config, const struct filesctl_args *args);
 
 #endif

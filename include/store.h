@@ -34,7 +34,8 @@ struct store_upload {
 time_t store_file_clock(void);
 
 /* Creates the data directory layout (mode 0700) and removes named temp files
- * left by dead workers older than grace_seconds. Returns 0, or -1 (errno). */
+ * left by dead workers older than grace_seconds (none if it is negative).
+ * Returns 0, or -1 (errno). */
 int store_init(const char *data_dir, int grace_seconds);
 
 /* Starts a temporary file for an upload. Returns 0, or -1 (errno). */

@@ -5,14 +5,16 @@
 #include "db.h"
 #include "store.h"
 
+#include <errno.h>
+#include <grp.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int config_show(const struct config *config, int argc, char **argv);
-static int config_get_command(const struct config *config, int argc, char **argv);
+static int config_show(const struct config *config, const struct filesctl_args *args);
+static int config_get_command(const struct config *config, const struct filesctl_args *args);
 
 static const struct filesctl_command commands[] = {
     {"keys", "create",
@@ -67,21 +69,32 @@ static int usage_word(const char *word, size_t len, char *out, size_t out_size)
     return out[0] == '-' ? '-' : 'W';
 }
 
-/* The arguments must be those the command's usage line names: an --option
- * followed there by a WORD takes a value, any other --option is a flag, and
- * the other WORDs are positional, each required. Checked before the data directory is
- * opened, so a mistyped or misplaced option creates nothing. Returns 0, or 2
- * after saying what is wrong. */
-static int check_args(const struct filesctl_command *c, int argc, char **argv)
+static int is_help(const char *arg)
 {
-    char words[16][64];
-    int kinds[16], count = 0, positional = 0;
+    return !strcmp(arg, "--help") || !strcmp(arg, "-h");
+}
+
+#define PARSE_HELP 3
+
+/* Parses the arguments against the command's usage line: an --option followed
+ * there by a WORD takes a value, any other --option is a flag, and the other
+ * WORDs are positional, each required, anywhere among the options. An option
+ * given twice, or whose value would be another option, is an error. Done
+ * before the data directory is opened, so a mistyped or misplaced option
+ * creates nothing. Returns 0, PARSE_HELP for --help or -h where an option may
+ * stand, or 2 after saying what is wrong. */
+static int parse_args(const struct filesctl_command *c, int argc, char **argv,
+                      struct filesctl_args *args)
+{
+    char words[FILESCTL_MAX_ARGS][64];
+    int kinds[FILESCTL_MAX_ARGS], count = 0, positional = 0;
     unsigned seen = 0; /* bit w: option words[w] was given */
     const char *p = c->usage, *end = strchr(c->usage, '\n');
 
+    memset(args, 0, sizeof *args);
     if (!end)
         end = p + strlen(p);
-    while (p < end && count < 16) {
+    while (p < end && count < FILESCTL_MAX_ARGS) {
         size_t len = strcspn(p, " \n");
         if (len > (size_t)(end - p))
             len = (size_t)(end - p);
@@ -96,11 +109,15 @@ static int check_args(const struct filesctl_command *c, int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         int w = 0;
         if (argv[i][0] != '-' || !argv[i][1]) { /* "-" is standard input, an argument */
-            if (positional-- > 0)
-                continue;
-            fprintf(stderr, "filesctl: unexpected argument %s\n", argv[i]);
-            return 2;
+            if (args->positionals >= positional) {
+                fprintf(stderr, "filesctl: unexpected argument %s\n", argv[i]);
+                return 2;
+            }
+            args->positional[args->positionals++] = argv[i];
+            continue;
         }
+        if (is_help(argv[i]))
+            return PARSE_HELP;
         while (w < count && !(kinds[w] == '-' && !strcmp(words[w], argv[i])))
             w++;
         if (w == count) {
@@ -113,12 +130,21 @@ static int check_args(const struct filesctl_command *c, int argc, char **argv)
             return 2;
         }
         seen |= 1u << w;
-        if (w + 1 < count && kinds[w + 1] == 'W' && ++i == argc) {
-            fprintf(stderr, "filesctl: %s needs a value\n", argv[i - 1]);
-            return 2;
+        args->name[args->options] = argv[i]; /* (words dies with this call) */
+        if (w + 1 < count && kinds[w + 1] == 'W') {
+            int next = i + 1;
+            int is_option = next < argc && is_help(argv[next]);
+            for (int o = 0; next < argc && o < count; o++)
+                is_option |= kinds[o] == '-' && !strcmp(words[o], argv[next]);
+            if (next == argc || is_option) {
+                fprintf(stderr, "filesctl: %s needs a value\n", argv[i]);
+                return 2;
+            }
+            args->value[args->options] = argv[++i];
         }
+        args->options++;
     }
-    if (positional > 0) {
+    if (args->positionals < positional) {
         fprintf(stderr, "filesctl: %s%s%s needs %s\n", c->group, c->name ? " " : "",
                 c->name ? c->name : "", first_positional);
         return 2;
@@ -137,18 +163,18 @@ static int usage(int status)
     return status;
 }
 
-const char *filesctl_option(int argc, char **argv, const char *flag)
+const char *filesctl_option(const struct filesctl_args *args, const char *name)
 {
-    for (int i = 0; i + 1 < argc; i++)
-        if (!strcmp(argv[i], flag))
-            return argv[i + 1];
+    for (int i = 0; i < args->options; i++)
+        if (!strcmp(args->name[i], name))
+            return args->value[i];
     return NULL;
 }
 
-int filesctl_flag(int argc, char **argv, const char *flag)
+int filesctl_flag(const struct filesctl_args *args, const char *name)
 {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], flag))
+    for (int i = 0; i < args->options; i++)
+        if (!strcmp(args->name[i], name))
             return 1;
     return 0;
 }
@@ -186,12 +212,11 @@ void filesctl_progress(const char *what, uint64_t done, uint64_t total)
         fprintf(stderr, "\r%s: %llu", what, (unsigned long long)done);
 }
 
-static int config_show(const struct config *config, int argc, char **argv)
+static int config_show(const struct config *config, const struct filesctl_args *args)
 {
     char value[CONFIG_MAX_LINE];
 
-    (void)argc;
-    (void)argv;
+    (void)args;
     for (const char *const *key = config_keys; *key; key++) {
         config_get(config, *key, value, sizeof value);
         printf("%s = %s\n", *key, value);
@@ -199,19 +224,19 @@ static int config_show(const struct config *config, int argc, char **argv)
     return 0;
 }
 
-static int config_get_command(const struct config *config, int argc, char **argv)
+static int config_get_command(const struct config *config, const struct filesctl_args *args)
 {
     char value[CONFIG_MAX_LINE];
 
-    (void)argc;
-    if (config_get(config, argv[0], value, sizeof value) != 0) {
-        fprintf(stderr, "filesctl: unknown config key %s\n", argv[0]);
+    if (config_get(config, args->positional[0], value, sizeof value) != 0) {
+        fprintf(stderr, "filesctl: unknown config key %s\n", args->positional[0]);
         return 2;
     }
     printf("%s\n", value);
     return 0;
 }
 
+/* The command argv names ("keys create", "fsck"); *used: how many words. */
 static const struct filesctl_command *find_command(int argc, char **argv, int *used)
 {
     for (size_t i = 0; i < COMMAND_COUNT; i++) {
@@ -230,10 +255,74 @@ static const struct filesctl_command *find_command(int argc, char **argv, int *u
     return NULL;
 }
 
+/* Says what is wrong with a command line that names no command: exit 2, or 0
+ * with the group's commands for "GROUP --help". */
+static int no_command(int argc, char **argv)
+{
+    int group = 0;
+
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        group |= argc > 0 && !strcmp(argv[0], commands[i].group);
+    if (argc == 0 || !group) {
+        if (argc > 0)
+            fprintf(stderr, "filesctl: unknown command %s\n", argv[0]);
+        return usage(2);
+    }
+    if (argc > 1 && is_help(argv[1])) {
+        printf("usage: filesctl [--config PATH] [--data-dir DIR] COMMAND [ARGS]\n");
+        for (size_t i = 0; i < COMMAND_COUNT; i++)
+            if (!strcmp(argv[0], commands[i].group))
+                print_command(stdout, &commands[i]);
+        return 0;
+    }
+    if (argc > 1)
+        fprintf(stderr, "filesctl: unknown command %s %s; %s takes:\n", argv[0], argv[1], argv[0]);
+    else
+        fprintf(stderr, "filesctl: %s needs a command:\n", argv[0]);
+    for (size_t i = 0; i < COMMAND_COUNT; i++)
+        if (!strcmp(argv[0], commands[i].group))
+            print_command(stderr, &commands[i]);
+    return 2;
+}
+
+/* The data directory must be one already (its database exists), except for
+ * keys create, which makes the first key of a new one: a mistyped --data-dir
+ * is an error, not a new empty store. As root, filesctl works as the data
+ * directory's owner, so that what it creates stays the service's. */
+static int enter_data_dir(const struct filesctl_command *command, const struct config *config)
+{
+    const char *data_dir = config->data_dir;
+    char db_path[4096];
+    struct stat st;
+    int creates = !strcmp(command->group, "keys") && !strcmp(command->name, "create");
+
+    snprintf(db_path, sizeof db_path, "%s/files.db", data_dir);
+    if (stat(db_path, &st) != 0 && !creates) {
+        fprintf(stderr,
+                "filesctl: %s is not a data directory (it has no files.db); give the "
+                "service's --data-dir\n",
+                data_dir);
+        return 1;
+    }
+    if (geteuid() == 0 && stat(data_dir, &st) == 0 && st.st_uid != 0 &&
+        (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0)) {
+        fprintf(stderr, "filesctl: cannot become %s's owner (uid %u): %s\n", data_dir,
+                (unsigned)st.st_uid, strerror(errno));
+        return 1;
+    }
+    /* No sweep of stale temp files: fsck reports them, --repair removes them. */
+    if (store_init(data_dir, -1) != 0 || db_open(data_dir, config->db_busy_timeout_ms) != DB_OK) {
+        fprintf(stderr, "filesctl: cannot open the data directory %s\n", data_dir);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *data_dir = NULL;
     const struct filesctl_command *command;
+    struct filesctl_args args;
     struct config config;
     char err[512];
     int i = 1, used = 0, rc;
@@ -242,27 +331,32 @@ int main(int argc, char **argv)
         const char **value = !strcmp(argv[i], "--config")     ? &config_path
                              : !strcmp(argv[i], "--data-dir") ? &data_dir
                                                               : NULL;
-        if (value && *value) {
+        if (is_help(argv[i]))
+            return usage(0);
+        if (!value) {
+            fprintf(stderr, "filesctl: unknown option %s\n", argv[i]);
+            return usage(2);
+        }
+        if (*value) {
             fprintf(stderr, "filesctl: %s given twice\n", argv[i]);
             return 2;
         }
-        if (value && i + 1 < argc)
-            *value = argv[++i];
-        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return usage(0);
-        else
-            return usage(2);
+        if (i + 1 == argc || !argv[i + 1][0]) {
+            fprintf(stderr, "filesctl: %s needs a value\n", argv[i]);
+            return 2;
+        }
+        *value = argv[++i];
     }
     if (i >= argc || !(command = find_command(argc - i, argv + i, &used)))
-        return usage(2);
+        return no_command(argc - i, argv + i);
     argc -= i + used;
     argv += i + used;
-    if (filesctl_flag(argc, argv, "--help") || filesctl_flag(argc, argv, "-h")) {
+    if ((rc = parse_args(command, argc, argv, &args)) == PARSE_HELP) {
         printf("usage: filesctl [--config PATH] [--data-dir DIR] COMMAND [ARGS]\n");
         print_command(stdout, command);
         return 0;
     }
-    if ((rc = check_args(command, argc, argv)) != 0)
+    if (rc != 0)
         return rc;
     umask(0077); /* whatever filesctl creates in the data directory is private too */
     if (config_resolve(&config, config_path, data_dir, err, sizeof err) != 0) {
@@ -271,13 +365,10 @@ int main(int argc, char **argv)
     }
     config_warn_unknown_environment(stderr, "filesctl");
     if (!strcmp(command->group, "config"))
-        return command->run(&config, argc, argv);
-    if (store_init(config.data_dir, 3600) != 0 ||
-        db_open(config.data_dir, config.db_busy_timeout_ms) != DB_OK) {
-        fprintf(stderr, "filesctl: cannot open the data directory %s\n", config.data_dir);
-        return 1;
-    }
-    rc = command->run(&config, argc, argv);
+        return command->run(&config, &args);
+    if ((rc = enter_data_dir(command, &config)) != 0)
+        return rc;
+    rc = command->run(&config, &args);
     db_close();
     return rc;
 }

@@ -60,12 +60,12 @@ static int import_stream(struct ingest *in, int fd, uint64_t total, struct api_e
 _Static_assert(sizeof((struct file_meta *)0)->filename > MULTIPART_MAX_NAME,
                "a file_meta holds every filename the name check lets through");
 
-int filesctl_files_import(const struct config *config, int argc, char **argv)
+int filesctl_files_import(const struct config *config, const struct filesctl_args *args)
 {
-    const char *account = filesctl_option(argc, argv, "--account");
-    const char *purpose = filesctl_option(argc, argv, "--purpose");
-    const char *filename = filesctl_option(argc, argv, "--filename");
-    const char *path = argc > 0 ? argv[argc - 1] : NULL;
+    const char *account = filesctl_option(args, "--account");
+    const char *purpose = filesctl_option(args, "--purpose");
+    const char *filename = filesctl_option(args, "--filename");
+    const char *path = args->positional[0];
     struct file_meta file = {0};
     struct api_error error = {0};
     struct ingest in = {0};
@@ -74,7 +74,7 @@ int filesctl_files_import(const struct config *config, int argc, char **argv)
     const char *why, *hint = "";
     int fd, rc = 1;
 
-    if (!account || !purpose || !path || path == purpose || path == account || path == filename) {
+    if (!account || !purpose) {
         fprintf(stderr, "filesctl: files import needs --account NAME --purpose PURPOSE PATH|-\n");
         return 2;
     }
@@ -142,10 +142,10 @@ static int print_row_of_purpose(void *ctx, const struct file_meta *file, const c
     return strcmp(file->purpose, ctx) ? 0 : print_row(NULL, file, account);
 }
 
-int filesctl_files_list(const struct config *config, int argc, char **argv)
+int filesctl_files_list(const struct config *config, const struct filesctl_args *args)
 {
-    const char *account = filesctl_option(argc, argv, "--account");
-    const char *purpose = filesctl_option(argc, argv, "--purpose");
+    const char *account = filesctl_option(args, "--account");
+    const char *purpose = filesctl_option(args, "--purpose");
     int64_t account_id = -1;
 
     (void)config;
@@ -161,15 +161,14 @@ int filesctl_files_list(const struct config *config, int argc, char **argv)
                : 1;
 }
 
-int filesctl_files_show(const struct config *config, int argc, char **argv)
+int filesctl_files_show(const struct config *config, const struct filesctl_args *args)
 {
     struct file_meta file;
     cJSON *json;
 
     (void)config;
-    (void)argc; /* main checked the arguments against the usage line */
-    if (db_file_find(argv[0], &file) != DB_OK) {
-        fprintf(stderr, "filesctl: no file %s\n", argv[0]);
+    if (db_file_find(args->positional[0], &file) != DB_OK) {
+        fprintf(stderr, "filesctl: no file %s\n", args->positional[0]);
         return 1;
     }
     json = api_file_object(&file);
@@ -179,20 +178,20 @@ int filesctl_files_show(const struct config *config, int argc, char **argv)
     return 0;
 }
 
-int filesctl_files_rm(const struct config *config, int argc, char **argv)
+int filesctl_files_rm(const struct config *config, const struct filesctl_args *args)
 {
+    const char *file_id = args->positional[0];
     int status;
 
-    (void)argc; /* main checked the arguments against the usage line */
-    status = db_file_remove(argv[0], (int64_t)time(NULL));
+    status = db_file_remove(file_id, (int64_t)time(NULL));
     if (status == DB_NOT_FOUND) {
-        fprintf(stderr, "filesctl: no file %s\n", argv[0]);
+        fprintf(stderr, "filesctl: no file %s\n", file_id);
         return 1;
     }
     if (status != DB_OK)
-        return filesctl_db_failure(argv[0], status);
-    if (store_remove(config->data_dir, argv[0]) != 0 && errno != ENOENT)
-        fprintf(stderr, "filesctl: removing the content of %s: %s\n", argv[0], strerror(errno));
-    fprintf(stderr, "filesctl: deleted %s\n", argv[0]);
+        return filesctl_db_failure(file_id, status);
+    if (store_remove(config->data_dir, file_id) != 0 && errno != ENOENT)
+        fprintf(stderr, "filesctl: removing the content of %s: %s\n", file_id, strerror(errno));
+    fprintf(stderr, "filesctl: deleted %s\n", file_id);
     return 0;
 }

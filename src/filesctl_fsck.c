@@ -263,11 +263,11 @@ static void check_rows(struct fsck *f)
     free(b.rows);
 }
 
-int filesctl_fsck(const struct config *config, int argc, char **argv)
+int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
 {
-    const char *grace = filesctl_option(argc, argv, "--grace");
+    const char *grace = filesctl_option(args, "--grace");
     struct fsck f = {.config = config,
-                     .repair = filesctl_flag(argc, argv, "--repair"),
+                     .repair = filesctl_flag(args, "--repair"),
                      .grace = DEFAULT_GRACE_SECONDS,
                      .now = store_file_clock()};
     char integrity[512] = "";
@@ -291,15 +291,14 @@ int filesctl_fsck(const struct config *config, int argc, char **argv)
     return f.problems ? 1 : 0;
 }
 
-int filesctl_gc(const struct config *config, int argc, char **argv)
+int filesctl_gc(const struct config *config, const struct filesctl_args *args)
 {
     char ids[GC_BATCH][IDS_FILE_LEN + 1];
     unsigned long deleted = 0;
     int64_t now = (int64_t)time(NULL);
     int count;
 
-    (void)argc;
-    (void)argv;
+    (void)args;
     while ((count = db_expired_ids(now, ids, GC_BATCH)) > 0) {
         hooks_pause_point("gc_after_listing");
         for (int i = 0; i < count; i++) {

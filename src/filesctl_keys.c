@@ -37,11 +37,11 @@ static int account_name_ok(const char *name)
     return strspn(name, IDS_BASE62 "._@+:-") == strlen(name);
 }
 
-int filesctl_keys_create(const struct config *config, int argc, char **argv)
+int filesctl_keys_create(const struct config *config, const struct filesctl_args *args)
 {
-    const char *account = filesctl_option(argc, argv, "--account");
-    const char *scopes = filesctl_option(argc, argv, "--scopes");
-    const char *label = filesctl_option(argc, argv, "--name");
+    const char *account = filesctl_option(args, "--account");
+    const char *scopes = filesctl_option(args, "--scopes");
+    const char *label = filesctl_option(args, "--name");
     char key[128], key_id[32];
     unsigned char hash[AUTH_HASH_SIZE];
     int64_t account_id;
@@ -88,28 +88,27 @@ static int print_key(void *ctx, const struct key_record *key)
     return 0;
 }
 
-int filesctl_keys_list(const struct config *config, int argc, char **argv)
+int filesctl_keys_list(const struct config *config, const struct filesctl_args *args)
 {
     (void)config;
-    (void)argc;
-    (void)argv;
+    (void)args;
     printf("%-20s  %-16s  %-8s  %-24s  %s\n", "ID", "ACCOUNT", "STATE", "SCOPES", "NAME");
     return db_key_each(print_key, NULL) == DB_OK ? 0 : 1;
 }
 
-int filesctl_keys_revoke(const struct config *config, int argc, char **argv)
+int filesctl_keys_revoke(const struct config *config, const struct filesctl_args *args)
 {
+    const char *key_id = args->positional[0];
     int status;
 
     (void)config;
-    (void)argc; /* main checked the arguments against the usage line */
-    status = db_key_revoke(argv[0]);
+    status = db_key_revoke(key_id);
     if (status == DB_NOT_FOUND) {
-        fprintf(stderr, "filesctl: no active key %s\n", argv[0]);
+        fprintf(stderr, "filesctl: no active key %s\n", key_id);
         return 1;
     }
     if (status != DB_OK)
-        return filesctl_db_failure(argv[0], status);
-    fprintf(stderr, "filesctl: revoked %s\n", argv[0]);
+        return filesctl_db_failure(key_id, status);
+    fprintf(stderr, "filesctl: revoked %s\n", key_id);
     return 0;
 }

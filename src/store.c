@@ -198,7 +198,8 @@ int store_init(const char *data_dir, int grace_seconds)
         return -1;
     if (join(path, sizeof path, data_dir, STORE_TMP_DIR) != 0 || make_dir(path) != 0)
         return -1;
-    sweep_named_temps(path, grace_seconds);
+    if (grace_seconds >= 0)
+        sweep_named_temps(path, grace_seconds);
     return 0;
 }
 

@@ -5,6 +5,7 @@ its repairs, --help everywhere."""
 
 import json
 import os
+import pwd
 import re
 import shutil
 import sqlite3
@@ -253,6 +254,27 @@ class FsckTest(ApiTestCase):
         self.assertEqual(client.all_ids(), [intact])
         self.assertError(client.retrieve(damaged), 404, "INFERENCE_3302")
 
+    def test_fsck_without_repair_removes_nothing_not_even_old_temp_files(self):
+        stack = Stack(workers=1, name="fsck-temps").start()
+        self.addCleanup(stack.stop)
+        old = os.path.join(stack.data_dir, "tmp", "1-2-0.upload")  # a dead worker's
+        with open(old, "wb") as f:
+            f.write(b"{}")
+        owner = os.stat(stack.data_dir)
+        os.chown(old, owner.st_uid, owner.st_gid)
+        two_hours_ago = time.time() - 7200  # past the sweep's hour (ctime is fsck's)
+        os.utime(old, (two_hours_ago, two_hours_ago))
+        for args in (["fsck", "--grace", "0"], ["files", "list"], ["keys", "list"]):
+            res = stack.filesctl(*args, check=False)
+            self.assertTrue(os.path.exists(old), args)
+        self.assertEqual(res.returncode, 0, res.stdout)
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("problem: %s: stray temporary file" % old, res.stdout)
+        res = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertFalse(os.path.exists(old))
+
     def test_fsck_reports_what_is_not_a_content_file_and_never_removes_a_tree(self):
         stack = Stack(workers=1, name="fsck-layout").start()
         self.addCleanup(stack.stop)
@@ -394,15 +416,103 @@ class ArgumentsTest(ApiTestCase):
             ("fsck", "--repair", "--repair"): "--repair given twice",
             ("--data-dir", "d1", "--data-dir", "d2", "gc"): "--data-dir given twice",
             ("--config", "c1", "--config", "c2", "gc"): "--config given twice",
+            # a value that is another option, or help, is a value left out
+            ("keys", "create", "--account", "--scopes", "--scopes", "x"): "--account needs a value",
+            ("keys", "create", "--account", "-h", "--scopes", "x"): "--account needs a value",
+            ("keys", "create", "--account", "a", "--scopes", "x", "--name", "--help"):
+                "--name needs a value",
+            ("--data-dir",): "--data-dir needs a value",
+            ("--data-dir", "", "gc"): "--data-dir needs a value",
+            ("--verbose", "gc"): "unknown option --verbose",
+            ("bogus",): "unknown command bogus",
+            ("keys",): "keys needs a command",
+            ("keys", "make"): "unknown command keys make",
         }
         for args, message in cases.items():
             with self.subTest(args=args), tempfile.TemporaryDirectory() as cwd:
+                if args[:2] == ("fsck", "--grace"):  # a value's meaning is the command's:
+                    subprocess.run([ctl, "keys", "create", "--account", "a", "--scopes", ""],
+                                   cwd=cwd, env=env, capture_output=True, check=True)
                 res = subprocess.run([ctl] + list(args), cwd=cwd, env=env, capture_output=True,
                                      text=True)
                 self.assertEqual(res.returncode, 2, res.stderr)
                 self.assertIn(message, res.stderr)
-                if args[:2] != ("fsck", "--grace"):  # (a value's meaning is the command's)
+                if args[:2] != ("fsck", "--grace"):
                     self.assertEqual(os.listdir(cwd), [], "the default data directory appeared")
+
+    def test_the_path_of_an_import_may_stand_anywhere(self):
+        stack = Stack(workers=1, name="import-order").start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        path = os.path.join(stack.tmp, "in.jsonl")
+        with open(path, "wb") as f:
+            f.write(batch_jsonl(2))
+        res = stack.filesctl("files", "import", path, "--account", client.account,
+                             "--purpose", "batch")
+        file_id = json.loads(res.stdout)["id"]
+        self.assertEqual(client.content(file_id).body, batch_jsonl(2))
+
+    def test_help_is_a_flag_only_where_an_option_may_stand(self):
+        ctl = str(BIN_DIR / "filesctl")
+        for args in (["keys", "create", "--help"], ["keys", "create", "--account", "a", "-h"],
+                     ["keys", "--help"], ["fsck", "-h"], ["--help"]):
+            with self.subTest(args=args), tempfile.TemporaryDirectory() as cwd:
+                res = subprocess.run([ctl] + args, cwd=cwd, capture_output=True, text=True)
+                self.assertEqual(res.returncode, 0, res.stderr)
+                self.assertIn("usage: filesctl", res.stdout)
+                self.assertEqual(os.listdir(cwd), [])
+        res = subprocess.run([ctl, "keys", "--help"], capture_output=True, text=True)
+        self.assertIn("keys create", res.stdout)
+        self.assertNotIn("files import", res.stdout)
+
+    @unittest.skipIf(os.geteuid() != 0, "needs root")
+    def test_as_root_it_works_as_the_data_directorys_owner(self):
+        # What root's filesctl creates (a shard, content, the database's WAL)
+        # stays the service user's, or the service could not read or delete it.
+        ctl = str(BIN_DIR / "filesctl")
+        www = pwd.getpwnam("www-data")
+        with tempfile.TemporaryDirectory() as cwd:
+            os.chmod(cwd, 0o711)
+            data = os.path.join(cwd, "data")
+            subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "a",
+                            "--scopes", "*"], capture_output=True, check=True)
+            subprocess.run(["chown", "-R", "www-data:www-data", data], check=True)
+            path = os.path.join(cwd, "in.jsonl")
+            with open(path, "wb") as f:
+                f.write(batch_jsonl(2))
+            os.chmod(path, 0o644)
+            res = subprocess.run([ctl, "--data-dir", data, "files", "import", "--account", "a",
+                                  "--purpose", "batch", path], capture_output=True, text=True)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            file_id = json.loads(res.stdout)["id"]
+            subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "b",
+                            "--scopes", "*"], capture_output=True, check=True)
+            for root, dirs, names in os.walk(data):
+                for name in dirs + names:
+                    st = os.lstat(os.path.join(root, name))
+                    self.assertEqual((st.st_uid, st.st_gid), (www.pw_uid, www.pw_gid),
+                                     os.path.join(root, name))
+            self.assertTrue(os.path.exists(os.path.join(data, "files", file_id[-2:], file_id)))
+
+    def test_a_directory_that_is_no_data_directory_is_refused_not_created(self):
+        ctl = str(BIN_DIR / "filesctl")
+        with tempfile.TemporaryDirectory() as cwd:
+            typo = os.path.join(cwd, "typo")
+            for args in (["fsck"], ["files", "list"], ["keys", "list"], ["gc"],
+                         ["keys", "revoke", "key_x"], ["files", "show", "file_x"]):
+                with self.subTest(args=args):
+                    res = subprocess.run([ctl, "--data-dir", typo] + args, capture_output=True,
+                                         text=True)
+                    self.assertEqual(res.returncode, 1, res.stderr)
+                    self.assertIn("%s is not a data directory" % typo, res.stderr)
+                    self.assertFalse(os.path.exists(typo))
+            # the first key makes one (make run does this before the service starts)
+            res = subprocess.run([ctl, "--data-dir", typo, "keys", "create", "--account", "a",
+                                  "--scopes", "*"], capture_output=True, text=True)
+            self.assertEqual(res.returncode, 0, res.stderr)
+            self.assertTrue(os.path.exists(os.path.join(typo, "files.db")))
+            res = subprocess.run([ctl, "--data-dir", typo, "fsck"], capture_output=True, text=True)
+            self.assertEqual(res.returncode, 0, res.stderr)
 
 
     def test_a_misspelled_setting_in_the_environment_is_warned_about(self):
