@@ -133,6 +133,10 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
 {
     long long n;
 
+    if (!strcmp(key, "data_dir") && !*value) {
+        snprintf(err, err_size, "data_dir: empty (leave the key out for ./var)");
+        return -1;
+    }
     if (!strcmp(key, "data_dir"))
         return set_text(c->data_dir, sizeof c->data_dir, key, value, err, err_size);
     if (!strcmp(key, "key_prefix")) {

@@ -318,6 +318,17 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
     return 0;
 }
 
+/* A command's exit status, made a failure if its output did not reach its
+ * file (a full disk, a closed pipe). */
+static int output_written(int rc)
+{
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+        perror("filesctl: writing the output");
+        return 1;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *data_dir = NULL;
@@ -365,10 +376,10 @@ int main(int argc, char **argv)
     }
     config_warn_unknown_environment(stderr, "filesctl");
     if (!strcmp(command->group, "config"))
-        return command->run(&config, &args);
+        return output_written(command->run(&config, &args));
     if ((rc = enter_data_dir(command, &config)) != 0)
         return rc;
     rc = command->run(&config, &args);
     db_close();
-    return rc;
+    return output_written(rc);
 }

@@ -37,6 +37,15 @@ static int account_name_ok(const char *name)
     return strspn(name, IDS_BASE62 "._@+:-") == strlen(name);
 }
 
+/* A label is shown in keys list: no control character may break its line. */
+static int label_ok(const char *label)
+{
+    for (const unsigned char *p = (const unsigned char *)label; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
 int filesctl_keys_create(const struct config *config, const struct filesctl_args *args)
 {
     const char *account = filesctl_option(args, "--account");
@@ -45,6 +54,7 @@ int filesctl_keys_create(const struct config *config, const struct filesctl_args
     char key[128], key_id[32];
     unsigned char hash[AUTH_HASH_SIZE];
     int64_t account_id;
+    int status;
 
     if (!account || !*account || !scopes) {
         fprintf(stderr, "filesctl: keys create needs --account NAME and --scopes LIST\n");
@@ -58,6 +68,15 @@ int filesctl_keys_create(const struct config *config, const struct filesctl_args
         fprintf(stderr, "filesctl: an account name is letters, digits and . _ @ + : - only\n");
         return 2;
     }
+    if (strspn(scopes, IDS_BASE62 "._*:-, ") != strlen(scopes)) {
+        fprintf(stderr, "filesctl: a scope is letters, digits and . _ * : - only "
+                        "(comma-separated)\n");
+        return 2;
+    }
+    if (label && !label_ok(label)) {
+        fprintf(stderr, "filesctl: --name may not hold control characters\n");
+        return 2;
+    }
     if (scopes_have_empty_item(scopes)) {
         fprintf(stderr, "filesctl: --scopes has an empty item; list scopes such as inference.* "
                         "(comma-separated), or give '' for a full-access legacy key\n");
@@ -69,12 +88,16 @@ int filesctl_keys_create(const struct config *config, const struct filesctl_args
         fprintf(stderr, "filesctl: cannot generate a key\n");
         return 1;
     }
-    if (db_account_ensure(account, &account_id) != DB_OK ||
-        db_key_insert(account_id, key_id, hash, scopes, label ? label : "") != DB_OK) {
-        fprintf(stderr, "filesctl: cannot store the key\n");
+    if ((status = db_account_ensure(account, &account_id)) != DB_OK ||
+        (status = db_key_insert(account_id, key_id, hash, scopes, label ? label : "")) != DB_OK)
+        return filesctl_db_failure("storing the key", status);
+    /* A key nobody could read must not stay usable: revoked if not written. */
+    if (printf("%s\n", key) < 0 || fflush(stdout) != 0) {
+        perror("filesctl: writing the key");
+        if (db_key_revoke(key_id) == DB_OK)
+            fprintf(stderr, "filesctl: %s was revoked\n", key_id);
         return 1;
     }
-    printf("%s\n", key);
     fprintf(stderr, "filesctl: created %s for account %s\n", key_id, account);
     return 0;
 }

@@ -53,6 +53,36 @@ class KeysAtRestTest(ApiTestCase):
         self.assertIn("account=" + name + " ", STACK.wait_for_log(
             lambda t: "account=" + name + " " in t))
 
+    def test_labels_and_scopes_cannot_forge_a_line_of_keys_list(self):
+        for args, message in ((["--scopes", "x", "--name", "evil\nkey_FAKE  acme  active"],
+                               "--name may not hold control characters"),
+                              (["--scopes", "x", "--name", "esc\x1b[31m"],
+                               "--name may not hold control characters"),
+                              (["--scopes", "x\nkey_FAKE"], "a scope is letters"),
+                              (["--scopes", "inference.*;rm"], "a scope is letters")):
+            with self.subTest(args=args):
+                res = STACK.filesctl("keys", "create", "--account", "labels", *args, check=False)
+                self.assertEqual(res.returncode, 2, res.stderr)
+                self.assertIn(message, res.stderr)
+        key = STACK.create_key("labels", "inference.*, files:read-1", name="CI key (caf\u00e9)")
+        self.assertEqual(STACK.client(key).list().status, 200)
+        self.assertIn("CI key (caf\u00e9)", STACK.filesctl("keys", "list").stdout)
+
+    def test_a_key_that_cannot_be_written_out_is_revoked(self):
+        ctl = [str(BIN_DIR / "filesctl"), "--data-dir", STACK.data_dir]
+        with open("/dev/full", "w") as full:
+            res = subprocess.run(ctl + ["keys", "create", "--account", "lost", "--scopes", "*"],
+                                 stdout=full, stderr=subprocess.PIPE, text=True)
+            self.assertEqual(res.returncode, 1, res.stderr)
+            self.assertIn("writing the key", res.stderr)
+            key_id = re.search(r"(key_\w+) was revoked", res.stderr).group(1)
+            res = subprocess.run(ctl + ["keys", "list"], stdout=full, stderr=subprocess.PIPE,
+                                 text=True)
+            self.assertEqual(res.returncode, 1, res.stderr)
+            self.assertIn("writing the output", res.stderr)
+        line = [l for l in STACK.filesctl("keys", "list").stdout.splitlines() if key_id in l]
+        self.assertIn("revoked", line[0])
+
     def test_scope_list_with_an_empty_item_is_refused(self):
         # "," would read as the empty list, which is full access (legacy keys).
         for scopes in (",", " , ", "inference.*,", ",inference.*", "files.read,,x", " "):
@@ -390,8 +420,12 @@ class FsckTest(ApiTestCase):
         file_id = client.upload_ok(batch_jsonl(2))["id"]
         with stack.write_lock_held():
             res = stack.filesctl("files", "rm", file_id, check=False)
+            made = stack.filesctl("keys", "create", "--account", "busy", "--scopes", "*",
+                                  check=False)
         self.assertEqual(res.returncode, 1)
         self.assertIn("the database is busy", res.stderr)
+        self.assertEqual((made.returncode, made.stdout), (1, ""))
+        self.assertIn("storing the key: the database is busy", made.stderr)
         self.assertEqual(client.retrieve(file_id).status, 200)
 
 

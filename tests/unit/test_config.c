@@ -103,6 +103,7 @@ int main(void)
         text[CONFIG_MAX_LINE] = '\0';
         CHECK(load_text(&c, text, err, sizeof err) == -1 && strstr(err, "longer than"));
     }
+    CHECK(load_text(&c, "data_dir =\n", err, sizeof err) == -1 && strstr(err, "data_dir: empty"));
     CHECK(config_resolve(&c, "/nonexistent/files-api.conf", NULL, err, sizeof err) == -1);
     CHECK(config_resolve(&c, "", "/srv/data", err, sizeof err) == 0);
     CHECK_STR(c.data_dir, "/srv/data");
