@@ -27,6 +27,7 @@ struct http_request {
     const char *if_range;
     const char *if_unmodified_since;
     const char *if_modified_since;
+    int credentials_repeated;  /* Authorization or x-api-key sent more than once */
     long long content_length;  /* -1 when the request declared none */
     int head;                  /* HEAD: answer as GET, without a body */
     int path_ok;               /* 0 if the request path was malformed or too long */

@@ -23,6 +23,12 @@ static int authenticate(struct http_request *req, struct api_caller *caller,
                   "no API key: send \"Authorization: Bearer <key>\" or \"x-api-key: <key>\"");
         return -1;
     }
+    /* Several keys (a repeated header; lighttpd and Apache join the values
+     * with ", ", and a key holds no comma): which one was meant is a guess. */
+    if (req->credentials_repeated || memchr(presented, ',', len)) {
+        error_set(error, ERR_AUTH_INVALID_KEY, NULL, "more than one API key was sent; send one");
+        return -1;
+    }
     if (len > AUTH_MAX_KEY || auth_hash_key(presented, len, hash) != 0) {
         error_set(error, ERR_AUTH_INVALID_KEY, NULL, "invalid API key");
         return -1;

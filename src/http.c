@@ -51,6 +51,19 @@ static const char *env(struct http_request *req, const char *name)
     return FCGX_GetParam(name, req->fcgi->envp);
 }
 
+/* How many times the parameter name was sent: nginx passes a repeated header
+ * as repeated parameters (getenv sees the first), lighttpd and Apache join
+ * the values with ", ". */
+static int param_count(struct http_request *req, const char *name)
+{
+    size_t len = strlen(name);
+    int count = 0;
+
+    for (char **p = req->fcgi->envp; p && *p; p++)
+        count += !strncmp(*p, name, len) && (*p)[len] == '=';
+    return count;
+}
+
 void http_request_init(struct http_request *req, FCGX_Request *fcgi)
 {
     const char *uri, *length;
@@ -77,6 +90,8 @@ void http_request_init(struct http_request *req, FCGX_Request *fcgi)
     req->content_type = env(req, "CONTENT_TYPE");
     req->authorization = env(req, "HTTP_AUTHORIZATION");
     req->x_api_key = env(req, "HTTP_X_API_KEY");
+    req->credentials_repeated =
+        param_count(req, "HTTP_AUTHORIZATION") > 1 || param_count(req, "HTTP_X_API_KEY") > 1;
     req->range = env(req, "HTTP_RANGE");
     req->if_none_match = env(req, "HTTP_IF_NONE_MATCH");
     req->if_match = env(req, "HTTP_IF_MATCH");

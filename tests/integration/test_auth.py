@@ -1,7 +1,9 @@
 """Authentication, scopes and tenancy: AUTH_1007, AUTH_1008 (also revoked keys),
 AUTH_1015, both key headers, and accounts that cannot see each other's files."""
 
-from harness import ApiTestCase, Stack, batch_jsonl, unique
+import json
+
+from harness import ApiTestCase, Stack, batch_jsonl, raw_request, unique
 
 STACK = None
 
@@ -43,6 +45,24 @@ class KeyHeaderTest(ApiTestCase):
             with self.subTest(route=label):
                 self.assertEqual(call().status, 200)
         self.assertEqual(c.delete(obj["id"]).status, 200)
+
+    def test_two_keys_are_one_too_many_on_every_server(self):
+        # nginx passes a repeated header on as two parameters, lighttpd and
+        # Apache join the values: either way, no key is picked by guess.
+        a, b = STACK.new_client(), STACK.new_client()
+        for headers in (("x-api-key: %s" % a.key, "x-api-key: %s" % b.key),
+                        ("x-api-key: %s" % a.key, "x-api-key: %s" % a.key),
+                        ("Authorization: Bearer %s" % a.key, "Authorization: Bearer %s" % b.key)):
+            with self.subTest(headers=headers):
+                raw = raw_request(STACK, ("GET /v1/files HTTP/1.1\r\nHost: x\r\n%s\r\n%s\r\n"
+                                          "Connection: close\r\n\r\n" % headers).encode())
+                head, _, body = raw.partition(b"\r\n\r\n")
+                status = int(head.split()[1])
+                error = json.loads(body)["error"]
+                if (status, error["code"]) == (400, "VALIDATION_4001"):
+                    continue  # nginx refuses a repeated Authorization itself
+                self.assertEqual((status, error["code"]), (401, "AUTH_1008"), body)
+                self.assertEqual(error["message"], "more than one API key was sent; send one")
 
     def test_no_key_is_1007_on_every_route(self):
         owner = STACK.new_client()
