@@ -163,20 +163,24 @@ static int usage(int status)
     return status;
 }
 
-const char *filesctl_option(const struct filesctl_args *args, const char *name)
+static int option_index(const struct filesctl_args *args, const char *name)
 {
     for (int i = 0; i < args->options; i++)
         if (!strcmp(args->name[i], name))
-            return args->value[i];
-    return NULL;
+            return i;
+    return -1;
+}
+
+const char *filesctl_option(const struct filesctl_args *args, const char *name)
+{
+    int i = option_index(args, name);
+
+    return i < 0 ? NULL : args->value[i];
 }
 
 int filesctl_flag(const struct filesctl_args *args, const char *name)
 {
-    for (int i = 0; i < args->options; i++)
-        if (!strcmp(args->name[i], name))
-            return 1;
-    return 0;
+    return option_index(args, name) >= 0;
 }
 
 int filesctl_db_failure(const char *what, int status)
