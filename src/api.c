@@ -103,11 +103,7 @@ void api_handle(struct http_request *req, const struct config *config)
     char method[16], path[128];
     int rc = -1, metadata_read;
 
-    /* A path too long to hold routes by its start: under /v1/files/ it can
-     * only be an id far too long to be one, which is a missing file. */
-    route_match(req->path_ok || req->path_too_long ? req->path : "", &route);
-    if (req->path_too_long)
-        route.file_id[0] = '\0';
+    route_match(req->path_ok ? req->path : req->long_path ? req->long_path : "", &route);
     /* Reading metadata: the key and the file or page come from one read
      * transaction. Not content, which may stream for long; a page (at most
      * ~40 KiB of JSON) is written within it, into the socket's buffer. */
@@ -119,7 +115,7 @@ void api_handle(struct http_request *req, const struct config *config)
     case ROUTE_NONE:
         error_set(&error, ERR_NO_ROUTE, NULL, "no route for %s %s",
                   error_quote(method, sizeof method, req->method),
-                  req->path_ok || req->path_too_long ? error_quote(path, sizeof path, req->path)
+                  req->path_ok || req->long_path ? error_quote(path, sizeof path, req->path)
                                                      : "(malformed path)");
         break;
     case ROUTE_HEALTH:

@@ -84,8 +84,16 @@ void http_request_init(struct http_request *req, FCGX_Request *fcgi)
         uri = "/";
     decoded = route_decode_path(uri, req->path, sizeof req->path, &req->query);
     req->path_ok = decoded >= 0;
-    req->path_too_long = decoded == ROUTE_TOO_LONG;
-    if (!req->path_ok && !req->path_too_long)
+    if (decoded == ROUTE_TOO_LONG) {
+        /* Routed whole all the same (an id far too long is a missing file, a
+         * bad escape anywhere a malformed path), from request memory; path
+         * keeps its start for the log. No longer than the URI itself. */
+        size_t size = strlen(uri) + 1;
+        req->long_path = obstack_alloc(&request_memory, size);
+        if (route_decode_path(uri, req->long_path, size, &req->query) < 0)
+            req->long_path = NULL;
+    }
+    if (!req->path_ok && !req->long_path)
         snprintf(req->path, sizeof req->path, "(malformed)");
     req->content_type = env(req, "CONTENT_TYPE");
     req->authorization = env(req, "HTTP_AUTHORIZATION");

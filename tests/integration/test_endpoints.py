@@ -356,6 +356,20 @@ class RoutingTest(ApiTestCase):
             with self.subTest(path=path):
                 self.assertError(c.request("GET", path), 404, "VALIDATION_4004", param=None)
 
+    def test_a_path_longer_than_the_workers_buffer_is_routed_whole(self):
+        c = STACK.new_client()
+        long_id = "file_" + "a" * 3000
+        self.assertError(c.request("GET", "/v1/files/%s" % long_id), 404, "INFERENCE_3302")
+        self.assertError(c.request("GET", "/v1/files/%s/content" % long_id), 404,
+                         "INFERENCE_3302")
+        self.assertError(c.request("GET", "/v1/files/%s/bogus" % long_id), 404,
+                         "VALIDATION_4004", param=None)
+        self.assertError(c.request("GET", "/v1/filesx/%s" % long_id), 404, "VALIDATION_4004",
+                         param=None)
+        resp = c.request("POST", "/v1/files/%s" % long_id, body=b"")
+        self.assertError(resp, 405, "VALIDATION_4005")
+        self.assertEqual(resp.header("Allow"), "GET, HEAD, DELETE")
+
     def test_unknown_route_without_key_is_still_404(self):
         self.assertError(STACK.client(None).request("GET", "/v1/nothing"), 404, "VALIDATION_4004")
 
