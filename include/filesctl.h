@@ -17,6 +17,7 @@ struct filesctl_args {
     const char *value[FILESCTL_MAX_ARGS]; /* its value; NULL for a flag */
     int positionals;
     const char *positional[FILESCTL_MAX_ARGS];
+    int input; /* the PATH|- argument, opened as the caller; else -1 */
 };
 
 struct filesctl_command {

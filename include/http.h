@@ -31,8 +31,8 @@ struct http_request {
     long long content_length;  /* -1 when the request declared none */
     int head;                  /* HEAD: answer as GET, without a body */
     int path_ok;               /* 0 if the request path was malformed or too long */
-    char *long_path; /* a well-formed path too long for path (which has its
-                        start), decoded whole into request memory; else NULL */
+    char *long_path;           /* a well-formed path too long for path (which has its
+                                  start), decoded whole into request memory; else NULL */
     char path[ROUTE_MAX_PATH]; /* percent-decoded, query removed */
     char request_id[HTTP_REQUEST_ID_LEN + 1];
     struct timespec started;

@@ -116,7 +116,7 @@ void api_handle(struct http_request *req, const struct config *config)
         error_set(&error, ERR_NO_ROUTE, NULL, "no route for %s %s",
                   error_quote(method, sizeof method, req->method),
                   req->path_ok || req->long_path ? error_quote(path, sizeof path, req->path)
-                                                     : "(malformed path)");
+                                                 : "(malformed path)");
         break;
     case ROUTE_HEALTH:
         if (allow_methods(req, "GET, HEAD", 1, 0, 0, &error) == 0) {

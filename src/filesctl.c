@@ -6,6 +6,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
@@ -302,10 +303,13 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
 
     snprintf(db_path, sizeof db_path, "%s/files.db", data_dir);
     if (stat(db_path, &st) != 0 && !creates) {
-        fprintf(stderr,
-                "filesctl: %s is not a data directory (it has no files.db); give the "
-                "service's --data-dir\n",
-                data_dir);
+        if (errno == ENOENT)
+            fprintf(stderr,
+                    "filesctl: %s is not a data directory (it has no files.db); give "
+                    "the service's --data-dir\n",
+                    data_dir);
+        else
+            fprintf(stderr, "filesctl: %s: %s\n", db_path, strerror(errno));
         return 1;
     }
     if (geteuid() == 0 && stat(data_dir, &st) == 0 && st.st_uid != 0 &&
@@ -356,7 +360,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "filesctl: %s given twice\n", argv[i]);
             return 2;
         }
-        if (i + 1 == argc || !argv[i + 1][0]) {
+        if (i + 1 == argc || !argv[i + 1][0] || is_help(argv[i + 1]) ||
+            !strcmp(argv[i + 1], "--config") || !strcmp(argv[i + 1], "--data-dir")) {
             fprintf(stderr, "filesctl: %s needs a value\n", argv[i]);
             return 2;
         }
@@ -381,6 +386,17 @@ int main(int argc, char **argv)
     config_warn_unknown_environment(stderr, "filesctl");
     if (!strcmp(command->group, "config"))
         return output_written(command->run(&config, &args));
+    /* An input file is opened as the caller, before filesctl may become the
+     * data directory's owner: root may import a file only root can read. */
+    args.input = -1;
+    if (strstr(command->usage, "PATH|-")) {
+        const char *path = args.positional[0];
+        args.input = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+        if (args.input < 0) {
+            fprintf(stderr, "filesctl: %s: %s\n", path, strerror(errno));
+            return 1;
+        }
+    }
     if ((rc = enter_data_dir(command, &config)) != 0)
         return rc;
     rc = command->run(&config, &args);

@@ -99,11 +99,7 @@ int filesctl_files_import(const struct config *config, const struct filesctl_arg
         fprintf(stderr, "filesctl: no account %s (make one with keys create)\n", account);
         return 1;
     }
-    fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
-    if (fd < 0) {
-        fprintf(stderr, "filesctl: %s: %s\n", path, strerror(errno));
-        return 1;
-    }
+    fd = args->input;
     snprintf(file.purpose, sizeof file.purpose, "%s", purpose);
     snprintf(file.filename, sizeof file.filename, "%s", filename);
     file.created_at = (int64_t)time(NULL);

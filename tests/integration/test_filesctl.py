@@ -457,6 +457,8 @@ class ArgumentsTest(ApiTestCase):
                 "--name needs a value",
             ("--data-dir",): "--data-dir needs a value",
             ("--data-dir", "", "gc"): "--data-dir needs a value",
+            ("--data-dir", "--help", "keys", "list"): "--data-dir needs a value",
+            ("--config", "--data-dir", "x", "gc"): "--config needs a value",
             ("--verbose", "gc"): "unknown option --verbose",
             ("bogus",): "unknown command bogus",
             ("keys",): "keys needs a command",
@@ -514,7 +516,7 @@ class ArgumentsTest(ApiTestCase):
             path = os.path.join(cwd, "in.jsonl")
             with open(path, "wb") as f:
                 f.write(batch_jsonl(2))
-            os.chmod(path, 0o644)
+            os.chmod(path, 0o600)  # root's alone: read as root, before becoming www-data
             res = subprocess.run([ctl, "--data-dir", data, "files", "import", "--account", "a",
                                   "--purpose", "batch", path], capture_output=True, text=True)
             self.assertEqual(res.returncode, 0, res.stderr)
