@@ -15,6 +15,7 @@
 # Without --data-dir, the data directory is the configuration's data_dir
 # ($FILES_API_DATA_DIR, the file's, else ./var), as for the worker and filesctl.
 set -euo pipefail
+set +m # no job control even if asked (bash -m): background jobs stay in our group
 export PATH=$PATH:/usr/sbin:/sbin # the web servers, also for users whose PATH lacks them
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -95,21 +96,26 @@ ctl() { sed -n "s/^$1 = //p" <<<"$settings"; }
 data_dir=$(ctl data_dir)
 # A directory with other things in it and nothing of ours is not a data
 # directory (a mistyped --data-dir /tmp): its mode is not ours to change.
-ours=
-for entry in files.db files tmp spool; do [ -e "$data_dir/$entry" ] && ours=1; done
-if [ -z "$ours" ] && [ -d "$data_dir" ] && [ -n "$(ls -A "$data_dir")" ]; then
-    echo "serve.sh: $data_dir holds other things and no data (files.db, files/): give a new or empty directory" >&2
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "serve.sh: something already answers on 127.0.0.1:$port" >&2
     exit 1
+fi
+# A data directory has files.db, or holds nothing but what we make there; any
+# other directory (a mistyped --data-dir /tmp) is not made private and filled.
+if [ -d "$data_dir" ] && [ ! -e "$data_dir/files.db" ]; then
+    for entry in "$data_dir"/* "$data_dir"/.[!.]* "$data_dir"/..?*; do
+        [ -e "$entry" ] || [ -L "$entry" ] || continue
+        case ${entry##*/} in files.db-wal|files.db-shm|files|tmp|spool|dev-key) ;;
+        *) echo "serve.sh: $data_dir holds other things and no data (files.db): give a new or empty directory" >&2
+           exit 1 ;;
+        esac
+    done
 fi
 mkdir -p "$data_dir"
 chmod 0700 "$data_dir"
 data_dir=$(cd "$data_dir" && pwd)
 worker_args=(--data-dir "$data_dir")
 [ -n "$config" ] && worker_args+=(--config "$config")
-if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "serve.sh: something already answers on 127.0.0.1:$port" >&2
-    exit 1
-fi
 
 # The web server's body limit follows the worker's file limit, with room for
 # the multipart framing, so the worker (not the server) answers "too large".
@@ -276,7 +282,9 @@ fi
 if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; then
     # In a process group of its own (setsid execs, keeping the pid): workers
     # that outlive a multiwatch killed outright are stopped with the group.
-    setsid spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
+    # Out of our group, multiwatch hears of our own death by its parent-death
+    # signal (SIGTERM: it stops the workers gracefully).
+    setsid setpriv --pdeathsig TERM spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
         /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
     pids+=($!)
     again[$!]=TERM

@@ -2,10 +2,12 @@
 AUTH_1015, both key headers, and accounts that cannot see each other's files."""
 
 import json
+import os
 
 from harness import ApiTestCase, Stack, batch_jsonl, raw_request, unique
 
 STACK = None
+SERVER = os.environ.get("FILES_API_SERVER") or "lighttpd"
 
 
 def setUpModule():
@@ -59,7 +61,8 @@ class KeyHeaderTest(ApiTestCase):
                 head, _, body = raw.partition(b"\r\n\r\n")
                 status = int(head.split()[1])
                 error = json.loads(body)["error"]
-                if (status, error["code"]) == (400, "VALIDATION_4001"):
+                if (SERVER == "nginx" and headers[0].startswith("Authorization")
+                        and (status, error["code"]) == (400, "VALIDATION_4001")):
                     continue  # nginx refuses a repeated Authorization itself
                 self.assertEqual((status, error["code"]), (401, "AUTH_1008"), body)
                 self.assertEqual(error["message"], "more than one API key was sent; send one")

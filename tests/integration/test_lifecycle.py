@@ -529,6 +529,7 @@ class ServeScriptTest(ApiTestCase):
         self.assertEqual(proc.wait(30), 1, text)
         self.assertIn("something already answers on 127.0.0.1:%d" % taken.getsockname()[1], text)
         self.assertNotIn("listening", text)
+        self.assertEqual(os.listdir(tmp), [])  # checked before the data directory is made
 
     def test_a_directory_of_other_things_is_not_taken_for_a_data_directory(self):
         tmp = self.tmp()
@@ -536,13 +537,14 @@ class ServeScriptTest(ApiTestCase):
         os.mkdir(other)
         os.chmod(other, 0o1777)
         open(os.path.join(other, "notes.txt"), "w").close()
+        os.mkdir(os.path.join(other, "tmp"))  # a name of ours among others is not enough
         proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", other],
                                        cwd=tmp, env=self.env())
         self.addCleanup(stop_serve, proc)
         self.assertEqual(proc.wait(30), 1, text)
         self.assertIn("holds other things and no data", text)
         self.assertEqual(os.stat(other).st_mode & 0o7777, 0o1777)
-        self.assertEqual(os.listdir(other), ["notes.txt"])
+        self.assertEqual(sorted(os.listdir(other)), ["notes.txt", "tmp"])
 
     def test_a_spool_directory_that_is_missing_is_refused(self):
         tmp = self.tmp()
@@ -565,3 +567,14 @@ class ServeScriptTest(ApiTestCase):
         stack.proc.wait(30)
         self.assertIn("a component exited; stopping", stack.log_text())
         self.assertTrue(wait_for(lambda: not group_alive(pool), 10), "workers left running")
+
+    @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+    def test_the_pool_does_not_outlive_serve_sh_killed_outright(self):
+        # The pool has a group of its own, out of reach of a SIGKILL to
+        # serve.sh's group (a supervisor's, the OOM killer): it must go too.
+        stack = Stack(workers=2, name="serve-killed").start()
+        self.addCleanup(stack.stop)
+        pool = next(iter(stack.pool_groups))
+        os.killpg(stack.proc.pid, signal.SIGKILL)
+        stack.proc.wait(30)
+        self.assertTrue(wait_for(lambda: not group_alive(pool), 10), "the pool outlived serve.sh")
