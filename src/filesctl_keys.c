@@ -4,6 +4,7 @@
 #include "auth.h"
 #include "db.h"
 #include "ids.h"
+#include "multipart.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -37,12 +38,20 @@ static int account_name_ok(const char *name)
     return strspn(name, IDS_BASE62 "._@+:-") == strlen(name);
 }
 
-/* A label is shown in keys list: no control character may break its line. */
-static int label_ok(const char *label)
+/* Scopes are words of letters, digits and . _ * : -, separated by commas
+ * with spaces around them or not: nothing that could break a keys list line. */
+static int scopes_well_formed(const char *scopes)
 {
-    for (const unsigned char *p = (const unsigned char *)label; *p; p++)
-        if (*p < 0x20 || *p == 0x7f)
+    const char *p = scopes;
+
+    while (*p) {
+        p += strspn(p, " ");
+        p += strspn(p, IDS_BASE62 "._*:-");
+        p += strspn(p, " ");
+        if (*p && *p != ',')
             return 0;
+        p += *p == ',';
+    }
     return 1;
 }
 
@@ -54,6 +63,7 @@ int filesctl_keys_create(const struct config *config, const struct filesctl_args
     char key[128], key_id[32];
     unsigned char hash[AUTH_HASH_SIZE];
     int64_t account_id;
+    const char *why;
     int status;
 
     if (!account || !*account || !scopes) {
@@ -68,13 +78,14 @@ int filesctl_keys_create(const struct config *config, const struct filesctl_args
         fprintf(stderr, "filesctl: an account name is letters, digits and . _ @ + : - only\n");
         return 2;
     }
-    if (strspn(scopes, IDS_BASE62 "._*:-, ") != strlen(scopes)) {
+    if (!scopes_well_formed(scopes)) {
         fprintf(stderr, "filesctl: a scope is letters, digits and . _ * : - only "
                         "(comma-separated)\n");
         return 2;
     }
-    if (label && !label_ok(label)) {
-        fprintf(stderr, "filesctl: --name may not hold control characters\n");
+    /* Shown in keys list: the rules of a filename (UTF-8, no C0 or C1 control). */
+    if (label && *label && (why = multipart_name_problem(label, strlen(label))) != NULL) {
+        fprintf(stderr, "filesctl: bad --name: %s\n", why);
         return 2;
     }
     if (scopes_have_empty_item(scopes)) {

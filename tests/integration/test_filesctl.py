@@ -55,10 +55,14 @@ class KeysAtRestTest(ApiTestCase):
 
     def test_labels_and_scopes_cannot_forge_a_line_of_keys_list(self):
         for args, message in ((["--scopes", "x", "--name", "evil\nkey_FAKE  acme  active"],
-                               "--name may not hold control characters"),
+                               "bad --name: it contains a control character"),
                               (["--scopes", "x", "--name", "esc\x1b[31m"],
-                               "--name may not hold control characters"),
+                               "bad --name: it contains a control character"),
+                              (["--scopes", "x", "--name", "csi\u009b31m"],
+                               "bad --name: it contains a control character"),
+                              (["--scopes", "x", "--name", "x" * 256], "name (255) too long"),
                               (["--scopes", "x\nkey_FAKE"], "a scope is letters"),
+                              (["--scopes", "inference.* files.read"], "a scope is letters"),
                               (["--scopes", "inference.*;rm"], "a scope is letters")):
             with self.subTest(args=args):
                 res = STACK.filesctl("keys", "create", "--account", "labels", *args, check=False)
