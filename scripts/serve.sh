@@ -100,19 +100,25 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "serve.sh: something already answers on 127.0.0.1:$port" >&2
     exit 1
 fi
-# A data directory has files.db, or holds nothing but what we make there; any
-# other directory (a mistyped --data-dir /tmp) is not made private and filled.
-if [ -d "$data_dir" ] && [ ! -e "$data_dir/files.db" ]; then
+# The data directory is made private (0700), unless it holds things that are
+# not the service's (a --data-dir /tmp, a scratch directory that also holds the
+# files to upload): then it keeps its mode. What the service puts there
+# (files.db, files/, tmp/, spool/) is private in any case.
+foreign=
+if [ -d "$data_dir" ]; then
     for entry in "$data_dir"/* "$data_dir"/.[!.]* "$data_dir"/..?*; do
         [ -e "$entry" ] || [ -L "$entry" ] || continue
-        case ${entry##*/} in files.db-wal|files.db-shm|files|tmp|spool|dev-key) ;;
-        *) echo "serve.sh: $data_dir holds other things and no data (files.db): give a new or empty directory" >&2
-           exit 1 ;;
+        case ${entry##*/} in files.db|files.db-wal|files.db-shm|files|tmp|spool|dev-key) ;;
+        *) foreign=1 ;;
         esac
     done
 fi
 mkdir -p "$data_dir"
-chmod 0700 "$data_dir"
+if [ -z "$foreign" ]; then
+    chmod 0700 "$data_dir"
+elif [ "$(stat -c %a "$data_dir")" != 700 ]; then
+    echo "serve.sh: $data_dir holds things that are not the service's: its mode ($(stat -c %a "$data_dir")) is left as it is" >&2
+fi
 data_dir=$(cd "$data_dir" && pwd)
 worker_args=(--data-dir "$data_dir")
 [ -n "$config" ] && worker_args+=(--config "$config")
@@ -335,7 +341,12 @@ start_apache() {
         mkdir -p "$run/fcgid" "$run/cgi"
         ln -s "$bin_dir/files-fcgi" "$run/cgi/files-api.fcgi"
         if [ "$(id -u)" -eq 0 ]; then
-            chown -R www-data:www-data "$data_dir" "$run/fcgid"
+            # Only what is the service's: never a directory's other contents.
+            chown -R www-data:www-data "$run/fcgid"
+            [ -n "$foreign" ] || chown www-data:www-data "$data_dir"
+            for entry in files.db files.db-wal files.db-shm files tmp spool; do
+                [ ! -e "$data_dir/$entry" ] || chown -R www-data:www-data "$data_dir/$entry"
+            done
             if ! setpriv --reuid=www-data --regid=www-data --clear-groups test -w "$data_dir"; then
                 echo "serve.sh: www-data cannot reach $data_dir (mod_fcgid runs the workers as www-data)" >&2
                 exit 1

@@ -531,20 +531,31 @@ class ServeScriptTest(ApiTestCase):
         self.assertNotIn("listening", text)
         self.assertEqual(os.listdir(tmp), [])  # checked before the data directory is made
 
-    def test_a_directory_of_other_things_is_not_taken_for_a_data_directory(self):
+    def test_a_directory_of_other_things_keeps_its_mode(self):
+        # A mistyped --data-dir /tmp, or a scratch directory that also holds
+        # the files to upload: used, but not made private (0700) as ours are.
         tmp = self.tmp()
         other = os.path.join(tmp, "shared")
         os.mkdir(other)
         os.chmod(other, 0o1777)
         open(os.path.join(other, "notes.txt"), "w").close()
         os.mkdir(os.path.join(other, "tmp"))  # a name of ours among others is not enough
-        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", other],
-                                       cwd=tmp, env=self.env())
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", other,
+                                        "--workers", "1"], cwd=tmp, env=self.env())
         self.addCleanup(stop_serve, proc)
-        self.assertEqual(proc.wait(30), 1, text)
-        self.assertIn("holds other things and no data", text)
+        self.assertIn("listening on", text)
+        self.assertIn("holds things that are not the service's: its mode (1777) is left", text)
         self.assertEqual(os.stat(other).st_mode & 0o7777, 0o1777)
-        self.assertEqual(sorted(os.listdir(other)), ["notes.txt", "tmp"])
+        self.assertTrue(os.path.exists(os.path.join(other, "notes.txt")))
+        self.assertEqual(os.stat(os.path.join(other, "files")).st_mode & 0o777, 0o700)
+        stop_serve(proc)
+        # the same the next time, now that it holds a database too
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", other,
+                                        "--workers", "1"], cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertIn("listening on", text)
+        self.assertEqual(os.stat(other).st_mode & 0o7777, 0o1777)
+        stop_serve(proc)
 
     def test_a_spool_directory_that_is_missing_is_refused(self):
         tmp = self.tmp()
