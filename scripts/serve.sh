@@ -16,6 +16,14 @@
 # ($FILES_API_DATA_DIR, the file's, else ./var), as for the worker and filesctl.
 set -euo pipefail
 set +m # no job control even if asked (bash -m): background jobs stay in our group
+# Started in the background by a non-interactive shell, we find SIGINT ignored,
+# and bash can neither trap nor reset a signal ignored at entry: start again,
+# once, with the default action for SIGINT and SIGTERM (SIGHUP is left as it
+# is: nohup means it).
+if [ -z "${_FILES_API_SERVE_SIGNALS:-}" ]; then
+    _FILES_API_SERVE_SIGNALS=1 exec env --default-signal=INT,TERM "$0" "$@"
+fi
+unset _FILES_API_SERVE_SIGNALS
 export PATH=$PATH:/usr/sbin:/sbin # the web servers, also for users whose PATH lacks them
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -180,50 +188,6 @@ elif [ ! -d "$spool" ] || [ ! -w "$spool" ]; then
     echo "serve.sh: \$FILES_API_SPOOL_DIR $spool is not a writable directory" >&2
     exit 1
 fi
-run=$(mktemp -d /tmp/files-api.XXXXXX)
-chmod 0755 "$run"
-socket=$run/fcgi.sock
-mkdir -p "$run/docroot" "$run/errors"
-pids=()
-
-# Errors the web server answers itself are in the API's JSON format too: a
-# request it cannot parse (400, 414, 431, 501, 505; Apache's 404 for an encoded
-# NUL or '/' in the path), a method it refuses (nginx's 405 for TRACE), a
-# precondition it judges (412), a body over its limit (413, the worker's own
-# VALIDATION_4016), a client too slow (408), a spool it cannot write (500), a
-# worker that died mid-request (502/500), an overloaded backend (503), a
-# timeout (504). The status stays the server's; the code is the nearest in SPEC.
-# The worker's routes (as regular expressions over the raw path) and the
-# Allow header of each, for the 405s that nginx and Apache answer themselves.
-route_allows() {
-    printf '%s\n' "/healthz|GET, HEAD" "/v1/files|GET, HEAD, POST" \
-        "/v1/files/[^/? ]+|GET, HEAD, DELETE" "/v1/files/[^/? ]+/content|GET, HEAD"
-}
-error_statuses="400 404 405 408 411 412 413 414 431 500 501 502 503 504 505"
-error_json() { # status code message
-    local type=invalid_request_error param=null
-    case $2 in SYSTEM_*) type=server_error ;; esac
-    [ "$1" = 413 ] && param='"file"'
-    printf '{"error":{"code":"%s","message":"%s","type":"%s","param":%s,"details":{}}}\n' \
-        "$2" "$3" "$type" "$param" >"$run/errors/$1.json"
-    cp "$run/errors/$1.json" "$run/errors/status-$1.html"
-}
-error_json 400 VALIDATION_4001 "the web server could not parse the request (its request line, URL or a header)"
-error_json 404 INFERENCE_3302 "no such file (deleted just now, or the URL holds an encoded NUL or '/', or names no route)"
-error_json 405 VALIDATION_4005 "the web server does not allow this method here"
-error_json 408 VALIDATION_4001 "the request did not arrive in time"
-error_json 411 VALIDATION_4001 "the request body needs a Content-Length or chunked transfer coding"
-error_json 412 VALIDATION_4002 "a precondition of the request (If-Match, If-Unmodified-Since) does not hold"
-error_json 413 VALIDATION_4016 "the request is over the web server's limit of $max_request_bytes bytes (a file may have at most $max_file_bytes)"
-error_json 414 VALIDATION_4001 "the URL is too long"
-error_json 431 VALIDATION_4001 "the request's header fields are too large"
-error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, or its request-body spool is full); retry later"
-error_json 501 VALIDATION_4001 "the web server does not implement this request (its method or transfer coding)"
-error_json 502 SYSTEM_9001 "the worker handling the request stopped; retry"
-error_json 503 SYSTEM_9003 "the service is busy; retry shortly"
-error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
-error_json 505 VALIDATION_4001 "the HTTP version is not supported"
-
 # Graceful stop: the web server first (it finishes the requests in flight:
 # SIGINT for lighttpd, SIGQUIT for nginx, SIGWINCH for Apache), then the pool
 # (SIGINT: multiwatch passes SIGUSR1 on, and each worker finishes the request
@@ -271,11 +235,61 @@ stop() {
         done
         kill -KILL -- "-$pool_group" 2>/dev/null || true
     fi
-    rm -rf "$run"
+    [ -z "$run" ] || rm -rf "$run"
 }
-pool_group=
+# How a component starts: with the default action for every signal (a signal
+# that a server's handler would catch could otherwise arrive while it is still
+# ignored, inherited, and be lost), and with our death as its parent-death
+# signal (SIGTERM), so that none outlives a serve.sh killed outright. env and
+# setpriv exec it: $! is its pid.
+component=(env --default-signal setpriv --pdeathsig TERM)
+run= pids=() pool_group=
 trap stop EXIT
 trap 'exit 0' INT TERM HUP
+
+run=$(mktemp -d /tmp/files-api.XXXXXX)
+chmod 0755 "$run"
+socket=$run/fcgi.sock
+mkdir -p "$run/docroot" "$run/errors"
+
+# Errors the web server answers itself are in the API's JSON format too: a
+# request it cannot parse (400, 414, 431, 501, 505; Apache's 404 for an encoded
+# NUL or '/' in the path), a method it refuses (nginx's 405 for TRACE), a
+# precondition it judges (412), a body over its limit (413, the worker's own
+# VALIDATION_4016), a client too slow (408), a spool it cannot write (500), a
+# worker that died mid-request (502/500), an overloaded backend (503), a
+# timeout (504). The status stays the server's; the code is the nearest in SPEC.
+# The worker's routes (as regular expressions over the raw path) and the
+# Allow header of each, for the 405s that nginx and Apache answer themselves.
+route_allows() {
+    printf '%s\n' "/healthz|GET, HEAD" "/v1/files|GET, HEAD, POST" \
+        "/v1/files/[^/? ]+|GET, HEAD, DELETE" "/v1/files/[^/? ]+/content|GET, HEAD"
+}
+error_statuses="400 404 405 408 411 412 413 414 431 500 501 502 503 504 505"
+error_json() { # status code message
+    local type=invalid_request_error param=null
+    case $2 in SYSTEM_*) type=server_error ;; esac
+    [ "$1" = 413 ] && param='"file"'
+    printf '{"error":{"code":"%s","message":"%s","type":"%s","param":%s,"details":{}}}\n' \
+        "$2" "$3" "$type" "$param" >"$run/errors/$1.json"
+    cp "$run/errors/$1.json" "$run/errors/status-$1.html"
+}
+error_json 400 VALIDATION_4001 "the web server could not parse the request (its request line, URL or a header)"
+error_json 404 INFERENCE_3302 "no such file (deleted just now, or the URL holds an encoded NUL or '/', or names no route)"
+error_json 405 VALIDATION_4005 "the web server does not allow this method here"
+error_json 408 VALIDATION_4001 "the request did not arrive in time"
+error_json 411 VALIDATION_4001 "the request body needs a Content-Length or chunked transfer coding"
+error_json 412 VALIDATION_4002 "a precondition of the request (If-Match, If-Unmodified-Since) does not hold"
+error_json 413 VALIDATION_4016 "the request is over the web server's limit of $max_request_bytes bytes (a file may have at most $max_file_bytes)"
+error_json 414 VALIDATION_4001 "the URL is too long"
+error_json 431 VALIDATION_4001 "the request's header fields are too large"
+error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, or its request-body spool is full); retry later"
+error_json 501 VALIDATION_4001 "the web server does not implement this request (its method or transfer coding)"
+error_json 502 SYSTEM_9001 "the worker handling the request stopped; retry"
+error_json 503 SYSTEM_9003 "the service is busy; retry shortly"
+error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
+error_json 505 VALIDATION_4001 "the HTTP version is not supported"
+
 
 # Apache's children drop root for www-data: the socket must be theirs to use.
 socket_owner=()
@@ -290,7 +304,8 @@ if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; 
     # that outlive a multiwatch killed outright are stopped with the group.
     # Out of our group, multiwatch hears of our own death by its parent-death
     # signal (SIGTERM: it stops the workers gracefully).
-    setsid setpriv --pdeathsig TERM spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
+    setsid env --default-signal setpriv --pdeathsig TERM \
+        spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
         /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
     pids+=($!)
     again[$!]=TERM
@@ -328,7 +343,7 @@ fastcgi.server = ("/" => ((
     $sendfile
 )))
 CONF
-    lighttpd -D -f "$run/lighttpd.conf" &
+    "${component[@]}" lighttpd -D -f "$run/lighttpd.conf" &
     pids+=($!)
 }
 
@@ -444,7 +459,7 @@ Alias /_files_api_errors/ $run/errors/
 </Directory>
 $(for status in $error_statuses; do echo "ErrorDocument $status /_files_api_errors/$status.json"; done)
 CONF
-    apache2 -f "$run/apache.conf" -DFOREGROUND &
+    "${component[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND &
     pids+=($!)
     stop_signal[$!]=WINCH again[$!]=WINCH again_while[$!]=$run/apache/apache.pid
 }
@@ -506,7 +521,7 @@ $(for status in $error_statuses; do echo "        error_page $status /_files_api
     }
 }
 CONF
-    nginx -c "$run/nginx.conf" -e stderr &
+    "${component[@]}" nginx -c "$run/nginx.conf" -e stderr &
     pids+=($!)
     stop_signal[$!]=QUIT again[$!]=QUIT
 }

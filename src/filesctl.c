@@ -292,8 +292,8 @@ static int no_command(int argc, char **argv)
 
 /* The data directory must be one already (its database exists), except for
  * keys create, which makes the first key of a new one: a mistyped --data-dir
- * is an error, not a new empty store. As root, filesctl works as the data
- * directory's owner, so that what it creates stays the service's. */
+ * is an error, not a new empty store. As root, filesctl works as the
+ * service's user, so that what it creates stays the service's. */
 static int enter_data_dir(const struct filesctl_command *command, const struct config *config)
 {
     const char *data_dir = config->data_dir;
@@ -312,9 +312,11 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
             fprintf(stderr, "filesctl: %s: %s\n", db_path, strerror(errno));
         return 1;
     }
-    if (geteuid() == 0 && stat(data_dir, &st) == 0 && st.st_uid != 0 &&
+    /* The service's identity is its database's owner (the directory may be
+     * someone else's: serve.sh leaves one holding other things alone). */
+    if (geteuid() == 0 && (stat(db_path, &st) == 0 || stat(data_dir, &st) == 0) && st.st_uid != 0 &&
         (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0)) {
-        fprintf(stderr, "filesctl: cannot become %s's owner (uid %u): %s\n", data_dir,
+        fprintf(stderr, "filesctl: cannot become the owner of %s (uid %u): %s\n", data_dir,
                 (unsigned)st.st_uid, strerror(errno));
         return 1;
     }

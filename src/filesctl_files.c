@@ -111,6 +111,15 @@ int filesctl_files_import(const struct config *config, const struct filesctl_arg
         import_stream(&in, fd, size, &error) == 0 && ingest_commit(&in, &file, &error) == 0) {
         print_json(api_file_object(&file));
         rc = 0;
+        /* A file whose object nobody could read is undone, as a retry would
+         * store it again: the import failed. */
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            perror("filesctl: writing the file object");
+            if (db_file_remove(file.id, (int64_t)time(NULL)) == DB_OK &&
+                (store_remove(config->data_dir, file.id) == 0 || errno == ENOENT))
+                fprintf(stderr, "filesctl: %s was deleted again\n", file.id);
+            rc = 1;
+        }
     } else {
         fprintf(stderr, "filesctl: import failed: %s %s\n", error_code(error.kind), error.message);
     }

@@ -447,6 +447,20 @@ class FreshCheckoutTest(ApiTestCase):
 
 
 
+def processes_naming(text):
+    """Command lines of the running processes that hold text."""
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if name.isdigit() and text in cmdline:
+            found.append(cmdline)
+    return found
+
+
 def serve_until_ready(args, cwd, env=None, timeout=60):
     """Runs serve.sh until it prints "listening" or exits: (process, output so far)."""
     log = tempfile.TemporaryFile()
@@ -579,13 +593,39 @@ class ServeScriptTest(ApiTestCase):
         self.assertIn("a component exited; stopping", stack.log_text())
         self.assertTrue(wait_for(lambda: not group_alive(pool), 10), "workers left running")
 
-    @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
-    def test_the_pool_does_not_outlive_serve_sh_killed_outright(self):
-        # The pool has a group of its own, out of reach of a SIGKILL to
-        # serve.sh's group (a supervisor's, the OOM killer): it must go too.
+    def test_nothing_outlives_serve_sh_killed_outright(self):
+        # SIGKILL to serve.sh alone (a supervisor's, the OOM killer): the web
+        # server (in its group) and the pool (in its own) go too, by their
+        # parent-death signal.
         stack = Stack(workers=2, name="serve-killed").start()
         self.addCleanup(stack.stop)
-        pool = next(iter(stack.pool_groups))
-        os.killpg(stack.proc.pid, signal.SIGKILL)
+        os.kill(stack.proc.pid, signal.SIGKILL)
         stack.proc.wait(30)
-        self.assertTrue(wait_for(lambda: not group_alive(pool), 10), "the pool outlived serve.sh")
+        self.assertTrue(wait_for(lambda: not group_alive(stack.proc.pid), 10),
+                        "the web server outlived serve.sh")
+        for pool in stack.pool_groups:
+            self.assertTrue(wait_for(lambda: not group_alive(pool), 10),
+                            "the pool outlived serve.sh")
+
+    def test_a_stop_at_any_moment_of_the_start_stops_everything(self):
+        # Started in the background by a non-interactive shell (SIGINT ignored
+        # at entry), signalled while it is still starting its parts.
+        tmp = self.tmp()
+        for delay, signum in ((0.05, signal.SIGTERM), (0.15, signal.SIGTERM),
+                              (0.3, signal.SIGTERM), (0.5, signal.SIGINT), (5, signal.SIGINT)):
+            with self.subTest(delay=delay, signal=signum):
+                port = free_port()
+                shell = subprocess.Popen(
+                    ["bash", "-c", '"$0" --port %d --data-dir %s/d%d >/dev/null 2>&1 & echo $!; '
+                     "wait" % (port, tmp, port), str(SERVE)], stdout=subprocess.PIPE, text=True,
+                    env=dict(self.env(), FILES_API_BIN=str(BIN_DIR)), start_new_session=True)
+                self.addCleanup(lambda: shell.poll() is None and os.killpg(shell.pid, 9))
+                pid = int(shell.stdout.readline())
+                time.sleep(delay)
+                os.kill(pid, signum)
+                self.assertTrue(wait_for(lambda: shell.poll() is not None, 30), "still running")
+                self.assertTrue(wait_for(lambda: not group_alive(shell.pid), 10), "parts left")
+                data = "%s/d%d" % (tmp, port)  # the pool's group is its own: by its arguments
+                self.assertTrue(wait_for(lambda: not processes_naming(data), 10),
+                                processes_naming(data))
+                self.assertEqual(serve_run_dirs(port), [])
