@@ -43,7 +43,7 @@ refuse() { echo "serve.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
     --server|--port|--data-dir|--workers|--config|--download-mode)
-        [ $# -ge 2 ] && [ -n "$2" ] || refuse "$1 needs a value" ;;
+        [ $# -ge 2 ] && [ -n "$2" ] && [[ $2 != --* ]] || refuse "$1 needs a value" ;;
     esac
     case $1 in
     --server) server=$2; shift 2 ;;
@@ -102,34 +102,10 @@ worker_args=()
 settings=$("$bin_dir/filesctl" "${worker_args[@]}" config show)
 ctl() { sed -n "s/^$1 = //p" <<<"$settings"; }
 data_dir=$(ctl data_dir)
-# A directory with other things in it and nothing of ours is not a data
-# directory (a mistyped --data-dir /tmp): its mode is not ours to change.
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "serve.sh: something already answers on 127.0.0.1:$port" >&2
     exit 1
 fi
-# The data directory is made private (0700), unless it holds things that are
-# not the service's (a --data-dir /tmp, a scratch directory that also holds the
-# files to upload): then it keeps its mode. What the service puts there
-# (files.db, files/, tmp/, spool/) is private in any case.
-foreign=
-if [ -d "$data_dir" ]; then
-    for entry in "$data_dir"/* "$data_dir"/.[!.]* "$data_dir"/..?*; do
-        [ -e "$entry" ] || [ -L "$entry" ] || continue
-        case ${entry##*/} in files.db|files.db-wal|files.db-shm|files|tmp|spool|dev-key) ;;
-        *) foreign=1 ;;
-        esac
-    done
-fi
-mkdir -p "$data_dir"
-if [ -z "$foreign" ]; then
-    chmod 0700 "$data_dir"
-elif [ "$(stat -c %a "$data_dir")" != 700 ]; then
-    echo "serve.sh: $data_dir holds things that are not the service's: its mode ($(stat -c %a "$data_dir")) is left as it is" >&2
-fi
-data_dir=$(cd "$data_dir" && pwd)
-worker_args=(--data-dir "$data_dir")
-[ -n "$config" ] && worker_args+=(--config "$config")
 
 # The web server's body limit follows the worker's file limit, with room for
 # the multipart framing, so the worker (not the server) answers "too large".
@@ -164,6 +140,29 @@ if [ "$download_mode" != stream ] && [ "$download_mode" != "$hand_off" ]; then
     exit 2
 fi
 export FILES_API_DOWNLOAD_MODE=$download_mode
+
+# The data directory is made private (0700), unless it holds things that are
+# not the service's (a --data-dir /tmp, a scratch directory that also holds the
+# files to upload): then it keeps its mode. What the service puts there
+# (files.db, files/, tmp/, spool/) is private in any case.
+foreign=
+if [ -d "$data_dir" ]; then
+    for entry in "$data_dir"/* "$data_dir"/.[!.]* "$data_dir"/..?*; do
+        [ -e "$entry" ] || [ -L "$entry" ] || continue
+        case ${entry##*/} in files.db|files.db-wal|files.db-shm|files|tmp|spool|dev-key) ;;
+        *) foreign=1 ;;
+        esac
+    done
+fi
+mkdir -p "$data_dir"
+if [ -z "$foreign" ]; then
+    chmod 0700 "$data_dir"
+elif [ "$(stat -c %a "$data_dir")" != 700 ]; then
+    echo "serve.sh: $data_dir holds things that are not the service's: its mode ($(stat -c %a "$data_dir")) is left as it is" >&2
+fi
+data_dir=$(cd "$data_dir" && pwd)
+worker_args=(--data-dir "$data_dir")
+[ -n "$config" ] && worker_args+=(--config "$config")
 
 # Other $FILES_API_<KEY> settings in our environment, as "NAME VALUE" lines:
 # the spawn-fcgi pool inherits them, a web server that starts the workers is

@@ -523,7 +523,9 @@ class ServeScriptTest(ApiTestCase):
                               (["--workers", "0"] + data, "--workers takes 1-999, not 0"),
                               (["--workers", "abc"] + data, "--workers takes 1-999, not abc"),
                               (["--data-dir", ""], "--data-dir needs a value"),
-                              (["--server"], "--server needs a value")):
+                              (["--server"], "--server needs a value"),
+                              (["--data-dir", "--port", "8080"], "--data-dir needs a value"),
+                              (["--download-mode", "ftp"] + data, "unknown download mode: ftp")):
             with self.subTest(args=args):
                 proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
                 self.addCleanup(stop_serve, proc)
