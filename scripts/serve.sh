@@ -21,7 +21,7 @@ set +m # no job control even if asked (bash -m): background jobs stay in our gro
 # once, with the default action for SIGINT and SIGTERM (SIGHUP is left as it
 # is: nohup means it).
 if [ -z "${_FILES_API_SERVE_SIGNALS:-}" ]; then
-    _FILES_API_SERVE_SIGNALS=1 exec env --default-signal=INT,TERM "$0" "$@"
+    _FILES_API_SERVE_SIGNALS=1 exec env --default-signal=INT,TERM "$BASH" "$0" "$@"
 fi
 unset _FILES_API_SERVE_SIGNALS
 export PATH=$PATH:/usr/sbin:/sbin # the web servers, also for users whose PATH lacks them
