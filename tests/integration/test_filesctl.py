@@ -68,6 +68,7 @@ class KeysAtRestTest(ApiTestCase):
                 res = STACK.filesctl("keys", "create", "--account", "labels", *args, check=False)
                 self.assertEqual(res.returncode, 2, res.stderr)
                 self.assertIn(message, res.stderr)
+        STACK.create_key("labels", "x", name="\u00e9" * 127 + "x")  # 255 bytes: at the limit
         key = STACK.create_key("labels", "inference.*, files:read-1", name="CI key (caf\u00e9)")
         self.assertEqual(STACK.client(key).list().status, 200)
         self.assertIn("CI key (caf\u00e9)", STACK.filesctl("keys", "list").stdout)
