@@ -319,16 +319,26 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
  * that key over the file: the one way to configure workers that a web server
  * starts with an environment but no arguments (lighttpd's bin-environment,
  * FcgidInitialEnv). An empty value counts as unset. */
+#define ENV_PREFIX "FILES_API_"
+#define ENV_PREFIX_LEN (sizeof ENV_PREFIX - 1)
+
+/* The variable that sets key: the prefix and the key in capitals. */
+static void environment_name(const char *key, char name[64])
+{
+    size_t n = (size_t)snprintf(name, 64, ENV_PREFIX);
+
+    for (; *key && n + 1 < 64; key++)
+        name[n++] = (char)toupper((unsigned char)*key);
+    name[n] = '\0';
+}
+
 static int config_from_environment(struct config *c, char *err, size_t err_size)
 {
     char name[64], reason[256];
 
     for (const char *const *key = config_keys; *key; key++) {
         const char *value;
-        size_t n = (size_t)snprintf(name, sizeof name, "FILES_API_");
-        for (const char *k = *key; *k && n + 1 < sizeof name; k++)
-            name[n++] = (char)toupper((unsigned char)*k);
-        name[n] = '\0';
+        environment_name(*key, name);
         value = getenv(name);
         if (value && *value && config_set(c, *key, value, reason, sizeof reason) != 0) {
             snprintf(err, err_size, "$%s: %s", name, reason);
@@ -344,18 +354,17 @@ static const char *const other_environment[] = {
     "CONFIG", "BIN",      "SPOOL_DIR", "CRASH_AT",  "PAUSE_AT",      "SERVER",      "KEEP_TMP",
     "TMP",    "BASE_URL", "KEY",       "KEY_OTHER", "KEY_READ_ONLY", "KEY_REVOKED", NULL};
 
+/* name: the part of a $FILES_API_* variable's name after the prefix. */
 static int is_setting_name(const char *name, size_t len)
 {
-    char key[64];
+    char known[64];
 
     for (const char *const *other = other_environment; *other; other++)
         if (strlen(*other) == len && !strncmp(*other, name, len))
             return 1;
-    for (const char *const *k = config_keys; *k; k++) {
-        size_t n = strlen(*k);
-        for (size_t i = 0; i < n && i < sizeof key; i++)
-            key[i] = (char)toupper((unsigned char)(*k)[i]);
-        if (n == len && n <= sizeof key && !strncmp(key, name, len))
+    for (const char *const *key = config_keys; *key; key++) {
+        environment_name(*key, known);
+        if (strlen(known) == ENV_PREFIX_LEN + len && !strncmp(known + ENV_PREFIX_LEN, name, len))
             return 1;
     }
     return 0;
@@ -363,14 +372,12 @@ static int is_setting_name(const char *name, size_t len)
 
 size_t config_warn_unknown_environment(FILE *out, const char *program)
 {
-    static const char prefix[] = "FILES_API_";
     size_t count = 0;
 
     for (char **e = environ; *e; e++) {
         const char *name = *e, *equals = strchr(name, '=');
-        if (!equals || strncmp(name, prefix, sizeof prefix - 1) != 0 ||
-            is_setting_name(name + sizeof prefix - 1,
-                            (size_t)(equals - name) - (sizeof prefix - 1)))
+        if (!equals || strncmp(name, ENV_PREFIX, ENV_PREFIX_LEN) != 0 ||
+            is_setting_name(name + ENV_PREFIX_LEN, (size_t)(equals - name) - ENV_PREFIX_LEN))
             continue;
         fprintf(out,
                 "%s: warning: $%.*s is not a setting and is ignored (a setting is "
