@@ -6,7 +6,8 @@
 # sdk, fuzz, soak (SOAK_SECONDS, SOAK_CLIENTS), and sanitize:DIR (unit and integration again with the sanitizer
 # build in DIR). Default: unit integration.
 # Each suite prints its own "N passed, N failed" as its last such line; a suite
-# that crashes or prints no count counts as one failure.
+# that crashes or prints no count, or runs past SUITE_SECONDS (1800), counts as
+# one failure.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,14 +18,24 @@ suites=("$@")
 passed=0
 failed=0
 log_dir=$(mktemp -d /tmp/files-api-tests.XXXXXX)
+suite_seconds=${SUITE_SECONDS:-1800} # each suite takes 2-4 minutes here
 
 # Runs one suite command, echoing its output, and adds its counts to the totals.
 run_suite() {
     local name=$1; shift
     local log=$log_dir/${name//\//_}.log status counts
     echo "== $name"
-    "$@" 2>&1 | tee "$log"
-    status=${PIPESTATUS[0]}
+    # The suite writes to its log, which is followed until the suite itself
+    # exits: a process it left behind holding its output cannot hold up the
+    # run (a pipe would stay open). A suite over its time is stopped. (It
+    # runs in the background, so SIGINT and SIGQUIT get their default
+    # actions back, and it stays in our process group: Ctrl-C stops it.)
+    env --default-signal=INT,QUIT timeout --foreground -k 30 "$suite_seconds" "$@" >"$log" 2>&1 &
+    local pid=$!
+    tail -n +1 -s 0.2 -f --pid="$pid" "$log"
+    wait "$pid"
+    status=$?
+    [ "$status" -eq 124 ] && echo "== $name: stopped after $suite_seconds s"
     counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     if [ -z "$counts" ]; then
         echo "== $name: no result line (exit $status): counted as 1 failure"

@@ -205,8 +205,17 @@ running() { # pid is alive and not yet a zombie waiting for us
     stat=${stat##*) } # the state follows the command name, in parentheses
     [ "${stat:0:1}" != Z ]
 }
+# A component forked but not yet exec'd is still a copy of us, or env or setsid
+# on the way: SIGINT is ignored there (bash ignores it in background jobs)
+# until env resets it, so a stop signal sent then would be lost.
+launched() {
+    local comm
+    { read -r comm <"/proc/$1/comm"; } 2>/dev/null || return 0 # gone: nothing to wait for
+    [ "$comm" != "$own_comm" ] && [ "$comm" != env ] && [ "$comm" != setsid ]
+}
 stop_one() {
     local pid=$1 ticks=0
+    until launched "$pid"; do sleep 0.01; done
     kill "-${stop_signal[$pid]:-INT}" "$pid" 2>/dev/null || return 0
     while running "$pid"; do
         sleep 0.1
@@ -242,9 +251,17 @@ stop() {
 # signal (SIGTERM), so that none outlives a serve.sh killed outright. env and
 # setpriv exec it: $! is its pid.
 component=(env --default-signal setpriv --pdeathsig TERM)
-run= pids=() pool_group=
+run='' pids=() pool_group='' stop_requested=''
+read -r own_comm </proc/$$/comm
 trap stop EXIT
 trap 'exit 0' INT TERM HUP
+# Between starting a component and recording its pid (and how to stop it), a
+# stop signal is held: stop() must know every component.
+hold_stops() { trap 'stop_requested=1' INT TERM HUP; }
+release_stops() {
+    trap 'exit 0' INT TERM HUP
+    [ -z "$stop_requested" ] || exit 0
+}
 
 run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"
@@ -303,12 +320,12 @@ if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; 
     # that outlive a multiwatch killed outright are stopped with the group.
     # Out of our group, multiwatch hears of our own death by its parent-death
     # signal (SIGTERM: it stops the workers gracefully).
-    setsid env --default-signal setpriv --pdeathsig TERM \
+    hold_stops
+    setsid "${component[@]}" \
         spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
         /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
-    pids+=($!)
-    again[$!]=TERM
-    pool_group=$!
+    pids+=($!) again[$!]=TERM pool_group=$!
+    release_stops
 fi
 
 start_lighttpd() {
@@ -342,8 +359,10 @@ fastcgi.server = ("/" => ((
     $sendfile
 )))
 CONF
+    hold_stops
     "${component[@]}" lighttpd -D -f "$run/lighttpd.conf" &
     pids+=($!)
+    release_stops
 }
 
 start_apache() {
@@ -458,9 +477,10 @@ Alias /_files_api_errors/ $run/errors/
 </Directory>
 $(for status in $error_statuses; do echo "ErrorDocument $status /_files_api_errors/$status.json"; done)
 CONF
+    hold_stops
     "${component[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND &
-    pids+=($!)
-    stop_signal[$!]=WINCH again[$!]=WINCH again_while[$!]=$run/apache/apache.pid
+    pids+=($!) stop_signal[$!]=WINCH again[$!]=WINCH again_while[$!]=$run/apache/apache.pid
+    release_stops
 }
 
 start_nginx() {
@@ -520,9 +540,10 @@ $(for status in $error_statuses; do echo "        error_page $status /_files_api
     }
 }
 CONF
+    hold_stops
     "${component[@]}" nginx -c "$run/nginx.conf" -e stderr &
-    pids+=($!)
-    stop_signal[$!]=QUIT again[$!]=QUIT
+    pids+=($!) stop_signal[$!]=QUIT again[$!]=QUIT
+    release_stops
 }
 
 case $server in

@@ -483,7 +483,11 @@ def serve_until_ready(args, cwd, env=None, timeout=60):
 def stop_serve(proc):
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(60)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its group: nothing left to hold the suite up
+            raise
 
 
 class ServeScriptTest(ApiTestCase):
@@ -617,6 +621,45 @@ class ServeScriptTest(ApiTestCase):
             self.assertTrue(wait_for(lambda: not group_alive(pool), 10),
                             "the pool outlived serve.sh")
 
+    def start_in_background(self, port, data_dir, env=None):
+        """serve.sh started as `serve.sh ... &` by a non-interactive shell (so
+        with SIGINT ignored at entry): (that shell, serve.sh's pid)."""
+        shell = subprocess.Popen(
+            ["bash", "-c", '"$0" --port %d --data-dir %s >/dev/null 2>&1 & echo $!; wait'
+             % (port, data_dir), str(SERVE)], stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True,
+            env=dict(env or self.env(), FILES_API_BIN=str(BIN_DIR)), start_new_session=True)
+        # (the shell's group holds serve.sh and its web server; the pool goes
+        # with serve.sh by its parent-death signal)
+        self.addCleanup(lambda: shell.poll() is None and os.killpg(shell.pid, 9))
+        return shell, int(shell.stdout.readline())
+
+    def test_a_stop_while_a_part_is_still_starting_is_not_lost(self):
+        # A part forked but not yet exec'd ignores SIGINT (bash's background
+        # jobs do, until env resets it): serve.sh must wait for that exec
+        # before it sends its stop signal, or the part never stops. A slow
+        # `env` first in PATH holds every part in that state for a second.
+        tmp = self.tmp()
+        shim = os.path.join(tmp, "shim")
+        os.mkdir(shim)
+        with open(os.path.join(shim, "env"), "w") as f:
+            f.write('#!/bin/bash\nsleep 1\nexec /usr/bin/env "$@"\n')
+        os.chmod(os.path.join(shim, "env"), 0o755)
+        port = free_port()
+        env = dict(self.env(), PATH=shim + ":" + os.environ["PATH"])
+        shell, pid = self.start_in_background(port, tmp + "/data", env)
+
+        def web_server_starting():
+            return [c for c in processes_naming("--pdeathsig TERM lighttpd")
+                    if c.startswith("/bin/bash %s/env" % shim)]
+        self.assertTrue(wait_for(web_server_starting, 30), "the web server was not started")
+        os.kill(pid, signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: shell.poll() is not None, 30), "still running")
+        self.assertTrue(wait_for(lambda: not group_alive(shell.pid), 10), "parts left")
+        self.assertTrue(wait_for(lambda: not processes_naming(tmp + "/data"), 10),
+                        processes_naming(tmp + "/data"))
+        self.assertEqual(serve_run_dirs(port), [])
+
     def test_a_stop_at_any_moment_of_the_start_stops_everything(self):
         # Started in the background by a non-interactive shell (SIGINT ignored
         # at entry), signalled while it is still starting its parts.
@@ -625,12 +668,7 @@ class ServeScriptTest(ApiTestCase):
                               (0.3, signal.SIGTERM), (0.5, signal.SIGINT), (5, signal.SIGINT)):
             with self.subTest(delay=delay, signal=signum):
                 port = free_port()
-                shell = subprocess.Popen(
-                    ["bash", "-c", '"$0" --port %d --data-dir %s/d%d >/dev/null 2>&1 & echo $!; '
-                     "wait" % (port, tmp, port), str(SERVE)], stdout=subprocess.PIPE, text=True,
-                    env=dict(self.env(), FILES_API_BIN=str(BIN_DIR)), start_new_session=True)
-                self.addCleanup(lambda: shell.poll() is None and os.killpg(shell.pid, 9))
-                pid = int(shell.stdout.readline())
+                shell, pid = self.start_in_background(port, "%s/d%d" % (tmp, port))
                 time.sleep(delay)
                 os.kill(pid, signum)
                 self.assertTrue(wait_for(lambda: shell.poll() is not None, 30), "still running")
