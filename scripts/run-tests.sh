@@ -6,7 +6,7 @@
 # sdk, fuzz, soak (SOAK_SECONDS, SOAK_CLIENTS), and sanitize:DIR (unit and integration again with the sanitizer
 # build in DIR). Default: unit integration.
 # Each suite prints its own "N passed, N failed" as its last such line; a suite
-# that crashes or prints no count, or runs past SUITE_SECONDS (1800), counts as
+# that crashes or prints no count, or runs past SUITE_SECONDS (1200), counts as
 # one failure.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -18,7 +18,7 @@ suites=("$@")
 passed=0
 failed=0
 log_dir=$(mktemp -d /tmp/files-api-tests.XXXXXX)
-suite_seconds=${SUITE_SECONDS:-1800} # each suite takes 2-4 minutes here
+suite_seconds=${SUITE_SECONDS:-1200} # each suite takes 2-4 minutes here
 
 # Runs one suite command, echoing its output, and adds its counts to the totals.
 run_suite() {
