@@ -93,6 +93,16 @@ if [ -n "$config" ]; then
         { echo "serve.sh: --config $config: no such directory" >&2; exit 1; }
     config=$config_dir/$(basename "$config")
 fi
+# These paths go into the web server's configuration, each in double quotes.
+check_path() {
+    local path=$1
+    [[ $path == /* ]] || path=$PWD/$path
+    [[ $path != *[\"\\\$[:cntrl:]]* ]] ||
+        refuse "$1: a path with \", \\, \$ or a control character cannot go into the web server's configuration"
+}
+for path in "$data_dir" "$config" "${FILES_API_SPOOL_DIR:-}"; do
+    [ -z "$path" ] || check_path "$path"
+done
 worker_args=()
 [ -n "$config" ] && worker_args+=(--config "$config")
 [ -n "$data_dir" ] && worker_args+=(--data-dir "$data_dir")
@@ -106,6 +116,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "serve.sh: something already answers on 127.0.0.1:$port" >&2
     exit 1
 fi
+check_path "$data_dir"
 
 # The web server's body limit follows the worker's file limit, with room for
 # the multipart framing, so the worker (not the server) answers "too large".
@@ -153,6 +164,20 @@ if [ -d "$data_dir" ]; then
         *) foreign=1 ;;
         esac
     done
+fi
+# mod_fcgid's workers run as www-data: they must reach the data directory,
+# and write in it where it is not all the service's (it is then not theirs).
+if [ "$server" = apache-fcgid ] && [ "$(id -u)" -eq 0 ]; then
+    reach=$data_dir
+    [[ $reach == /* ]] || reach=$PWD/$reach
+    reach=$(dirname "$reach")
+    while [ ! -e "$reach" ]; do reach=$(dirname "$reach"); done
+    as_www_data() { setpriv --reuid=www-data --regid=www-data --clear-groups "$@"; }
+    if ! as_www_data test -x "$reach" ||
+        { [ -n "$foreign" ] && ! as_www_data test -w "$data_dir" -a -x "$data_dir"; }; then
+        echo "serve.sh: www-data cannot reach $data_dir (mod_fcgid runs the workers as www-data)" >&2
+        exit 1
+    fi
 fi
 mkdir -p "$data_dir"
 if [ -z "$foreign" ]; then
@@ -380,10 +405,6 @@ start_apache() {
             for entry in files.db files.db-wal files.db-shm files tmp spool; do
                 [ ! -e "$data_dir/$entry" ] || chown -R www-data:www-data "$data_dir/$entry"
             done
-            if ! setpriv --reuid=www-data --regid=www-data --clear-groups test -w "$data_dir"; then
-                echo "serve.sh: www-data cannot reach $data_dir (mod_fcgid runs the workers as www-data)" >&2
-                exit 1
-            fi
         fi
     fi
     [ "$(id -u)" -eq 0 ] && user="User www-data
@@ -419,8 +440,8 @@ $(route_allows | while IFS='|' read -r path allow; do
     printf '    Header always set Allow "%s" "expr=%%{REQUEST_STATUS} == 405 && %%{THE_REQUEST} =~ m#^[^ ]+ %s/?([?][^ ]*)? #"\n' "$allow" "$path"
 done)
 </Location>
-FcgidInitialEnv FILES_API_DATA_DIR $data_dir
-FcgidInitialEnv FILES_API_CONFIG $config
+FcgidInitialEnv FILES_API_DATA_DIR "$data_dir"
+FcgidInitialEnv FILES_API_CONFIG "$config"
 FcgidInitialEnv FILES_API_DOWNLOAD_MODE $download_mode
 $(key_settings | while read -r name value; do printf 'FcgidInitialEnv %s "%s"\n' "$name" "$value"; done)
 RewriteEngine On
@@ -461,7 +482,7 @@ LimitRequestBody $max_request_bytes
     # would otherwise cut its whole-content answers (and X-Sendfile'd files).
     MaxRanges none
 $( [ "$server" = apache ] && echo "    $backend" )
-$( [ "$download_mode" = x-sendfile ] && printf '    XSendFile On\n    XSendFilePath %s\n' "$data_dir/files" )
+$( [ "$download_mode" = x-sendfile ] && printf '    XSendFile On\n    XSendFilePath "%s"\n' "$data_dir/files" )
 </Location>
 Alias /_files_api_errors/ $run/errors/
 <Location "/_files_api_errors/">
@@ -497,7 +518,7 @@ events { worker_connections 1024; }
 http {
     access_log off;
     client_max_body_size $max_request_bytes;
-    client_body_temp_path $spool;
+    client_body_temp_path "$spool";
     fastcgi_temp_path $run/nginx/fastcgi;
     proxy_temp_path $run/nginx/proxy;
     uwsgi_temp_path $run/nginx/uwsgi;
@@ -529,7 +550,7 @@ $(for status in $error_statuses; do echo "        error_page $status /_files_api
         # X-Accel-Redirect target: content files, never reachable from outside.
         location $x_accel_prefix {
             internal;
-            alias $data_dir/files/;
+            alias "$data_dir/files/";
             # The worker's answer stands: its ETag and request id, and no second
             # look at Range (the worker answered the ranges it serves).
             etag off;

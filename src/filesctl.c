@@ -107,9 +107,14 @@ static int parse_args(const struct filesctl_command *c, int argc, char **argv,
     for (int w = 0; w < count; w++)
         if (kinds[w] == 'W' && !(w > 0 && kinds[w - 1] == '-') && positional++ == 0)
             first_positional = words[w];
+    int options_end = argc; /* "--": what follows is positional, e.g. a file named "-x" */
     for (int i = 0; i < argc; i++) {
         int w = 0;
-        if (argv[i][0] != '-' || !argv[i][1]) { /* "-" is standard input, an argument */
+        if (i < options_end && !strcmp(argv[i], "--")) {
+            options_end = i;
+            continue;
+        }
+        if (i > options_end || argv[i][0] != '-' || !argv[i][1]) { /* "-": standard input */
             if (args->positionals >= positional) {
                 fprintf(stderr, "filesctl: unexpected argument %s\n", argv[i]);
                 return 2;

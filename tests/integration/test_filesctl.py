@@ -504,6 +504,23 @@ class ArgumentsTest(ApiTestCase):
                              "--purpose", "batch")
         file_id = json.loads(res.stdout)["id"]
         self.assertEqual(client.content(file_id).body, batch_jsonl(2))
+        # after "--" an argument is a path even if it looks like an option
+        dashed = os.path.join(stack.tmp, "-d.jsonl")
+        shutil.copy(path, dashed)
+        res = subprocess.run(stack.filesctl_prefix() + [
+            "--data-dir", stack.data_dir, "files", "import", "--account", client.account,
+            "--purpose", "batch", "--", "-d.jsonl"], cwd=stack.tmp, capture_output=True,
+            text=True, env=stack._env())
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(json.loads(res.stdout)["filename"], "-d.jsonl")
+        # (--purpose is the path there, and batch one argument too many)
+        for args, message in ((["--account", "x", "--", "--purpose", "batch"],
+                               "unexpected argument batch"),
+                              (["--account", "x", "--purpose", "batch", "--", "a", "--"],
+                               "unexpected argument --")):
+            res = stack.filesctl("files", "import", *args, check=False)
+            self.assertEqual(res.returncode, 2, res.stderr)
+            self.assertIn(message, res.stderr)
 
     def test_help_is_a_flag_only_where_an_option_may_stand(self):
         ctl = str(BIN_DIR / "filesctl")

@@ -581,6 +581,62 @@ class ServeScriptTest(ApiTestCase):
         self.assertEqual(os.stat(other).st_mode & 0o7777, 0o1777)
         stop_serve(proc)
 
+    def test_a_data_directory_with_a_space_in_its_path_serves(self):
+        # Its path goes into the web server's configuration (the hand-off's
+        # directory, the spool, mod_fcgid's environment for the workers).
+        def spaced(stack):
+            stack.data_dir = os.path.join(stack.tmp, "with space", "data")
+        stack = Stack(workers=1, name="spaced", before_start=spaced).start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        content = batch_jsonl(3)
+        resp = client.upload(content)
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        got = client.content(resp.json()["id"])
+        self.assertEqual((got.status, got.body), (200, content))
+        self.assertTrue(os.path.exists(os.path.join(stack.data_dir, "files.db")))
+
+    def test_a_path_that_cannot_go_into_a_configuration_is_refused(self):
+        tmp = self.tmp()
+        for name in ('quote"d', "back\\slash", "dollar$x", "new\nline"):
+            for where in ("data", "spool"):
+                with self.subTest(name=name, where=where):
+                    path = os.path.join(tmp, name)
+                    env = self.env()
+                    args = ["--port", str(free_port())]
+                    if where == "data":
+                        args += ["--data-dir", path]
+                    else:
+                        os.makedirs(path, exist_ok=True)
+                        env["FILES_API_SPOOL_DIR"] = path
+                        args += ["--data-dir", os.path.join(tmp, "data")]
+                    proc, text = serve_until_ready(args, cwd=tmp, env=env)
+                    self.addCleanup(stop_serve, proc)
+                    self.assertEqual(proc.wait(30), 2, text)
+                    self.assertIn("cannot go into the web server's configuration", text)
+                    self.assertFalse(os.path.exists(os.path.join(tmp, "data")), text)
+                    if where == "data":
+                        self.assertFalse(os.path.exists(path), text)
+
+    @unittest.skipUnless(os.environ.get("FILES_API_SERVER") == "apache-fcgid" and os.geteuid() == 0,
+                         "mod_fcgid's workers run as www-data when Apache starts as root")
+    def test_a_data_directory_www_data_cannot_reach_is_refused_before_anything_is_made(self):
+        tmp = self.tmp()
+        closed = os.path.join(tmp, "closed")
+        os.mkdir(closed, 0o700)
+        foreign = os.path.join(tmp, "foreign")  # not all the service's: not made www-data's
+        os.mkdir(foreign, 0o755)
+        open(os.path.join(foreign, "notes.txt"), "w").close()
+        for data_dir in (os.path.join(closed, "data"), foreign):
+            with self.subTest(data_dir=data_dir):
+                proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", data_dir],
+                                               cwd=tmp, env=self.env())
+                self.addCleanup(stop_serve, proc)
+                self.assertEqual(proc.wait(30), 1, text)
+                self.assertIn("www-data cannot reach %s" % data_dir, text)
+        self.assertEqual(os.listdir(closed), [])
+        self.assertEqual(os.listdir(foreign), ["notes.txt"])
+
     def test_a_spool_directory_that_is_missing_is_refused(self):
         tmp = self.tmp()
         env = dict(self.env(), FILES_API_SPOOL_DIR=os.path.join(tmp, "nowhere"))
