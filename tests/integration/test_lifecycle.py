@@ -716,6 +716,27 @@ class ServeScriptTest(ApiTestCase):
                         processes_naming(tmp + "/data"))
         self.assertEqual(serve_run_dirs(port), [])
 
+    def test_a_part_that_dies_before_its_exec_is_a_failed_start(self):
+        # The web server's `env` shim exits instead of exec'ing: a zombie
+        # whose command stays "env", which serve.sh must not wait on.
+        tmp = self.tmp()
+        shim = os.path.join(tmp, "shim")
+        os.mkdir(shim)
+        with open(os.path.join(shim, "env"), "w") as f:
+            f.write('#!/bin/bash\ncase "$*" in *"lighttpd -D"*|*"nginx -c"*|*"apache2 -f"*) '
+                    'exit 127 ;; esac\nexec /usr/bin/env "$@"\n')
+        os.chmod(os.path.join(shim, "env"), 0o755)
+        env = dict(self.env(), PATH=shim + ":" + os.environ["PATH"])
+        started = time.monotonic()
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", tmp + "/data"],
+                                       cwd=tmp, env=env)
+        self.addCleanup(stop_serve, proc)
+        self.assertEqual(proc.wait(30), 1, text)
+        self.assertIn("serve.sh: failed to start", text)
+        self.assertLess(time.monotonic() - started, 15, "it waited for an answer that never came")
+        self.assertTrue(wait_for(lambda: not processes_naming(tmp + "/data"), 10),
+                        processes_naming(tmp + "/data"))
+
     def test_a_stop_at_any_moment_of_the_start_stops_everything(self):
         # Started in the background by a non-interactive shell (SIGINT ignored
         # at entry), signalled while it is still starting its parts.
