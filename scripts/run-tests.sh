@@ -6,8 +6,8 @@
 # sdk, fuzz, soak (SOAK_SECONDS, SOAK_CLIENTS), and sanitize:DIR (unit and integration again with the sanitizer
 # build in DIR). Default: unit integration.
 # Each suite prints its own "N passed, N failed" as its last such line; a suite
-# that crashes or prints no count, or runs past SUITE_SECONDS (1200), counts as
-# one failure.
+# that crashes or prints no count, or runs past SUITE_SECONDS (1200; fuzz and
+# soak get their own running time on top), counts as one failure.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,21 +21,38 @@ log_dir=$(mktemp -d /tmp/files-api-tests.XXXXXX)
 suite_seconds=${SUITE_SECONDS:-1200} # each suite takes 2-4 minutes here
 
 # Runs one suite command, echoing its output, and adds its counts to the totals.
+# $extra_seconds (for suites that run for a time they are given) adds to its limit.
 run_suite() {
     local name=$1; shift
-    local log=$log_dir/${name//\//_}.log status counts
+    local log=$log_dir/${name//\//_}.log status counts pid interrupted= signalled
+    local limit=$((suite_seconds + ${extra_seconds:-0}))
     echo "== $name"
     # The suite writes to its log, which is followed until the suite itself
     # exits: a process it left behind holding its output cannot hold up the
-    # run (a pipe would stay open). A suite over its time is stopped. (It
-    # runs in the background, so SIGINT and SIGQUIT get their default
-    # actions back, and it stays in our process group: Ctrl-C stops it.)
-    env --default-signal=INT,QUIT timeout --foreground -k 30 "$suite_seconds" "$@" >"$log" 2>&1 &
-    local pid=$!
-    tail -n +1 -s 0.2 -f --pid="$pid" "$log"
-    wait "$pid"
-    status=$?
-    [ "$status" -eq 124 ] && echo "== $name: stopped after $suite_seconds s"
+    # run (a pipe would stay open). Over its limit, timeout stops it and its
+    # process group (timeout's own). SIGINT and SIGQUIT get back the default
+    # actions that a background job loses; Ctrl-C reaches the suite through
+    # us, once, and the follower (a background job: it ignores SIGINT) shows
+    # the suite's last words.
+    : >"$log"
+    env --default-signal=INT,QUIT timeout -k 30 "$limit" "$@" >"$log" 2>&1 &
+    pid=$!
+    tail -n +1 -s 0.2 -f --pid="$pid" "$log" &
+    # (to timeout's child, the suite: timeout would pass it on twice)
+    trap 'interrupted=1 signalled=1; pkill -INT -P "$pid"' INT
+    while :; do
+        signalled=
+        wait "$pid"
+        status=$?
+        [ -n "$signalled" ] || break # else the wait was cut short by our trap
+    done
+    trap - INT
+    wait $! # the follower: the rest of the log
+    if [ -n "$interrupted" ]; then
+        rm -rf "$log_dir"
+        exit 130
+    fi
+    case $status in 124|137) echo "== $name: stopped after $limit s" ;; esac
     counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     if [ -z "$counts" ]; then
         echo "== $name: no result line (exit $status): counted as 1 failure"
@@ -72,9 +89,10 @@ for suite in "${suites[@]}"; do
         run_suite sdk/python-wire env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
             python3 tests/sdk/sdk_python_wire.py ;;
     fuzz)
-        run_suite fuzz scripts/run-fuzz.sh ;;
+        targets=(build/fuzz/fuzz_*)
+        extra_seconds=$(( ${#targets[@]} * ${FUZZ_SECONDS:-30} )) run_suite fuzz scripts/run-fuzz.sh ;;
     soak)
-        run_suite soak env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
+        extra_seconds=${SOAK_SECONDS:-60} run_suite soak env FILES_API_BIN="$(cd "$bin_dir" && pwd)" \
             python3 tests/soak/soak.py "${SOAK_SECONDS:-60}" "${SOAK_CLIENTS:-16}" ;;
     sanitize:*)
         san=${suite#sanitize:}
