@@ -100,7 +100,7 @@ check_path() {
     [[ $path != *[\"\\\$[:cntrl:]]* ]] ||
         refuse "$1: a path with \", \\, \$ or a control character cannot go into the web server's configuration"
 }
-for path in "$data_dir" "$config" "${FILES_API_SPOOL_DIR:-}"; do
+for path in "$data_dir" "${FILES_API_DATA_DIR:-}" "$config" "${FILES_API_SPOOL_DIR:-}"; do
     [ -z "$path" ] || check_path "$path"
 done
 worker_args=()
@@ -165,19 +165,26 @@ if [ -d "$data_dir" ]; then
         esac
     done
 fi
-# mod_fcgid's workers run as www-data: they must reach the data directory,
-# and write in it where it is not all the service's (it is then not theirs).
+# mod_fcgid's workers run as www-data: they must reach the data directory
+# (its nearest existing ancestor, once links are resolved), and write in it
+# where it is not all the service's (it is then not made theirs). Checked
+# again once what is the service's is theirs (a umask can close what mkdir
+# makes).
+as_www_data() { setpriv --reuid=www-data --regid=www-data --clear-groups "$@"; }
+www_data_cannot_reach() {
+    echo "serve.sh: www-data cannot reach $data_dir (mod_fcgid runs the workers as www-data)" >&2
+    exit 1
+}
 if [ "$server" = apache-fcgid ] && [ "$(id -u)" -eq 0 ]; then
-    reach=$data_dir
-    [[ $reach == /* ]] || reach=$PWD/$reach
-    reach=$(dirname "$reach")
+    reach=$(dirname "$(realpath -m -- "$data_dir")")
     while [ ! -e "$reach" ]; do reach=$(dirname "$reach"); done
-    as_www_data() { setpriv --reuid=www-data --regid=www-data --clear-groups "$@"; }
-    if ! as_www_data test -x "$reach" ||
-        { [ -n "$foreign" ] && ! as_www_data test -w "$data_dir" -a -x "$data_dir"; }; then
-        echo "serve.sh: www-data cannot reach $data_dir (mod_fcgid runs the workers as www-data)" >&2
-        exit 1
-    fi
+    as_www_data test -x "$reach" || www_data_cannot_reach
+    [ -z "$foreign" ] || as_www_data test -w "$data_dir" -a -x "$data_dir" || www_data_cannot_reach
+fi
+# The spool, when it is not the data directory's own, must be there already.
+if [ -n "${FILES_API_SPOOL_DIR:-}" ] && { [ ! -d "$FILES_API_SPOOL_DIR" ] || [ ! -w "$FILES_API_SPOOL_DIR" ]; }; then
+    echo "serve.sh: \$FILES_API_SPOOL_DIR $FILES_API_SPOOL_DIR is not a writable directory" >&2
+    exit 1
 fi
 mkdir -p "$data_dir"
 if [ -z "$foreign" ]; then
@@ -208,9 +215,6 @@ spool=${FILES_API_SPOOL_DIR:-$data_dir/spool}
 if [ -z "${FILES_API_SPOOL_DIR:-}" ]; then
     mkdir -p "$spool"
     chmod 0700 "$spool"
-elif [ ! -d "$spool" ] || [ ! -w "$spool" ]; then
-    echo "serve.sh: \$FILES_API_SPOOL_DIR $spool is not a writable directory" >&2
-    exit 1
 fi
 # Graceful stop: the web server first (it finishes the requests in flight:
 # SIGINT for lighttpd, SIGQUIT for nginx, SIGWINCH for Apache), then the pool
@@ -356,7 +360,10 @@ fi
 start_lighttpd() {
     local sendfile="" backend="\"socket\" => \"$socket\","
     if [ "$server" = lighttpd-spawn ]; then
-        backend="\"socket\" => \"$run/spawned.sock\", \"bin-path\" => \"$bin_dir/files-fcgi\",
+        # lighttpd splits bin-path at spaces (it may hold arguments): a link
+        # in the run directory stands for a program whose path has one.
+        ln -s "$bin_dir/files-fcgi" "$run/files-fcgi"
+        backend="\"socket\" => \"$run/spawned.sock\", \"bin-path\" => \"$run/files-fcgi\",
     \"bin-environment\" => (\"FILES_API_DATA_DIR\" => \"$data_dir\", \"FILES_API_CONFIG\" => \"$config\",
         \"FILES_API_DOWNLOAD_MODE\" => \"$download_mode\"$(key_settings |
             while read -r name value; do printf ', "%s" => "%s"' "$name" "$value"; done)),
@@ -405,6 +412,7 @@ start_apache() {
             for entry in files.db files.db-wal files.db-shm files tmp spool; do
                 [ ! -e "$data_dir/$entry" ] || chown -R www-data:www-data "$data_dir/$entry"
             done
+            as_www_data test -w "$data_dir" -a -x "$data_dir" || www_data_cannot_reach
         fi
     fi
     [ "$(id -u)" -eq 0 ] && user="User www-data

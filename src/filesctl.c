@@ -139,7 +139,7 @@ static int parse_args(const struct filesctl_command *c, int argc, char **argv,
         args->name[args->options] = argv[i]; /* (words dies with this call) */
         if (w + 1 < count && kinds[w + 1] == 'W') {
             int next = i + 1;
-            int is_option = next < argc && is_help(argv[next]);
+            int is_option = next < argc && (is_help(argv[next]) || !strcmp(argv[next], "--"));
             for (int o = 0; next < argc && o < count; o++)
                 is_option |= kinds[o] == '-' && !strcmp(words[o], argv[next]);
             if (next == argc || is_option) {

@@ -470,6 +470,7 @@ class ArgumentsTest(ApiTestCase):
             # a value that is another option, or help, is a value left out
             ("keys", "create", "--account", "--scopes", "--scopes", "x"): "--account needs a value",
             ("keys", "create", "--account", "-h", "--scopes", "x"): "--account needs a value",
+            ("keys", "create", "--account", "--", "--scopes", "x"): "--account needs a value",
             ("keys", "create", "--account", "a", "--scopes", "x", "--name", "--help"):
                 "--name needs a value",
             ("--data-dir",): "--data-dir needs a value",

@@ -596,16 +596,28 @@ class ServeScriptTest(ApiTestCase):
         self.assertEqual((got.status, got.body), (200, content))
         self.assertTrue(os.path.exists(os.path.join(stack.data_dir, "files.db")))
 
+    def test_a_program_directory_with_a_space_in_its_path_serves(self):
+        # (lighttpd splits a bin-path at spaces)
+        tmp = self.tmp()
+        spaced = os.path.join(tmp, "b in")
+        os.symlink(str(BIN_DIR), spaced)
+        stack = Stack(workers=1, name="spaced-bin", env={"FILES_API_BIN": spaced}).start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        self.assertEqual(client.upload(batch_jsonl(2)).status, 200)
+
     def test_a_path_that_cannot_go_into_a_configuration_is_refused(self):
         tmp = self.tmp()
         for name in ('quote"d', "back\\slash", "dollar$x", "new\nline"):
-            for where in ("data", "spool"):
+            for where in ("data", "environment", "spool"):
                 with self.subTest(name=name, where=where):
                     path = os.path.join(tmp, name)
                     env = self.env()
                     args = ["--port", str(free_port())]
                     if where == "data":
                         args += ["--data-dir", path]
+                    elif where == "environment":
+                        env["FILES_API_DATA_DIR"] = path
                     else:
                         os.makedirs(path, exist_ok=True)
                         env["FILES_API_SPOOL_DIR"] = path
@@ -615,8 +627,9 @@ class ServeScriptTest(ApiTestCase):
                     self.assertEqual(proc.wait(30), 2, text)
                     self.assertIn("cannot go into the web server's configuration", text)
                     self.assertFalse(os.path.exists(os.path.join(tmp, "data")), text)
-                    if where == "data":
+                    if where != "spool":
                         self.assertFalse(os.path.exists(path), text)
+                        self.assertFalse(os.path.exists(path.split("\n")[0]), text)
 
     @unittest.skipUnless(os.environ.get("FILES_API_SERVER") == "apache-fcgid" and os.geteuid() == 0,
                          "mod_fcgid's workers run as www-data when Apache starts as root")
@@ -624,18 +637,30 @@ class ServeScriptTest(ApiTestCase):
         tmp = self.tmp()
         closed = os.path.join(tmp, "closed")
         os.mkdir(closed, 0o700)
+        os.mkdir(os.path.join(closed, "linked"))
+        link = os.path.join(tmp, "link")  # reachable by its name, not where it leads
+        os.symlink(os.path.join(closed, "linked"), link)
         foreign = os.path.join(tmp, "foreign")  # not all the service's: not made www-data's
         os.mkdir(foreign, 0o755)
         open(os.path.join(foreign, "notes.txt"), "w").close()
-        for data_dir in (os.path.join(closed, "data"), foreign):
+        for data_dir in (os.path.join(closed, "data"), link, foreign):
             with self.subTest(data_dir=data_dir):
                 proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", data_dir],
                                                cwd=tmp, env=self.env())
                 self.addCleanup(stop_serve, proc)
                 self.assertEqual(proc.wait(30), 1, text)
                 self.assertIn("www-data cannot reach %s" % data_dir, text)
-        self.assertEqual(os.listdir(closed), [])
+        self.assertEqual(os.listdir(closed), ["linked"])
+        self.assertEqual(os.listdir(os.path.join(closed, "linked")), [])
         self.assertEqual(os.listdir(foreign), ["notes.txt"])
+        # its own directory, given as ".", is made www-data's and serves
+        own = os.path.join(tmp, "own")
+        os.mkdir(own, 0o700)
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", "."],
+                                       cwd=own, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertIn("listening on", text)
+        stop_serve(proc)
 
     def test_a_spool_directory_that_is_missing_is_refused(self):
         tmp = self.tmp()
@@ -645,6 +670,7 @@ class ServeScriptTest(ApiTestCase):
         self.addCleanup(stop_serve, proc)
         self.assertEqual(proc.wait(30), 1, text)
         self.assertIn("nowhere is not a writable directory", text)
+        self.assertFalse(os.path.exists(os.path.join(tmp, "data")), "made before the refusal")
 
     @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
     def test_workers_do_not_outlive_a_multiwatch_killed_outright(self):
