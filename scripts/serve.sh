@@ -24,6 +24,91 @@ if [ -z "${_FILES_API_SERVE_SIGNALS:-}" ]; then
     _FILES_API_SERVE_SIGNALS=1 exec env --default-signal=INT,TERM "$BASH" "$0" "$@"
 fi
 unset _FILES_API_SERVE_SIGNALS
+
+# Graceful stop: the web server first (it finishes the requests in flight:
+# SIGINT for lighttpd, SIGQUIT for nginx, SIGWINCH for Apache), then the pool
+# (SIGINT: multiwatch passes SIGUSR1 on, and each worker finishes the request
+# in hand and exits). A stop signal can be lost: multiwatch can miss a worker
+# it is restarting just then, and Apache one
+# that comes while it restarts (a closed terminal's SIGHUP is its "restart").
+# So all but lighttpd (which takes a second SIGINT as "stop now") are told
+# again every second until they are gone; multiwatch passes a second signal on
+# as it is, so it gets SIGTERM, as graceful for the workers. Apache only until
+# its graceful stop has begun (it removes its pid file): a second SIGWINCH
+# then makes it kill the requests in flight.
+declare -A stop_signal=() again=() again_while=() # again_while: repeat only while this file exists
+running() { # pid is alive and not yet a zombie waiting for us
+    local stat
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
+    stat=${stat##*) } # the state follows the command name, in parentheses
+    [ "${stat:0:1}" != Z ]
+}
+# A component forked but not yet exec'd is still a copy of us, or env or setsid
+# on the way: SIGINT is ignored there (bash ignores it in background jobs)
+# until env resets it, so a stop signal sent then would be lost.
+launched() {
+    local comm
+    { read -r comm <"/proc/$1/comm"; } 2>/dev/null || return 0 # gone: nothing to wait for
+    [ "$comm" != "$own_comm" ] && [ "$comm" != env ] && [ "$comm" != setsid ]
+}
+stop_one() {
+    local pid=$1 ticks=0
+    until launched "$pid"; do sleep 0.01; done
+    kill "-${stop_signal[$pid]:-INT}" "$pid" 2>/dev/null || return 0
+    while running "$pid"; do
+        sleep 0.1
+        ticks=$((ticks + 1))
+        if [ -n "${again[$pid]:-}" ] && [ $((ticks % 10)) -eq 0 ] &&
+            [ -e "${again_while[$pid]:-/}" ]; then
+            kill "-${again[$pid]}" "$pid" 2>/dev/null || true
+        fi
+    done
+    wait "$pid" 2>/dev/null || true # its status is not ours (and set -e)
+}
+stop() {
+    # Ignored, not reset: a second Ctrl-C, or the SIGHUP the kernel sends after
+    # the shell's own when a terminal closes, must not cut the stop short.
+    trap '' INT TERM HUP
+    trap - EXIT
+    local i
+    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+        stop_one "${pids[i]}"
+    done
+    if [ -n "$pool_group" ] && kill -TERM -- "-$pool_group" 2>/dev/null; then
+        for ((i = 0; i < 50; i++)); do
+            kill -0 -- "-$pool_group" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL -- "-$pool_group" 2>/dev/null || true
+    fi
+    [ -z "$run" ] || rm -rf "$run"
+}
+# How a component starts: with the default action for every signal (a signal
+# that a server's handler would catch could otherwise arrive while it is still
+# ignored, inherited, and be lost), and with our death as its parent-death
+# signal (SIGTERM), so that none outlives a serve.sh killed outright. env and
+# setpriv exec it: $! is its pid.
+component=(env --default-signal setpriv --pdeathsig TERM)
+run='' pids=() pool_group='' stop_requested=''
+read -r own_comm </proc/$$/comm
+# A stop signal ignores the next ones first: one that came before stop() has
+# begun would run `exit` again inside the EXIT trap, and skip it. Set before
+# anything else: bash waiting for a command (a mkdir) when SIGINT comes
+# without a trap would wait, and then go on.
+stop_on_signal() {
+    trap '' INT TERM HUP
+    exit 0
+}
+trap stop EXIT
+trap stop_on_signal INT TERM HUP
+# Between starting a component and recording its pid (and how to stop it), a
+# stop signal is held: stop() must know every component.
+hold_stops() { trap 'stop_requested=1' INT TERM HUP; }
+release_stops() {
+    trap stop_on_signal INT TERM HUP
+    [ -z "$stop_requested" ] || stop_on_signal
+}
+
 export PATH=$PATH:/usr/sbin:/sbin # the web servers, also for users whose PATH lacks them
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -216,81 +301,6 @@ if [ -z "${FILES_API_SPOOL_DIR:-}" ]; then
     mkdir -p "$spool"
     chmod 0700 "$spool"
 fi
-# Graceful stop: the web server first (it finishes the requests in flight:
-# SIGINT for lighttpd, SIGQUIT for nginx, SIGWINCH for Apache), then the pool
-# (SIGINT: multiwatch passes SIGUSR1 on, and each worker finishes the request
-# in hand and exits). A stop signal can be lost: multiwatch can miss a worker
-# it is restarting just then, and Apache one
-# that comes while it restarts (a closed terminal's SIGHUP is its "restart").
-# So all but lighttpd (which takes a second SIGINT as "stop now") are told
-# again every second until they are gone; multiwatch passes a second signal on
-# as it is, so it gets SIGTERM, as graceful for the workers. Apache only until
-# its graceful stop has begun (it removes its pid file): a second SIGWINCH
-# then makes it kill the requests in flight.
-declare -A stop_signal=() again=() again_while=() # again_while: repeat only while this file exists
-running() { # pid is alive and not yet a zombie waiting for us
-    local stat
-    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-    stat=${stat##*) } # the state follows the command name, in parentheses
-    [ "${stat:0:1}" != Z ]
-}
-# A component forked but not yet exec'd is still a copy of us, or env or setsid
-# on the way: SIGINT is ignored there (bash ignores it in background jobs)
-# until env resets it, so a stop signal sent then would be lost.
-launched() {
-    local comm
-    { read -r comm <"/proc/$1/comm"; } 2>/dev/null || return 0 # gone: nothing to wait for
-    [ "$comm" != "$own_comm" ] && [ "$comm" != env ] && [ "$comm" != setsid ]
-}
-stop_one() {
-    local pid=$1 ticks=0
-    until launched "$pid"; do sleep 0.01; done
-    kill "-${stop_signal[$pid]:-INT}" "$pid" 2>/dev/null || return 0
-    while running "$pid"; do
-        sleep 0.1
-        ticks=$((ticks + 1))
-        if [ -n "${again[$pid]:-}" ] && [ $((ticks % 10)) -eq 0 ] &&
-            [ -e "${again_while[$pid]:-/}" ]; then
-            kill "-${again[$pid]}" "$pid" 2>/dev/null || true
-        fi
-    done
-    wait "$pid" 2>/dev/null || true # its status is not ours (and set -e)
-}
-stop() {
-    # Ignored, not reset: a second Ctrl-C, or the SIGHUP the kernel sends after
-    # the shell's own when a terminal closes, must not cut the stop short.
-    trap '' INT TERM HUP
-    trap - EXIT
-    local i
-    for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
-        stop_one "${pids[i]}"
-    done
-    if [ -n "$pool_group" ] && kill -TERM -- "-$pool_group" 2>/dev/null; then
-        for ((i = 0; i < 50; i++)); do
-            kill -0 -- "-$pool_group" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL -- "-$pool_group" 2>/dev/null || true
-    fi
-    [ -z "$run" ] || rm -rf "$run"
-}
-# How a component starts: with the default action for every signal (a signal
-# that a server's handler would catch could otherwise arrive while it is still
-# ignored, inherited, and be lost), and with our death as its parent-death
-# signal (SIGTERM), so that none outlives a serve.sh killed outright. env and
-# setpriv exec it: $! is its pid.
-component=(env --default-signal setpriv --pdeathsig TERM)
-run='' pids=() pool_group='' stop_requested=''
-read -r own_comm </proc/$$/comm
-trap stop EXIT
-trap 'exit 0' INT TERM HUP
-# Between starting a component and recording its pid (and how to stop it), a
-# stop signal is held: stop() must know every component.
-hold_stops() { trap 'stop_requested=1' INT TERM HUP; }
-release_stops() {
-    trap 'exit 0' INT TERM HUP
-    [ -z "$stop_requested" ] || exit 0
-}
 
 run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"

@@ -742,6 +742,33 @@ class ServeScriptTest(ApiTestCase):
                         processes_naming(tmp + "/data"))
         self.assertEqual(serve_run_dirs(port), [])
 
+    def test_a_sigint_while_it_waits_for_a_command_stops_it(self):
+        # Without a trap yet, bash that gets SIGINT while it waits for a
+        # command (here a slow chmod of the data directory) waits, then goes
+        # on starting everything: the traps must be set first.
+        tmp = self.tmp()
+        shim = os.path.join(tmp, "shim")
+        os.mkdir(shim)
+        with open(os.path.join(shim, "chmod"), "w") as f:
+            f.write('#!/bin/bash\nsleep 1\nexec /bin/chmod "$@"\n')
+        os.chmod(os.path.join(shim, "chmod"), 0o755)
+        port = free_port()
+        log = tempfile.TemporaryFile()
+        proc = subprocess.Popen(
+            [str(SERVE), "--port", str(port), "--data-dir", tmp + "/data"], cwd=tmp,
+            env=dict(self.env(), FILES_API_BIN=str(BIN_DIR), PATH=shim + ":" + os.environ["PATH"]),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.addCleanup(stop_serve, proc)
+        self.assertTrue(wait_for(lambda: processes_naming("%s/chmod 0700 %s/data" % (shim, tmp)),
+                                 30), "the data directory's chmod never ran")
+        proc.send_signal(signal.SIGINT)  # to serve.sh alone, not its group
+        self.assertTrue(wait_for(lambda: proc.poll() is not None, 15), "still running")
+        log.seek(0)
+        self.assertNotIn("listening on", log.read().decode(errors="replace"))
+        self.assertTrue(wait_for(lambda: not processes_naming(tmp + "/data"), 10),
+                        processes_naming(tmp + "/data"))
+        self.assertEqual(serve_run_dirs(port), [])
+
     def test_a_part_that_dies_before_its_exec_is_a_failed_start(self):
         # The web server's `env` shim exits instead of exec'ing: a zombie
         # whose command stays "env", which serve.sh must not wait on.
