@@ -703,6 +703,15 @@ class ServeScriptTest(ApiTestCase):
             self.assertTrue(wait_for(lambda: not group_alive(pool), 10),
                             "the pool outlived serve.sh")
 
+    def with_shim(self, tmp, program, script):
+        """self.env() with a bash script named program first in PATH."""
+        shim = os.path.join(tmp, "shim")
+        os.makedirs(shim, exist_ok=True)
+        with open(os.path.join(shim, program), "w") as f:
+            f.write("#!/bin/bash\n" + script)
+        os.chmod(os.path.join(shim, program), 0o755)
+        return shim, dict(self.env(), PATH=shim + ":" + os.environ["PATH"])
+
     def start_in_background(self, port, data_dir, env=None):
         """serve.sh started as `serve.sh ... &` by a non-interactive shell (so
         with SIGINT ignored at entry): (that shell, serve.sh's pid)."""
@@ -722,13 +731,8 @@ class ServeScriptTest(ApiTestCase):
         # before it sends its stop signal, or the part never stops. A slow
         # `env` first in PATH holds every part in that state for a second.
         tmp = self.tmp()
-        shim = os.path.join(tmp, "shim")
-        os.mkdir(shim)
-        with open(os.path.join(shim, "env"), "w") as f:
-            f.write('#!/bin/bash\nsleep 1\nexec /usr/bin/env "$@"\n')
-        os.chmod(os.path.join(shim, "env"), 0o755)
+        shim, env = self.with_shim(tmp, "env", 'sleep 1\nexec /usr/bin/env "$@"\n')
         port = free_port()
-        env = dict(self.env(), PATH=shim + ":" + os.environ["PATH"])
         shell, pid = self.start_in_background(port, tmp + "/data", env)
 
         def web_server_starting():
@@ -747,16 +751,12 @@ class ServeScriptTest(ApiTestCase):
         # command (here a slow chmod of the data directory) waits, then goes
         # on starting everything: the traps must be set first.
         tmp = self.tmp()
-        shim = os.path.join(tmp, "shim")
-        os.mkdir(shim)
-        with open(os.path.join(shim, "chmod"), "w") as f:
-            f.write('#!/bin/bash\nsleep 1\nexec /bin/chmod "$@"\n')
-        os.chmod(os.path.join(shim, "chmod"), 0o755)
+        shim, env = self.with_shim(tmp, "chmod", 'sleep 1\nexec /bin/chmod "$@"\n')
         port = free_port()
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(
             [str(SERVE), "--port", str(port), "--data-dir", tmp + "/data"], cwd=tmp,
-            env=dict(self.env(), FILES_API_BIN=str(BIN_DIR), PATH=shim + ":" + os.environ["PATH"]),
+            env=dict(env, FILES_API_BIN=str(BIN_DIR)),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self.addCleanup(stop_serve, proc)
         self.assertTrue(wait_for(lambda: processes_naming("%s/chmod 0700 %s/data" % (shim, tmp)),
@@ -773,13 +773,9 @@ class ServeScriptTest(ApiTestCase):
         # The web server's `env` shim exits instead of exec'ing: a zombie
         # whose command stays "env", which serve.sh must not wait on.
         tmp = self.tmp()
-        shim = os.path.join(tmp, "shim")
-        os.mkdir(shim)
-        with open(os.path.join(shim, "env"), "w") as f:
-            f.write('#!/bin/bash\ncase "$*" in *"lighttpd -D"*|*"nginx -c"*|*"apache2 -f"*) '
-                    'exit 127 ;; esac\nexec /usr/bin/env "$@"\n')
-        os.chmod(os.path.join(shim, "env"), 0o755)
-        env = dict(self.env(), PATH=shim + ":" + os.environ["PATH"])
+        _, env = self.with_shim(
+            tmp, "env", 'case "$*" in *"lighttpd -D"*|*"nginx -c"*|*"apache2 -f"*) exit 127 ;;\n'
+            'esac\nexec /usr/bin/env "$@"\n')
         started = time.monotonic()
         proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", tmp + "/data"],
                                        cwd=tmp, env=env)
