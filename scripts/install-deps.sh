@@ -6,7 +6,7 @@ set -eu
 
 packages="gcc make pkg-config libfcgi-dev libcjson-dev libsqlite3-dev nettle-dev libxxhash-dev
 spawn-fcgi multiwatch lighttpd apache2 libapache2-mod-fcgid libapache2-mod-xsendfile nginx
-curl python3 sqlite3 clang libclang-rt-14-dev"
+curl python3 sqlite3 clang libclang-rt-14-dev procps"
 # The SDK test needs Node.js and npm; use the machine's own when it has them.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
 [ $# -gt 0 ] && packages="$packages $*"
