@@ -315,10 +315,6 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
     return 0;
 }
 
-/* FILES_API_<KEY> (the key in upper case, e.g. FILES_API_DOWNLOAD_MODE) sets
- * that key over the file: the one way to configure workers that a web server
- * starts with an environment but no arguments (lighttpd's bin-environment,
- * FcgidInitialEnv). An empty value counts as unset. */
 #define ENV_PREFIX "FILES_API_"
 #define ENV_PREFIX_LEN (sizeof ENV_PREFIX - 1)
 
@@ -332,6 +328,10 @@ static void environment_name(const char *key, char name[64])
     name[n] = '\0';
 }
 
+/* FILES_API_<KEY> (the key in upper case, e.g. FILES_API_DOWNLOAD_MODE) sets
+ * that key over the file: the one way to configure workers that a web server
+ * starts with an environment but no arguments (lighttpd's bin-environment,
+ * FcgidInitialEnv). An empty value counts as unset. */
 static int config_from_environment(struct config *c, char *err, size_t err_size)
 {
     char name[64], reason[256];
