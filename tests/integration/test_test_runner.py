@@ -84,15 +84,21 @@ class RunTestsTest(unittest.TestCase):
                              'print("cleaned up after %d SIGINT" % len(seen), flush=True)\n'
                              'print("1 passed, 0 failed")\n',
                              test_later='#!/bin/bash\necho "this suite ran"\n')
-        proc = subprocess.Popen([str(RUN_TESTS), suites, "unit"], stdout=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        # SIGINT as a terminal leaves it: a run started in the background
+        # (as `cmd &` from a script) would inherit it ignored, and bash cannot
+        # trap a signal ignored at its start.
+        proc = subprocess.Popen(["env", "--default-signal=INT", str(RUN_TESTS), suites, "unit"],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
         self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
         lines = []
         while not lines or lines[-1] != "started\n":
             lines.append(proc.stdout.readline())
             self.assertNotEqual(lines[-1], "", lines)
         os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C does: to the terminal's group
-        out = "".join(lines) + proc.stdout.read()
-        self.assertEqual(proc.wait(30), 130, out)
+        try:
+            out = "".join(lines) + proc.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            self.fail("the run did not end after the interrupt:\n" + "".join(lines))
+        self.assertEqual(proc.returncode, 130, out)
         self.assertIn("cleaned up after 1 SIGINT", out)
         self.assertNotIn("this suite ran", out)
