@@ -31,7 +31,10 @@ int api_content(struct http_request *req, const struct config *config,
 int api_delete(struct http_request *req, const struct config *config,
                const struct api_caller *caller, const char *file_id, struct api_error *error);
 
-/* The file object of SPEC, as JSON (caller owns it). */
-cJSON *api_file_object(const struct file_meta *file);
+/* The file object of SPEC: written into w (or only its members, into an
+ * object the caller has begun), or sent as a 200 response. */
+void api_write_file(struct json_writer *w, const struct file_meta *file);
+void api_write_file_members(struct json_writer *w, const struct file_meta *file);
+void api_send_file(struct http_request *req, const struct file_meta *file);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "errors.h"
+#include "json_writer.h"
 #include "route.h"
 
 #define HTTP_REQUEST_ID_LEN 16
@@ -63,6 +64,8 @@ int http_send_body(struct http_request *req, const void *data, size_t len);
 
 /* Sends a JSON document with Content-Type and Content-Length. Takes ownership of body. */
 void http_send_json(struct http_request *req, int status, cJSON *body);
+/* The same for a document written with json_writer (frees its buffer). */
+void http_send_json_writer(struct http_request *req, int status, struct json_writer *w);
 
 /* Sends the error in SPEC's format; the one place error responses are written.
  * SYSTEM_9001 details are logged with the request id, never sent. */

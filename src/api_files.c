@@ -17,32 +17,43 @@
 #define LIST_MAX_LIMIT 100
 #define CONTENT_CHUNK (256 * 1024)
 
-/* Adds an integer member as raw text: cJSON would print it through a double
- * and check the result with sscanf, a tenth of a list request's CPU. */
-static void add_integer(cJSON *object, const char *name, int64_t value)
+void api_write_file_members(struct json_writer *w, const struct file_meta *file)
 {
-    char text[24];
-
-    snprintf(text, sizeof text, "%lld", (long long)value);
-    cJSON_AddRawToObject(object, name, text);
+    json_writer_key(w, "id");
+    json_writer_string(w, file->id);
+    json_writer_key(w, "object");
+    json_writer_string(w, "file");
+    json_writer_key(w, "bytes");
+    json_writer_int(w, file->bytes);
+    json_writer_key(w, "created_at");
+    json_writer_int(w, file->created_at);
+    json_writer_key(w, "filename");
+    json_writer_string(w, file->filename);
+    json_writer_key(w, "purpose");
+    json_writer_string(w, file->purpose);
+    json_writer_key(w, "status");
+    json_writer_string(w, "processed");
+    json_writer_key(w, "expires_at");
+    if (file->expires_at)
+        json_writer_int(w, file->expires_at);
+    else
+        json_writer_null(w);
 }
 
-cJSON *api_file_object(const struct file_meta *file)
+void api_write_file(struct json_writer *w, const struct file_meta *file)
 {
-    cJSON *object = cJSON_CreateObject();
+    json_writer_begin_object(w);
+    api_write_file_members(w, file);
+    json_writer_end_object(w);
+}
 
-    cJSON_AddStringToObject(object, "id", file->id);
-    cJSON_AddStringToObject(object, "object", "file");
-    add_integer(object, "bytes", file->bytes);
-    add_integer(object, "created_at", file->created_at);
-    cJSON_AddStringToObject(object, "filename", file->filename);
-    cJSON_AddStringToObject(object, "purpose", file->purpose);
-    cJSON_AddStringToObject(object, "status", "processed");
-    if (file->expires_at)
-        add_integer(object, "expires_at", file->expires_at);
-    else
-        cJSON_AddNullToObject(object, "expires_at");
-    return object;
+void api_send_file(struct http_request *req, const struct file_meta *file)
+{
+    struct json_writer w;
+
+    json_writer_init(&w);
+    api_write_file(&w, file);
+    http_send_json_writer(req, 200, &w);
 }
 
 /* The one 404 for files: the same whether the id is malformed, unknown,
@@ -142,17 +153,37 @@ static int parse_list_params(const char *query, struct list_params *params, stru
     return 0;
 }
 
+struct page {
+    struct json_writer *w;
+    char first_id[IDS_FILE_LEN + 1], last_id[IDS_FILE_LEN + 1];
+};
+
 static int add_to_page(void *ctx, const struct file_meta *file)
 {
-    cJSON_AddItemToArray(ctx, api_file_object(file));
+    struct page *page = ctx;
+
+    api_write_file(page->w, file);
+    if (!page->first_id[0])
+        memcpy(page->first_id, file->id, sizeof page->first_id);
+    memcpy(page->last_id, file->id, sizeof page->last_id);
     return 0;
+}
+
+static void write_id_or_null(struct json_writer *w, const char *name, const char *id)
+{
+    json_writer_key(w, name);
+    if (id[0])
+        json_writer_string(w, id);
+    else
+        json_writer_null(w);
 }
 
 int api_list(struct http_request *req, const struct api_caller *caller, struct api_error *error)
 {
     struct list_params params;
     struct db_list_query query;
-    cJSON *body, *data, *first, *last;
+    struct json_writer w;
+    struct page page = {.w = &w};
     int has_more, status;
 
     if (parse_list_params(req->query, &params, error) != 0)
@@ -165,10 +196,15 @@ int api_list(struct http_request *req, const struct api_caller *caller, struct a
         .descending = params.descending,
         .now = (int64_t)time(NULL),
     };
-    data = cJSON_CreateArray();
-    status = db_file_list(&query, add_to_page, data, &has_more);
+    json_writer_init(&w);
+    json_writer_begin_object(&w);
+    json_writer_key(&w, "object");
+    json_writer_string(&w, "list");
+    json_writer_key(&w, "data");
+    json_writer_begin_array(&w);
+    status = db_file_list(&query, add_to_page, &page, &has_more);
     if (status != DB_OK) {
-        cJSON_Delete(data);
+        json_writer_free(&w);
         if (status == DB_NOT_FOUND)
             error_set(error, ERR_INVALID_PARAMETER, "after", "after: no such file: %s",
                       params.after);
@@ -176,21 +212,13 @@ int api_list(struct http_request *req, const struct api_caller *caller, struct a
             error_set_db(error, status);
         return -1;
     }
-    first = cJSON_GetArrayItem(data, 0);
-    last = cJSON_GetArrayItem(data, cJSON_GetArraySize(data) - 1);
-    body = cJSON_CreateObject();
-    cJSON_AddStringToObject(body, "object", "list");
-    cJSON_AddItemToObject(body, "data", data);
-    if (first)
-        cJSON_AddStringToObject(body, "first_id", cJSON_GetObjectItem(first, "id")->valuestring);
-    else
-        cJSON_AddNullToObject(body, "first_id");
-    if (last)
-        cJSON_AddStringToObject(body, "last_id", cJSON_GetObjectItem(last, "id")->valuestring);
-    else
-        cJSON_AddNullToObject(body, "last_id");
-    cJSON_AddBoolToObject(body, "has_more", has_more);
-    http_send_json(req, 200, body);
+    json_writer_end_array(&w);
+    write_id_or_null(&w, "first_id", page.first_id);
+    write_id_or_null(&w, "last_id", page.last_id);
+    json_writer_key(&w, "has_more");
+    json_writer_bool(&w, has_more);
+    json_writer_end_object(&w);
+    http_send_json_writer(req, 200, &w);
     return 0;
 }
 
@@ -201,7 +229,7 @@ int api_retrieve(struct http_request *req, const struct api_caller *caller, cons
 
     if (find_file(caller, file_id, &file, error) != 0)
         return -1;
-    http_send_json(req, 200, api_file_object(&file));
+    api_send_file(req, &file);
     return 0;
 }
 

@@ -250,7 +250,7 @@ int api_upload(struct http_request *req, const struct config *config,
     error_clear(&up.file_error);
     if (rc == 0) {
         hooks_crash_point("upload_before_response");
-        http_send_json(req, 200, api_file_object(&file));
+        api_send_file(req, &file);
     }
     return rc;
 }

@@ -311,7 +311,11 @@ int db_open(const char *data_dir, int busy_timeout_ms)
 
     if (snprintf(path, sizeof path, "%s/%s", data_dir, DB_FILENAME) >= (int)sizeof path)
         return DB_ERROR;
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+    /* NOMUTEX: only the thread that opened the handle uses it (the upload
+     * pipeline's threads never touch the database), so SQLite's per-call
+     * locking was pure cost: a tenth of a list request's instructions. */
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         status_of(SQLITE_ERROR);
         db_close();
         return DB_ERROR;
@@ -350,11 +354,17 @@ void db_close(void)
     db = NULL;
 }
 
+/* Copies a text column into dest, cut to size - 1 bytes (a list page copies
+ * four per row: snprintf was a tenth of the request). */
 static void copy_text(char *dest, size_t size, sqlite3_stmt *stmt, int column)
 {
     const unsigned char *text = sqlite3_column_text(stmt, column);
+    size_t len = text ? (size_t)sqlite3_column_bytes(stmt, column) : 0;
 
-    snprintf(dest, size, "%s", text ? (const char *)text : "");
+    if (len > size - 1)
+        len = size - 1;
+    memcpy(dest, text ? (const char *)text : "", len);
+    dest[len] = '\0';
 }
 
 static void read_key(sqlite3_stmt *stmt, struct key_record *key)

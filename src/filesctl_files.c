@@ -23,14 +23,14 @@ static int purpose_known(const char *purpose)
     return !strcmp(purpose, "batch") || !strcmp(purpose, "batch_output");
 }
 
-static void print_json(cJSON *json)
+static void print_json(struct json_writer *w)
 {
-    char *text = cJSON_PrintUnformatted(json);
+    size_t len;
+    const char *text = json_writer_text(w, &len);
 
     if (text)
         printf("%s\n", text);
-    cJSON_free(text);
-    cJSON_Delete(json);
+    json_writer_free(w);
 }
 
 /* Reads fd into the ingest. Returns 0 or -1 with *error set. */
@@ -109,7 +109,11 @@ int filesctl_files_import(const struct config *config, const struct filesctl_arg
     if (ingest_begin(&in, config, !strcmp(purpose, "batch") && config->batch_checks, size,
                      &error) == 0 &&
         import_stream(&in, fd, size, &error) == 0 && ingest_commit(&in, &file, &error) == 0) {
-        print_json(api_file_object(&file));
+        struct json_writer w;
+
+        json_writer_init(&w);
+        api_write_file(&w, &file);
+        print_json(&w);
         rc = 0;
         /* A file whose object nobody could read is undone, as a retry would
          * store it again: the import failed. */
@@ -169,17 +173,22 @@ int filesctl_files_list(const struct config *config, const struct filesctl_args 
 int filesctl_files_show(const struct config *config, const struct filesctl_args *args)
 {
     struct file_meta file;
-    cJSON *json;
+    struct json_writer w;
 
     (void)config;
     if (db_file_find(args->positional[0], &file) != DB_OK) {
         fprintf(stderr, "filesctl: no file %s\n", args->positional[0]);
         return 1;
     }
-    json = api_file_object(&file);
-    cJSON_AddNumberToObject(json, "account_id", (double)file.account_id);
-    cJSON_AddStringToObject(json, "content_hash", file.content_hash);
-    print_json(json);
+    json_writer_init(&w);
+    json_writer_begin_object(&w);
+    api_write_file_members(&w, &file);
+    json_writer_key(&w, "account_id");
+    json_writer_int(&w, file.account_id);
+    json_writer_key(&w, "content_hash");
+    json_writer_string(&w, file.content_hash);
+    json_writer_end_object(&w);
+    print_json(&w);
     return 0;
 }
 

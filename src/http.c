@@ -186,35 +186,51 @@ int http_send_body(struct http_request *req, const void *data, size_t len)
     return 0;
 }
 
-static void send_json_with_headers(struct http_request *req, int status, cJSON *body,
-                                   const char *extra_headers)
+/* Sends JSON text (NULL: the fixed internal error) with its headers and a
+ * final newline. */
+static void send_json_text(struct http_request *req, int status, const char *text, size_t len,
+                           const char *extra_headers)
 {
     static const char fallback[] =
         "{\"error\":{\"code\":\"SYSTEM_9001\",\"message\":\"internal error\","
         "\"type\":\"server_error\",\"param\":null,\"details\":{}}}";
-    char *printed = body ? cJSON_PrintUnformatted(body) : NULL;
-    const char *text = printed;
     char headers[512];
-    size_t len;
 
-    cJSON_Delete(body);
     if (!text) {
         status = 500;
         text = fallback;
+        len = sizeof fallback - 1;
         extra_headers = "";
     }
-    len = strlen(text);
     snprintf(headers, sizeof headers, "Content-Type: application/json\r\nContent-Length: %zu\r\n%s",
              len + 1, extra_headers ? extra_headers : "");
     http_send_head(req, status, headers);
     http_send_body(req, text, len);
     http_send_body(req, "\n", 1);
+}
+
+static void send_json_with_headers(struct http_request *req, int status, cJSON *body,
+                                   const char *extra_headers)
+{
+    char *printed = body ? cJSON_PrintUnformatted(body) : NULL;
+
+    cJSON_Delete(body);
+    send_json_text(req, status, printed, printed ? strlen(printed) : 0, extra_headers);
     cJSON_free(printed);
 }
 
 void http_send_json(struct http_request *req, int status, cJSON *body)
 {
     send_json_with_headers(req, status, body, NULL);
+}
+
+void http_send_json_writer(struct http_request *req, int status, struct json_writer *w)
+{
+    size_t len = 0;
+    const char *text = json_writer_text(w, &len);
+
+    send_json_text(req, status, text, len, NULL);
+    json_writer_free(w);
 }
 
 void http_send_error(struct http_request *req, const struct api_error *error)

@@ -1,0 +1,224 @@
+/* Unit tests: the JSON writer (src/json_writer.c). Its text must be byte for
+ * byte what cJSON_PrintUnformatted prints for the same document, so every
+ * document here is built both ways and compared: every byte value in a
+ * string, random strings, integers at their limits, nesting, and the misuse
+ * and depth limit that make json_writer_text return NULL. */
+#include "../../src/json_writer.c"
+
+#include "testlib.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+/* Compares the writer's text with cJSON's for the same document; frees both. */
+static void check_same(struct json_writer *w, cJSON *expected, const char *what)
+{
+    char *want = cJSON_PrintUnformatted(expected);
+    size_t len = 0;
+    const char *got = json_writer_text(w, &len);
+
+    CHECKF(got && want && len == strlen(want) && !strcmp(got, want), "%s: got %s, want %s", what,
+           got ? got : "(null)", want ? want : "(null)");
+    free(want);
+    cJSON_Delete(expected);
+    json_writer_free(w);
+}
+
+static void check_one_string(const char *s, const char *what)
+{
+    struct json_writer w;
+    cJSON *expected = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(expected, s, s); /* as a key and as a value */
+    json_writer_init(&w);
+    json_writer_begin_object(&w);
+    json_writer_key(&w, s);
+    json_writer_string(&w, s);
+    json_writer_end_object(&w);
+    check_same(&w, expected, what);
+}
+
+static void test_every_byte_in_a_string(void)
+{
+    for (int c = 1; c < 256; c++) {
+        char s[8], what[32];
+
+        snprintf(s, sizeof s, "a%cb%c", c, c);
+        snprintf(what, sizeof what, "byte 0x%02x", c);
+        check_one_string(s, what);
+    }
+    check_one_string("", "the empty string");
+}
+
+static void test_random_strings(void)
+{
+    static const char alphabet[] = "ab\"\\/\b\f\n\r\t\x01\x1f\x7f \xc3\xa9\xe2\x82\xac{}[]:,";
+    unsigned seed = 12345;
+
+    for (int round = 0; round < 2000; round++) {
+        char s[64];
+        int n = (int)(rand_r(&seed) % (sizeof s - 1));
+
+        for (int i = 0; i < n; i++)
+            s[i] = alphabet[rand_r(&seed) % (sizeof alphabet - 1)];
+        s[n] = '\0';
+        check_one_string(s, "a random string");
+    }
+}
+
+static void test_integers(void)
+{
+    /* cJSON prints an int-sized number as %d and a larger one through %g
+     * (1e+15): compare with cJSON within int, with printf past it. */
+    const int64_t exact[] = {0, 1, -1, 9, 10, -10, 1700000000, 110100480, INT32_MAX, INT32_MIN};
+    const int64_t limits[] = {(int64_t)INT32_MAX + 1, (int64_t)1 << 53, INT64_MAX, INT64_MIN,
+                              INT64_MIN + 1};
+
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        struct json_writer w;
+        cJSON *expected = cJSON_CreateArray();
+
+        cJSON_AddItemToArray(expected, cJSON_CreateNumber((double)exact[i]));
+        json_writer_init(&w);
+        json_writer_begin_array(&w);
+        json_writer_int(&w, exact[i]);
+        json_writer_end_array(&w);
+        check_same(&w, expected, "an integer");
+    }
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        struct json_writer w;
+        char want[32];
+        size_t len;
+        const char *got;
+
+        snprintf(want, sizeof want, "%" PRId64, limits[i]);
+        json_writer_init(&w);
+        json_writer_int(&w, limits[i]);
+        got = json_writer_text(&w, &len);
+        CHECK(got && !strcmp(got, want));
+        json_writer_free(&w);
+    }
+}
+
+/* A list page's shape: objects in an array in an object, empty containers,
+ * true, false and null. */
+static void test_nesting(void)
+{
+    struct json_writer w;
+    cJSON *expected = cJSON_CreateObject(), *data = cJSON_CreateArray();
+
+    for (int i = 0; i < 3; i++) {
+        cJSON *file = cJSON_CreateObject();
+        cJSON_AddStringToObject(file, "id", "file_1");
+        cJSON_AddNumberToObject(file, "bytes", i);
+        cJSON_AddNullToObject(file, "expires_at");
+        cJSON_AddItemToObject(file, "tags", cJSON_CreateArray());
+        cJSON_AddItemToObject(file, "extra", cJSON_CreateObject());
+        cJSON_AddItemToArray(data, file);
+    }
+    cJSON_AddStringToObject(expected, "object", "list");
+    cJSON_AddItemToObject(expected, "data", data);
+    cJSON_AddBoolToObject(expected, "has_more", 1);
+    cJSON_AddBoolToObject(expected, "done", 0);
+
+    json_writer_init(&w);
+    json_writer_begin_object(&w);
+    json_writer_key(&w, "object");
+    json_writer_string(&w, "list");
+    json_writer_key(&w, "data");
+    json_writer_begin_array(&w);
+    for (int i = 0; i < 3; i++) {
+        json_writer_begin_object(&w);
+        json_writer_key(&w, "id");
+        json_writer_string(&w, "file_1");
+        json_writer_key(&w, "bytes");
+        json_writer_int(&w, i);
+        json_writer_key(&w, "expires_at");
+        json_writer_null(&w);
+        json_writer_key(&w, "tags");
+        json_writer_begin_array(&w);
+        json_writer_end_array(&w);
+        json_writer_key(&w, "extra");
+        json_writer_begin_object(&w);
+        json_writer_end_object(&w);
+        json_writer_end_object(&w);
+    }
+    json_writer_end_array(&w);
+    json_writer_key(&w, "has_more");
+    json_writer_bool(&w, 1);
+    json_writer_key(&w, "done");
+    json_writer_bool(&w, 0);
+    json_writer_end_object(&w);
+    check_same(&w, expected, "a list page");
+}
+
+/* A long document crosses the first buffer's size several times. */
+static void test_growth(void)
+{
+    struct json_writer w;
+    cJSON *expected = cJSON_CreateArray();
+
+    json_writer_init(&w);
+    json_writer_begin_array(&w);
+    for (int i = 0; i < 20000; i++) {
+        cJSON_AddItemToArray(expected, cJSON_CreateString("requests-0123456789.jsonl"));
+        json_writer_string(&w, "requests-0123456789.jsonl");
+    }
+    json_writer_end_array(&w);
+    check_same(&w, expected, "20,000 strings");
+}
+
+static int text_is_null(struct json_writer *w)
+{
+    size_t len;
+    int null = json_writer_text(w, &len) == NULL;
+
+    json_writer_free(w);
+    return null;
+}
+
+static void test_misuse_and_depth(void)
+{
+    struct json_writer w;
+
+    json_writer_init(&w); /* nothing written */
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* unclosed */
+    json_writer_begin_object(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* a key without its value */
+    json_writer_begin_object(&w);
+    json_writer_key(&w, "a");
+    json_writer_end_object(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* closed once too often */
+    json_writer_begin_array(&w);
+    json_writer_end_array(&w);
+    json_writer_end_array(&w);
+    CHECK(text_is_null(&w));
+
+    /* Depth: JSON_WRITER_MAX_DEPTH - 1 containers nest, one more fails. */
+    for (int depth = JSON_WRITER_MAX_DEPTH - 1; depth <= JSON_WRITER_MAX_DEPTH; depth++) {
+        json_writer_init(&w);
+        for (int i = 0; i < depth; i++)
+            json_writer_begin_array(&w);
+        for (int i = 0; i < depth; i++)
+            json_writer_end_array(&w);
+        CHECKF(text_is_null(&w) == (depth == JSON_WRITER_MAX_DEPTH), "depth %d", depth);
+    }
+}
+
+int main(void)
+{
+    test_every_byte_in_a_string();
+    test_random_strings();
+    test_integers();
+    test_nesting();
+    test_growth();
+    test_misuse_and_depth();
+    TEST_MAIN_END();
+}
