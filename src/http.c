@@ -46,40 +46,85 @@ void http_request_memory_reset(void)
     request_memory_start = obstack_alloc(&request_memory, 0);
 }
 
-static const char *env(struct http_request *req, const char *name)
-{
-    return FCGX_GetParam(name, req->fcgi->envp);
-}
+/* The FastCGI parameters a request reads. */
+enum param {
+    PARAM_REQUEST_METHOD,
+    PARAM_REQUEST_URI,
+    PARAM_CONTENT_TYPE,
+    PARAM_CONTENT_LENGTH,
+    PARAM_AUTHORIZATION,
+    PARAM_X_API_KEY,
+    PARAM_RANGE,
+    PARAM_IF_NONE_MATCH,
+    PARAM_IF_MATCH,
+    PARAM_IF_RANGE,
+    PARAM_IF_UNMODIFIED_SINCE,
+    PARAM_IF_MODIFIED_SINCE,
+    PARAM_COUNT
+};
 
-/* How many times the parameter name was sent: nginx passes a repeated header
- * as repeated parameters (getenv sees the first), lighttpd and Apache join
- * the values with ", ". */
-static int param_count(struct http_request *req, const char *name)
-{
-    size_t len = strlen(name);
-    int count = 0;
+#define PARAM(id, name) [id] = {name, sizeof name - 1}
+static const struct {
+    const char *name;
+    size_t len;
+} params[PARAM_COUNT] = {
+    PARAM(PARAM_REQUEST_METHOD, "REQUEST_METHOD"),
+    PARAM(PARAM_REQUEST_URI, "REQUEST_URI"),
+    PARAM(PARAM_CONTENT_TYPE, "CONTENT_TYPE"),
+    PARAM(PARAM_CONTENT_LENGTH, "CONTENT_LENGTH"),
+    PARAM(PARAM_AUTHORIZATION, "HTTP_AUTHORIZATION"),
+    PARAM(PARAM_X_API_KEY, "HTTP_X_API_KEY"),
+    PARAM(PARAM_RANGE, "HTTP_RANGE"),
+    PARAM(PARAM_IF_NONE_MATCH, "HTTP_IF_NONE_MATCH"),
+    PARAM(PARAM_IF_MATCH, "HTTP_IF_MATCH"),
+    PARAM(PARAM_IF_RANGE, "HTTP_IF_RANGE"),
+    PARAM(PARAM_IF_UNMODIFIED_SINCE, "HTTP_IF_UNMODIFIED_SINCE"),
+    PARAM(PARAM_IF_MODIFIED_SINCE, "HTTP_IF_MODIFIED_SINCE"),
+};
+#undef PARAM
 
-    for (char **p = req->fcgi->envp; p && *p; p++)
-        count += !strncmp(*p, name, len) && (*p)[len] == '=';
-    return count;
+/* Finds every parameter in one pass over the environment (FCGX_GetParam
+ * would scan it once per name): value[i] is the first value of
+ * params[i].name (as FCGX_GetParam gives) or NULL, count[i] how many times
+ * it was sent. nginx passes a repeated header as repeated parameters,
+ * lighttpd and Apache join the values with ", ". */
+static void read_params(char **envp, const char *value[PARAM_COUNT], int count[PARAM_COUNT])
+{
+    for (int i = 0; i < PARAM_COUNT; i++) {
+        value[i] = NULL;
+        count[i] = 0;
+    }
+    for (char **p = envp; p && *p; p++) {
+        const char *eq = strchr(*p, '=');
+        size_t len = eq ? (size_t)(eq - *p) : 0;
+
+        for (int i = 0; eq && i < PARAM_COUNT; i++) {
+            if (len != params[i].len || memcmp(*p, params[i].name, len))
+                continue;
+            if (count[i]++ == 0)
+                value[i] = eq + 1;
+            break;
+        }
+    }
 }
 
 void http_request_init(struct http_request *req, FCGX_Request *fcgi)
 {
-    const char *uri, *length;
-    int decoded;
+    const char *value[PARAM_COUNT], *uri, *length;
+    int count[PARAM_COUNT], decoded;
 
     memset(req, 0, sizeof *req);
     req->fcgi = fcgi;
     clock_gettime(CLOCK_MONOTONIC, &req->started);
     if (ids_random_base62(req->request_id, HTTP_REQUEST_ID_LEN) != 0)
         snprintf(req->request_id, sizeof req->request_id, "unknown");
-    req->method = env(req, "REQUEST_METHOD");
+    read_params(fcgi->envp, value, count);
+    req->method = value[PARAM_REQUEST_METHOD];
     if (!req->method)
         req->method = "GET";
     req->head = strcmp(req->method, "HEAD") == 0;
     /* Route on REQUEST_URI: servers split SCRIPT_NAME/PATH_INFO differently. */
-    uri = env(req, "REQUEST_URI");
+    uri = value[PARAM_REQUEST_URI];
     if (!uri)
         uri = "/";
     decoded = route_decode_path(uri, req->path, sizeof req->path, &req->query);
@@ -95,18 +140,17 @@ void http_request_init(struct http_request *req, FCGX_Request *fcgi)
     }
     if (!req->path_ok && !req->long_path)
         snprintf(req->path, sizeof req->path, "(malformed)");
-    req->content_type = env(req, "CONTENT_TYPE");
-    req->authorization = env(req, "HTTP_AUTHORIZATION");
-    req->x_api_key = env(req, "HTTP_X_API_KEY");
-    req->credentials_repeated =
-        param_count(req, "HTTP_AUTHORIZATION") > 1 || param_count(req, "HTTP_X_API_KEY") > 1;
-    req->range = env(req, "HTTP_RANGE");
-    req->if_none_match = env(req, "HTTP_IF_NONE_MATCH");
-    req->if_match = env(req, "HTTP_IF_MATCH");
-    req->if_range = env(req, "HTTP_IF_RANGE");
-    req->if_unmodified_since = env(req, "HTTP_IF_UNMODIFIED_SINCE");
-    req->if_modified_since = env(req, "HTTP_IF_MODIFIED_SINCE");
-    length = env(req, "CONTENT_LENGTH");
+    req->content_type = value[PARAM_CONTENT_TYPE];
+    req->authorization = value[PARAM_AUTHORIZATION];
+    req->x_api_key = value[PARAM_X_API_KEY];
+    req->credentials_repeated = count[PARAM_AUTHORIZATION] > 1 || count[PARAM_X_API_KEY] > 1;
+    req->range = value[PARAM_RANGE];
+    req->if_none_match = value[PARAM_IF_NONE_MATCH];
+    req->if_match = value[PARAM_IF_MATCH];
+    req->if_range = value[PARAM_IF_RANGE];
+    req->if_unmodified_since = value[PARAM_IF_UNMODIFIED_SINCE];
+    req->if_modified_since = value[PARAM_IF_MODIFIED_SINCE];
+    length = value[PARAM_CONTENT_LENGTH];
     req->content_length = -1;
     if (length && *length) {
         char *end;

@@ -16,17 +16,13 @@ void json_writer_free(struct json_writer *w)
     json_writer_init(w);
 }
 
-/* Makes room for n more bytes and the NUL json_writer_text adds. Returns
- * 0, or -1 (failed). */
-static int reserve(struct json_writer *w, size_t n)
+/* Grows the buffer so that n more bytes and a NUL fit. Returns 0, or -1
+ * (failed). */
+static int grow(struct json_writer *w, size_t n)
 {
     size_t cap = w->cap ? w->cap : JSON_WRITER_FIRST_CAP;
     char *text;
 
-    if (w->failed)
-        return -1;
-    if (n < w->cap - w->len)
-        return 0;
     while (n >= cap - w->len) {
         if (cap > SIZE_MAX / 2 || n > SIZE_MAX / 2) {
             w->failed = 1;
@@ -44,48 +40,61 @@ static int reserve(struct json_writer *w, size_t n)
     return 0;
 }
 
-static void append(struct json_writer *w, const char *data, size_t n)
-{
-    if (reserve(w, n) != 0)
-        return;
-    memcpy(w->text + w->len, data, n);
-    w->len += n;
-}
-
-/* Called before each value or key: the comma between elements. */
-static void separate(struct json_writer *w)
+/* Starts the next element: makes room for n bytes and the comma before it
+ * (when one is due) and the NUL json_writer_text adds, writes the comma, and
+ * returns where the element goes; NULL once failed. */
+static inline char *element(struct json_writer *w, size_t n)
 {
     uint64_t bit = (uint64_t)1 << (w->depth & 63);
+    int comma = !w->after_key && w->depth > 0 && (w->has_element & bit);
+    char *out;
 
-    if (w->after_key) {
-        w->after_key = 0;
-        return;
+    if (w->failed || (n + 1 >= w->cap - w->len && grow(w, n + 1) != 0))
+        return NULL;
+    w->has_element |= w->after_key ? 0 : bit;
+    w->after_key = 0;
+    out = w->text + w->len;
+    if (comma)
+        *out++ = ',';
+    return out;
+}
+
+static void element_end(struct json_writer *w, const char *out)
+{
+    w->len = (size_t)(out - w->text);
+}
+
+static void append_element(struct json_writer *w, const char *data, size_t n)
+{
+    char *out = element(w, n);
+
+    if (out) {
+        memcpy(out, data, n);
+        element_end(w, out + n);
     }
-    if (w->depth > 0 && (w->has_element & bit))
-        append(w, ",", 1);
-    w->has_element |= bit;
 }
 
 static void begin(struct json_writer *w, char open)
 {
-    separate(w);
     if (w->depth >= JSON_WRITER_MAX_DEPTH - 1) {
         w->failed = 1;
         return;
     }
+    append_element(w, &open, 1);
     w->depth++;
     w->has_element &= ~((uint64_t)1 << w->depth);
-    append(w, &open, 1);
 }
 
 static void end(struct json_writer *w, char close)
 {
-    if (w->depth == 0 || w->after_key) {
+    if (w->depth == 0 || w->after_key || w->failed) {
         w->failed = 1;
         return;
     }
+    if (w->len + 1 >= w->cap && grow(w, 1) != 0)
+        return;
     w->depth--;
-    append(w, &close, 1);
+    w->text[w->len++] = close;
 }
 
 void json_writer_begin_object(struct json_writer *w)
@@ -119,19 +128,18 @@ static const char escape_of[256] = {
 };
 /* clang-format on */
 
-/* A string in quotes, then suffix (a NUL-terminated string of at most 2
- * bytes). Room for the worst case is made once, so the loop only copies. */
-static void append_quoted(struct json_writer *w, const char *s, const char *suffix)
+/* A string in quotes as the next element, then a ':' if colon is set. Room
+ * for the worst case is made once, so the loop only copies. */
+static void append_quoted(struct json_writer *w, const char *s, int colon)
 {
     static const char hex[] = "0123456789abcdef";
     size_t len = strlen(s);
-    char *out;
+    char *out = len > SIZE_MAX / 8 ? NULL : element(w, 6 * len + 3);
 
-    if (len > SIZE_MAX / 8 || reserve(w, 6 * len + 4) != 0) {
+    if (!out) {
         w->failed = 1;
         return;
     }
-    out = w->text + w->len;
     *out++ = '"';
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         char escape = escape_of[*p];
@@ -150,22 +158,20 @@ static void append_quoted(struct json_writer *w, const char *s, const char *suff
         }
     }
     *out++ = '"';
-    while (*suffix)
-        *out++ = *suffix++;
-    w->len = (size_t)(out - w->text);
+    if (colon)
+        *out++ = ':';
+    element_end(w, out);
 }
 
 void json_writer_key(struct json_writer *w, const char *name)
 {
-    separate(w);
-    append_quoted(w, name, ":");
+    append_quoted(w, name, 1);
     w->after_key = 1;
 }
 
 void json_writer_string(struct json_writer *w, const char *s)
 {
-    separate(w);
-    append_quoted(w, s, "");
+    append_quoted(w, s, 0);
 }
 
 void json_writer_int(struct json_writer *w, int64_t value)
@@ -174,36 +180,33 @@ void json_writer_int(struct json_writer *w, int64_t value)
     char *p = digits + sizeof digits;
     uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
 
-    separate(w);
     do {
         *--p = (char)('0' + magnitude % 10);
         magnitude /= 10;
     } while (magnitude);
     if (value < 0)
         *--p = '-';
-    append(w, p, (size_t)(digits + sizeof digits - p));
+    append_element(w, p, (size_t)(digits + sizeof digits - p));
 }
 
 void json_writer_bool(struct json_writer *w, int value)
 {
-    separate(w);
     if (value)
-        append(w, "true", 4);
+        append_element(w, "true", 4);
     else
-        append(w, "false", 5);
+        append_element(w, "false", 5);
 }
 
 void json_writer_null(struct json_writer *w)
 {
-    separate(w);
-    append(w, "null", 4);
+    append_element(w, "null", 4);
 }
 
 const char *json_writer_text(struct json_writer *w, size_t *len)
 {
     if (w->failed || w->depth != 0 || w->after_key || !w->text)
         return NULL;
-    w->text[w->len] = '\0'; /* reserve always leaves room for it */
+    w->text[w->len] = '\0'; /* every write left room for it */
     *len = w->len;
     return w->text;
 }

@@ -1,5 +1,6 @@
 /* Unit tests: the pure parts of the HTTP glue (src/http.c): Range and
- * If-None-Match, the per-request memory of cJSON, and the access-log line. */
+ * If-None-Match, the FastCGI parameters, the per-request memory of cJSON, and
+ * the access-log line. */
 #include "../../src/http.c"
 
 #include "testlib.h"
@@ -160,8 +161,38 @@ static void test_access_line(void)
           strstr(line, "request_id=ABCDEFGHIJKLMNOP\n"));
 }
 
+/* The parameters are found as FCGX_GetParam finds them: the first of a
+ * repeated name, exact names only; repeats are counted. */
+static void test_params(void)
+{
+    char *envp[] = {"HTTP_RANGEX=no",
+                    "HTTP_RANG=no",
+                    "NO_EQUALS_SIGN",
+                    "HTTP_AUTHORIZATION=Bearer first",
+                    "REQUEST_METHOD=POST",
+                    "HTTP_AUTHORIZATION=Bearer second",
+                    "HTTP_RANGE=bytes=0-1",
+                    "CONTENT_LENGTH=",
+                    NULL};
+    const char *value[PARAM_COUNT];
+    int count[PARAM_COUNT];
+
+    read_params(envp, value, count);
+    CHECK(value[PARAM_RANGE] && !strcmp(value[PARAM_RANGE], "bytes=0-1"));
+    CHECK(count[PARAM_RANGE] == 1);
+    CHECK(value[PARAM_AUTHORIZATION] && !strcmp(value[PARAM_AUTHORIZATION], "Bearer first"));
+    CHECK(count[PARAM_AUTHORIZATION] == 2);
+    CHECK(value[PARAM_REQUEST_METHOD] && !strcmp(value[PARAM_REQUEST_METHOD], "POST"));
+    CHECK(value[PARAM_CONTENT_LENGTH] && !strcmp(value[PARAM_CONTENT_LENGTH], ""));
+    CHECK(!value[PARAM_X_API_KEY] && count[PARAM_X_API_KEY] == 0);
+    CHECK(!value[PARAM_REQUEST_URI] && !value[PARAM_IF_MATCH]);
+    for (int i = 0; i < PARAM_COUNT; i++) /* FCGX_GetParam agrees on each */
+        CHECK(value[i] == FCGX_GetParam(params[i].name, envp));
+}
+
 int main(void)
 {
+    test_params();
     test_range();
     test_etag();
     test_dates();

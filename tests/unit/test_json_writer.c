@@ -169,6 +169,37 @@ static void test_growth(void)
     check_same(&w, expected, "20,000 strings");
 }
 
+/* The closing brackets land on each byte around the first buffer's end:
+ * arrays of 0s ("0" and ",0") of each count around it, nested two and three
+ * deep (run under ASan in the sanitizer build, where a write past the buffer
+ * fails). */
+static void test_the_buffer_end(void)
+{
+    for (int depth = 2; depth <= 3; depth++) {
+        for (int count = JSON_WRITER_FIRST_CAP / 2 - 8; count < JSON_WRITER_FIRST_CAP / 2 + 8;
+             count++) {
+            struct json_writer w;
+            cJSON *expected = cJSON_CreateArray(), *inner = expected;
+
+            json_writer_init(&w);
+            json_writer_begin_array(&w);
+            for (int d = 1; d < depth; d++) {
+                cJSON *next = cJSON_CreateArray();
+                cJSON_AddItemToArray(inner, next);
+                inner = next;
+                json_writer_begin_array(&w);
+            }
+            for (int i = 0; i < count; i++) {
+                cJSON_AddItemToArray(inner, cJSON_CreateNumber(0));
+                json_writer_int(&w, 0);
+            }
+            for (int d = 0; d < depth; d++)
+                json_writer_end_array(&w);
+            check_same(&w, expected, "0s up to the buffer's end");
+        }
+    }
+}
+
 static int text_is_null(struct json_writer *w)
 {
     size_t len;
@@ -219,6 +250,7 @@ int main(void)
     test_integers();
     test_nesting();
     test_growth();
+    test_the_buffer_end();
     test_misuse_and_depth();
     TEST_MAIN_END();
 }
