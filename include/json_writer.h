@@ -6,29 +6,33 @@
  * spaces), so clients see one format whichever way a response was made;
  * only integers past int's range differ: exact here, cJSON's through %g.
  *
- * The writer owns its buffer. Calls must nest properly (an object's members
- * are json_writer_key then one value); out of memory makes every later call a
- * no-op and json_writer_text return NULL. */
+ * The writer owns its buffer. A document is one value; an object's members
+ * are json_writer_key then one value, an array's elements values. Misuse
+ * (mismatched nesting, a key where no key goes, a value where a key must
+ * come) and out of memory make every later call a no-op and
+ * json_writer_text return NULL. */
 #ifndef JSON_WRITER_H
 #define JSON_WRITER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+/* Levels, the top one included: containers nest at most 63 deep. */
 #define JSON_WRITER_MAX_DEPTH 64
 
 struct json_writer {
     char *text;
     size_t len, cap;
-    int failed; /* out of memory */
+    int failed; /* out of memory or misuse */
     int depth;
     int after_key;        /* the next value is a member's: no comma */
-    uint64_t has_element; /* bit d: the container at depth d has an element */
+    uint64_t has_element; /* bit d: level d has an element (level 0: the document) */
+    uint64_t in_object;   /* bit d: the container at depth d is an object */
 };
 
 void json_writer_init(struct json_writer *w);
-/* The text so far (NUL-terminated; *len without the NUL), or NULL after out
- * of memory or mismatched nesting. Stays owned by the writer. */
+/* The document (NUL-terminated; *len without the NUL), or NULL when it is
+ * unfinished, after misuse or out of memory. Stays owned by the writer. */
 const char *json_writer_text(struct json_writer *w, size_t *len);
 void json_writer_free(struct json_writer *w);
 

@@ -40,21 +40,26 @@ static int grow(struct json_writer *w, size_t n)
     return 0;
 }
 
-/* Starts the next element: makes room for n bytes and the comma before it
- * (when one is due) and the NUL json_writer_text adds, writes the comma, and
- * returns where the element goes; NULL once failed. */
-static inline char *element(struct json_writer *w, size_t n)
+/* Starts the next element (a value, or a member's key when key is set):
+ * makes room for n bytes and the comma before it (when one is due) and the
+ * NUL json_writer_text adds, writes the comma, and returns where the element
+ * goes; NULL once failed. Misuse fails the writer: a key outside an object or
+ * after a key, a member value without its key, a second top-level value. */
+static inline char *element(struct json_writer *w, size_t n, int key)
 {
-    uint64_t bit = (uint64_t)1 << (w->depth & 63);
-    int comma = !w->after_key && w->depth > 0 && (w->has_element & bit);
+    uint64_t bit = (uint64_t)1 << w->depth;
+    int in_object = (w->in_object & bit) != 0;
+    int comma = !w->after_key && (w->has_element & bit);
     char *out;
 
+    if (key ? !in_object || w->after_key : in_object != w->after_key || (w->depth == 0 && comma))
+        w->failed = 1;
     if (w->failed || (n + 1 >= w->cap - w->len && grow(w, n + 1) != 0))
         return NULL;
-    w->has_element |= w->after_key ? 0 : bit;
+    w->has_element |= bit;
     w->after_key = 0;
     out = w->text + w->len;
-    if (comma)
+    if (comma && w->depth > 0)
         *out++ = ',';
     return out;
 }
@@ -66,7 +71,7 @@ static void element_end(struct json_writer *w, const char *out)
 
 static void append_element(struct json_writer *w, const char *data, size_t n)
 {
-    char *out = element(w, n);
+    char *out = element(w, n, 0);
 
     if (out) {
         memcpy(out, data, n);
@@ -76,18 +81,28 @@ static void append_element(struct json_writer *w, const char *data, size_t n)
 
 static void begin(struct json_writer *w, char open)
 {
+    uint64_t inner;
+
     if (w->depth >= JSON_WRITER_MAX_DEPTH - 1) {
         w->failed = 1;
         return;
     }
     append_element(w, &open, 1);
     w->depth++;
-    w->has_element &= ~((uint64_t)1 << w->depth);
+    inner = (uint64_t)1 << w->depth;
+    w->has_element &= ~inner;
+    if (open == '{')
+        w->in_object |= inner;
+    else
+        w->in_object &= ~inner;
 }
 
+/* Closes the innermost container, which must be the kind close ends. */
 static void end(struct json_writer *w, char close)
 {
-    if (w->depth == 0 || w->after_key || w->failed) {
+    int in_object = (w->in_object >> w->depth) & 1;
+
+    if (w->depth == 0 || w->after_key || w->failed || in_object != (close == '}')) {
         w->failed = 1;
         return;
     }
@@ -134,7 +149,7 @@ static void append_quoted(struct json_writer *w, const char *s, int colon)
 {
     static const char hex[] = "0123456789abcdef";
     size_t len = strlen(s);
-    char *out = len > SIZE_MAX / 8 ? NULL : element(w, 6 * len + 3);
+    char *out = len > SIZE_MAX / 8 ? NULL : element(w, 6 * len + 3, colon);
 
     if (!out) {
         w->failed = 1;

@@ -232,6 +232,58 @@ static void test_misuse_and_depth(void)
     json_writer_end_array(&w);
     CHECK(text_is_null(&w));
 
+    json_writer_init(&w); /* an array closed as an object */
+    json_writer_begin_array(&w);
+    json_writer_end_object(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* an object closed as an array */
+    json_writer_begin_object(&w);
+    json_writer_end_array(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* a member without its key */
+    json_writer_begin_object(&w);
+    json_writer_int(&w, 1);
+    json_writer_end_object(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* a key in an array */
+    json_writer_begin_array(&w);
+    json_writer_key(&w, "a");
+    json_writer_int(&w, 1);
+    json_writer_end_array(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* a key at the top */
+    json_writer_key(&w, "a");
+    json_writer_int(&w, 1);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* two keys in a row */
+    json_writer_begin_object(&w);
+    json_writer_key(&w, "a");
+    json_writer_key(&w, "b");
+    json_writer_int(&w, 1);
+    json_writer_end_object(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* two documents */
+    json_writer_int(&w, 1);
+    json_writer_int(&w, 2);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* two documents, containers */
+    json_writer_begin_array(&w);
+    json_writer_end_array(&w);
+    json_writer_begin_object(&w);
+    json_writer_end_object(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* one value at the top is a document */
+    json_writer_string(&w, "a");
+    CHECK(!text_is_null(&w));
+
     /* Depth: JSON_WRITER_MAX_DEPTH - 1 containers nest, one more fails. */
     for (int depth = JSON_WRITER_MAX_DEPTH - 1; depth <= JSON_WRITER_MAX_DEPTH; depth++) {
         json_writer_init(&w);
