@@ -61,5 +61,9 @@ int config_resolve(struct config *c, const char *config_path, const char *data_d
  * nor read by the project's programs and scripts (a misspelled setting, most
  * likely, which would otherwise be ignored in silence). Returns how many. */
 size_t config_warn_unknown_environment(FILE *out, const char *program);
+/* Calls each() with the name (len bytes, not NUL-terminated) of each of those
+ * variables instead. Returns how many. */
+size_t config_each_unknown_environment(void (*each)(const char *name, size_t len, void *ctx),
+                                       void *ctx);
 
 #endif

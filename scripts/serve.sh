@@ -195,6 +195,11 @@ worker_args=()
 # One filesctl call reads the settings in force: it stops on a bad
 # configuration and warns (once) of a $FILES_API_* that is no setting.
 settings=$("$bin_dir/filesctl" "${worker_args[@]}" config show)
+# The workers would each repeat that warning at every start: they do not get
+# those variables (a name that is no shell identifier cannot be unset).
+for name in $("$bin_dir/filesctl" "${worker_args[@]}" config unknown-env); do
+    unset "$name" 2>/dev/null || true
+done
 ctl() { sed -n "s/^$1 = //p" <<<"$settings"; }
 data_dir=$(ctl data_dir)
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -370,7 +370,8 @@ static int is_setting_name(const char *name, size_t len)
     return 0;
 }
 
-size_t config_warn_unknown_environment(FILE *out, const char *program)
+size_t config_each_unknown_environment(void (*each)(const char *name, size_t len, void *ctx),
+                                       void *ctx)
 {
     size_t count = 0;
 
@@ -379,13 +380,32 @@ size_t config_warn_unknown_environment(FILE *out, const char *program)
         if (!equals || strncmp(name, ENV_PREFIX, ENV_PREFIX_LEN) != 0 ||
             is_setting_name(name + ENV_PREFIX_LEN, (size_t)(equals - name) - ENV_PREFIX_LEN))
             continue;
-        fprintf(out,
-                "%s: warning: $%.*s is not a setting and is ignored (a setting is "
-                "FILES_API_ and a config key in capitals)\n",
-                program, (int)(equals - name), name);
+        each(name, (size_t)(equals - name), ctx);
         count++;
     }
     return count;
+}
+
+struct warning {
+    FILE *out;
+    const char *program;
+};
+
+static void warn_unknown(const char *name, size_t len, void *ctx)
+{
+    const struct warning *w = ctx;
+
+    fprintf(w->out,
+            "%s: warning: $%.*s is not a setting and is ignored (a setting is "
+            "FILES_API_ and a config key in capitals)\n",
+            w->program, (int)len, name);
+}
+
+size_t config_warn_unknown_environment(FILE *out, const char *program)
+{
+    struct warning w = {out, program};
+
+    return config_each_unknown_environment(warn_unknown, &w);
 }
 
 int config_resolve(struct config *c, const char *config_path, const char *data_dir, char *err,

@@ -16,6 +16,7 @@
 
 static int config_show(const struct config *config, const struct filesctl_args *args);
 static int config_get_command(const struct config *config, const struct filesctl_args *args);
+static int config_unknown_env(const struct config *config, const struct filesctl_args *args);
 
 static const struct filesctl_command commands[] = {
     {"keys", "create",
@@ -47,6 +48,11 @@ static const struct filesctl_command commands[] = {
     {"gc", NULL, "\n    Delete expired files: their content and their rows.", filesctl_gc},
     {"config", "show", "\n    Every configuration key with the value in force.", config_show},
     {"config", "get", "KEY\n    One configuration value.", config_get_command},
+    {"config", "unknown-env",
+     "\n    The names of the $FILES_API_* variables that are no setting, one a line\n"
+     "    (the warning the other commands print; serve.sh keeps them from the\n"
+     "    workers, which would each warn again).",
+     config_unknown_env},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof *commands)
 
@@ -246,6 +252,20 @@ static int config_get_command(const struct config *config, const struct filesctl
     return 0;
 }
 
+static void print_name(const char *name, size_t len, void *ctx)
+{
+    (void)ctx;
+    printf("%.*s\n", (int)len, name);
+}
+
+static int config_unknown_env(const struct config *config, const struct filesctl_args *args)
+{
+    (void)config;
+    (void)args;
+    config_each_unknown_environment(print_name, NULL);
+    return 0;
+}
+
 /* The command argv names ("keys create", "fsck"); *used: how many words. */
 static const struct filesctl_command *find_command(int argc, char **argv, int *used)
 {
@@ -390,7 +410,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "filesctl: config: %s\n", err);
         return 1;
     }
-    config_warn_unknown_environment(stderr, "filesctl");
+    if (command->run != config_unknown_env) /* which lists them instead */
+        config_warn_unknown_environment(stderr, "filesctl");
     if (!strcmp(command->group, "config"))
         return output_written(command->run(&config, &args));
     /* An input file is opened as the caller, before filesctl may become the

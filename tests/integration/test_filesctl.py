@@ -602,12 +602,25 @@ class ArgumentsTest(ApiTestCase):
                          "in capitals)\n")
 
 
+    def test_config_unknown_env_lists_the_names_it_would_warn_of(self):
+        ctl = str(BIN_DIR / "filesctl")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FILES_API_")}
+        env.update(FILES_API_MAX_FILE_BYTE="5", FILES_API_MAX_REQUESTS="9", FILES_API_BIN="/x",
+                   FILES_API_ZZ_TOP="")
+        res = subprocess.run([ctl, "config", "unknown-env"], env=env, capture_output=True,
+                             text=True)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(sorted(res.stdout.splitlines()),
+                         ["FILES_API_MAX_FILE_BYTE", "FILES_API_ZZ_TOP"])
+        self.assertEqual(res.stderr, "")  # listed, not warned of
+
+
 class HelpTest(ApiTestCase):
     def test_every_subcommand_has_help_and_errors_exit_nonzero(self):
         ctl = str(BIN_DIR / "filesctl")
         top = subprocess.run([ctl, "--help"], capture_output=True, text=True)
         self.assertEqual(top.returncode, 0)
-        commands = re.findall(r"^  (\w+(?: \w+)?) ", top.stdout, re.M)
+        commands = re.findall(r"^  (\w+(?: [\w-]+)?) ", top.stdout, re.M)
         self.assertGreaterEqual(len(commands), 10, top.stdout)
         for command in commands:
             res = subprocess.run([ctl] + command.split() + ["--help"], capture_output=True,
