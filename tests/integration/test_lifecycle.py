@@ -606,15 +606,6 @@ class ServeScriptTest(ApiTestCase):
         client = stack.new_client()
         self.assertEqual(client.upload(batch_jsonl(2)).status, 200)
 
-    def test_a_variable_that_is_no_setting_is_warned_of_once(self):
-        # by serve.sh's filesctl, not again by each worker at each start
-        stack = Stack(workers=2, name="typo", env={"FILES_API_MAX_FILE_BYTE": "5"}).start()
-        self.addCleanup(stack.stop)
-        stack.wait_for_log(lambda text: "files-fcgi: worker" in text)
-        text = stack.log_text()
-        self.assertEqual(text.count("$FILES_API_MAX_FILE_BYTE is not a setting"), 1, text)
-        self.assertIn("filesctl: warning: $FILES_API_MAX_FILE_BYTE", text)
-
     def test_a_path_that_cannot_go_into_a_configuration_is_refused(self):
         tmp = self.tmp()
         for name in ('quote"d', "back\\slash", "dollar$x", "new\nline"):
