@@ -197,9 +197,9 @@ worker_args=()
 settings=$("$bin_dir/filesctl" "${worker_args[@]}" config show)
 # The workers would each repeat that warning at every start: they do not get
 # those variables (a name that is no shell identifier cannot be unset).
-for name in $("$bin_dir/filesctl" "${worker_args[@]}" config unknown-env); do
+while read -r name; do
     unset "$name" 2>/dev/null || true
-done
+done < <("$bin_dir/filesctl" "${worker_args[@]}" config unknown-env)
 ctl() { sed -n "s/^$1 = //p" <<<"$settings"; }
 data_dir=$(ctl data_dir)
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
