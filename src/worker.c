@@ -98,7 +98,6 @@ static void limit_reads(int fd, int seconds)
  * -1 on an error that ends the worker. */
 static int take_request(FCGX_Request *fcgi)
 {
-    const char *length;
     int accepted;
 
     if (fcgi->ipcFd < 0) {
@@ -119,12 +118,6 @@ static int take_request(FCGX_Request *fcgi)
         errno = -accepted;
         return -1;
     }
-    /* A body may be slow (the web server bounds that): its reads are not
-     * bounded here. A request that declares none (lighttpd's GETs) keeps the
-     * bound, which saves a system call: nothing more is read from it. */
-    length = FCGX_GetParam("CONTENT_LENGTH", fcgi->envp);
-    if (!length || strcmp(length, "0") != 0)
-        limit_reads(fcgi->ipcFd, 0);
     return 1;
 }
 
@@ -235,6 +228,11 @@ int main(int argc, char **argv)
             break;
         }
         http_request_init(&req, &fcgi);
+        /* A body may be slow (the web server bounds that): its reads are not
+         * bounded here. A request that declares none (lighttpd's GETs) keeps
+         * the bound, which saves a system call: nothing more is read of it. */
+        if (req.content_length != 0)
+            limit_reads(fcgi.ipcFd, 0);
         api_handle(&req, &config);
         http_request_finish(&req);
         http_request_memory_reset();
