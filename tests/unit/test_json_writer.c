@@ -67,6 +67,52 @@ static void test_random_strings(void)
     }
 }
 
+/* The writer copies 8 bytes at a time where none needs an escape, and the
+ * string's last 8 bytes over the ones before: one byte that does, or one
+ * just either side of what does (0x20, '!', '#', '[', ']', 0x7f, 0xff), at
+ * every position of strings 1-24 bytes long, amid ASCII and amid bytes >=
+ * 0x80. */
+static void test_one_odd_byte_at_every_position(void)
+{
+    static const unsigned char odd[] = {0x01, 0x1f, '"', '\\', 0x20, '!',
+                                        '#',  '[',  ']', 0x7f, 0xff};
+    static const unsigned char background[] = {'x', 0xe9};
+    int failed = 0, checked = 0;
+
+    for (size_t b = 0; b < sizeof background; b++)
+        for (size_t o = 0; o < sizeof odd; o++)
+            for (int len = 1; len <= 24; len++)
+                for (int at = 0; at < len; at++) {
+                    char s[32];
+                    struct json_writer w;
+                    cJSON *expected;
+                    char *want;
+                    size_t got_len;
+                    const char *got;
+
+                    memset(s, background[b], (size_t)len);
+                    s[len] = '\0';
+                    s[at] = (char)odd[o];
+                    expected = cJSON_CreateString(s);
+                    want = cJSON_PrintUnformatted(expected);
+                    json_writer_init(&w);
+                    json_writer_string(&w, s);
+                    got = json_writer_text(&w, &got_len);
+                    if (!got || !want || strcmp(got, want) != 0) {
+                        if (!failed++)
+                            CHECKF(0, "0x%02x at %d of %d amid 0x%02x: got %s, want %s", odd[o], at,
+                                   len, background[b], got ? got : "(null)",
+                                   want ? want : "(null)");
+                    }
+                    checked++;
+                    free(want);
+                    cJSON_Delete(expected);
+                    json_writer_free(&w);
+                }
+    CHECKF(failed == 0 && checked == 2 * 11 * 300, "%d of %d strings differ from cJSON's", failed,
+           checked);
+}
+
 static void test_integers(void)
 {
     /* cJSON prints an int-sized number as %d and a larger one through %g
@@ -85,6 +131,23 @@ static void test_integers(void)
         json_writer_int(&w, exact[i]);
         json_writer_end_array(&w);
         check_same(&w, expected, "an integer");
+    }
+    for (int64_t ten = 1, i = 0; i < 19; i++, ten *= 10) { /* every digit count, both signs */
+        for (int64_t near = ten - 1; near <= ten + 1; near++) {
+            for (int sign = 1; sign >= -1; sign -= 2) {
+                struct json_writer w;
+                char want[32];
+                size_t len;
+                const char *got;
+
+                snprintf(want, sizeof want, "%" PRId64, sign * near);
+                json_writer_init(&w);
+                json_writer_int(&w, sign * near);
+                got = json_writer_text(&w, &len);
+                CHECKF(got && !strcmp(got, want), "got %s, want %s", got ? got : "(null)", want);
+                json_writer_free(&w);
+            }
+        }
     }
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
         struct json_writer w;
@@ -299,6 +362,7 @@ int main(void)
 {
     test_every_byte_in_a_string();
     test_random_strings();
+    test_one_odd_byte_at_every_position();
     test_integers();
     test_nesting();
     test_growth();
