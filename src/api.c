@@ -42,7 +42,11 @@ static int authenticate(struct http_request *req, struct api_caller *caller,
         error_set_db(error, status);
         return -1;
     }
-    snprintf(req->account, sizeof req->account, "%s", key.account);
+    /* Copied whole: the record's account is NUL-terminated and as large. */
+    _Static_assert(sizeof req->account == sizeof key.account &&
+                       sizeof caller->account == sizeof key.account,
+                   "account fields differ in size");
+    memcpy(req->account, key.account, sizeof req->account);
     if (!auth_scopes_allow_files(key.scopes)) {
         error_set(error, ERR_AUTH_SCOPE, NULL,
                   "this API key has no inference scope; the Files API needs one");
@@ -50,7 +54,7 @@ static int authenticate(struct http_request *req, struct api_caller *caller,
         return -1;
     }
     caller->account_id = key.account_id;
-    snprintf(caller->account, sizeof caller->account, "%s", key.account);
+    memcpy(caller->account, key.account, sizeof caller->account);
     return 0;
 }
 

@@ -161,6 +161,34 @@ static void test_access_line(void)
           strstr(line, "request_id=ABCDEFGHIJKLMNOP\n"));
 }
 
+/* Each field of the access line: the method cut at 16 bytes, numbers whole
+ * up to their largest, the duration in ms with two decimals, "-" for no
+ * account. */
+static void test_access_line_fields(void)
+{
+    static const char prefix[] = "access method=PROPFINDANDMOREB path=\"/v1/files\" status=507 "
+                                 "bytes=18446744073709551615 ms=";
+    struct http_request req = {.method = "PROPFINDANDMOREBYTES",
+                               .status = 507,
+                               .body_bytes = UINT64_MAX,
+                               .request_id = "R"};
+    char line[ACCESS_LINE_MAX], ms[16] = "";
+    size_t n;
+    unsigned whole = 0, hundredths = 0;
+
+    snprintf(req.path, sizeof req.path, "/v1/files");
+    clock_gettime(CLOCK_MONOTONIC, &req.started);
+    req.started.tv_sec -= 3; /* began 3 s ago */
+    n = format_access_line(&req, line);
+    CHECKF(n == strlen(line) && strncmp(line, prefix, sizeof prefix - 1) == 0, "%s", line);
+    CHECKF(sscanf(line + sizeof prefix - 1, "%15[0-9.]", ms) == 1 &&
+               sscanf(ms, "%u.%u", &whole, &hundredths) == 2 && strchr(ms, '.') &&
+               strlen(strchr(ms, '.')) == 3 && whole >= 3000 && whole < 3100,
+           "%s", line);
+    CHECKF(strcmp(line + sizeof prefix - 1 + strlen(ms), " account=- request_id=R\n") == 0, "%s",
+           line);
+}
+
 /* The parameters are found as FCGX_GetParam finds them: the first of a
  * repeated name, exact names only; repeats are counted. */
 static void test_params(void)
@@ -198,5 +226,6 @@ int main(void)
     test_dates();
     test_request_memory();
     test_access_line();
+    test_access_line_fields();
     TEST_MAIN_END();
 }
