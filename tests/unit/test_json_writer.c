@@ -132,7 +132,11 @@ static void test_integers(void)
         json_writer_end_array(&w);
         check_same(&w, expected, "an integer");
     }
-    for (int64_t ten = 1, i = 0; i < 19; i++, ten *= 10) { /* every digit count, both signs */
+    for (int i = 0; i < 19; i++) { /* every digit count, both signs */
+        int64_t ten = 1;
+
+        for (int d = 0; d < i; d++)
+            ten *= 10;
         for (int64_t near = ten - 1; near <= ten + 1; near++) {
             for (int sign = 1; sign >= -1; sign -= 2) {
                 struct json_writer w;
