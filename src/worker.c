@@ -24,6 +24,7 @@
 
 #define STALE_TEMP_SECONDS 3600 /* named temp files untouched this long belong to dead workers */
 #define PARAMS_SECONDS 5        /* a web server sends a request's parameters at once */
+#define START_RETRY_SECONDS 1   /* the pause before a worker that could not start exits */
 
 /* Graceful stop: SIGTERM (systemd, a second multiwatch signal) or SIGUSR1
  * (multiwatch's "nice" signal). Both stay blocked except while the worker
@@ -128,6 +129,17 @@ static void usage(FILE *out)
                  "Environment: FILES_API_CONFIG, FILES_API_DATA_DIR.\n");
 }
 
+/* A worker that cannot start (configuration, data directory, database)
+ * exits after a pause: multiwatch restarts it at once and has no backoff of
+ * its own, so a lasting fault would restart it a thousand times a second and
+ * then leave the pool empty for good. Paced, the pool retries each second and
+ * serves again when the fault is gone. */
+static int start_failed(void)
+{
+    sleep(START_RETRY_SECONDS);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *data_dir = NULL;
@@ -160,27 +172,27 @@ int main(int argc, char **argv)
     umask(0077); /* content, database and temp files are the service's alone */
     if (config_resolve(&config, config_path, data_dir, err, sizeof err) != 0) {
         fprintf(stderr, "files-fcgi: config: %s\n", err);
-        return 1;
+        return start_failed();
     }
     config_warn_unknown_environment(stderr, "files-fcgi");
     if (store_init(config.data_dir, STALE_TEMP_SECONDS) != 0) {
         perror("files-fcgi: data directory");
-        return 1;
+        return start_failed();
     }
     /* Absolute from here on: X-Sendfile paths and the access log need it. */
     if (!realpath(config.data_dir, absolute) || strlen(absolute) >= sizeof config.data_dir) {
         perror("files-fcgi: data directory");
-        return 1;
+        return start_failed();
     }
     memcpy(config.data_dir, absolute, strlen(absolute) + 1);
     if (db_open(config.data_dir, config.db_busy_timeout_ms) != DB_OK) {
         fprintf(stderr, "files-fcgi: cannot open the database in %s\n", config.data_dir);
-        return 1;
+        return start_failed();
     }
     install_signals(&waiting);
     if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgi, 0, 0) != 0) {
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
-        return 1;
+        return start_failed();
     }
     /* One idle worker wakes per connection (EPOLLEXCLUSIVE; sometimes more):
      * one that loses the race to accept gets EAGAIN, not a wait in accept with
@@ -190,7 +202,7 @@ int main(int argc, char **argv)
     if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, 0, &listening) != 0 ||
         fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0) {
         perror("files-fcgi: listening socket");
-        return 1;
+        return start_failed();
     }
     http_request_memory_init();
     /* Memory taken now, not by the first big upload, and one malloc arena
@@ -200,7 +212,7 @@ int main(int argc, char **argv)
     switch (pipeline_prepare()) {
     case -1:
         fprintf(stderr, "files-fcgi: out of memory for the upload pipeline\n");
-        return 1;
+        return start_failed();
     case 1:
         fprintf(stderr, "files-fcgi: no threads for the upload pipeline: uploads run in one "
                         "thread\n");

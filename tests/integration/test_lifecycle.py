@@ -65,6 +65,30 @@ class KillTest(ApiTestCase):
                                      and not killed & set(self.stack.worker_pids())))
         self.assert_pool_serves(5)
 
+    def test_a_worker_that_cannot_start_is_retried_each_second(self):
+        """multiwatch restarts a dead worker at once, with no backoff of its
+        own: a worker that cannot start (here its database cannot be opened)
+        pauses before it exits, so the pool retries once a second instead of a
+        thousand times, and serves again once the fault is gone."""
+        db = os.path.join(self.stack.data_dir, "files.db")
+        os.rename(db, db + ".away")
+        os.mkdir(db)  # what a new worker opens is now a directory
+        try:
+            victim = self.stack.worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            time.sleep(3)
+            failures = self.stack.log_text().count("cannot open the database")
+        finally:
+            os.rmdir(db)
+            os.rename(db + ".away", db)
+        self.assertTrue(2 <= failures <= 6, "%d failed starts in 3 s" % failures)
+        self.assertTrue(wait_for(lambda: len(self.stack.worker_pids()) == 2
+                                 and victim not in self.stack.worker_pids()))
+        text = self.stack.wait_for_log(lambda t: t.count(" started, data in ") >= 3, timeout=5)
+        self.assertGreaterEqual(text.count(" started, data in "), 3,
+                                "no worker started once the database was back")
+        self.assert_pool_serves(5)
+
     def test_worker_killed_mid_upload(self):
         gen = ContentGen(40 * 1024 * 1024)
         result = {}
