@@ -4,7 +4,7 @@
 # A target passes when libFuzzer ends without a crash, leak, timeout or oracle
 # mismatch (all of which abort). Ends with "N passed, N failed".
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
 seconds=${FUZZ_SECONDS:-30}
 passed=0

@@ -9,7 +9,7 @@
 # that crashes or prints no count, or runs past SUITE_SECONDS (1200; fuzz and
 # soak get their own running time on top), counts as one failure.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
 bin_dir=${1:?usage: run-tests.sh BIN_DIR [SUITE...]}
 shift
@@ -24,7 +24,7 @@ suite_seconds=${SUITE_SECONDS:-1200} # each suite takes 2-4 minutes here
 # $extra_seconds (for suites that run for a time they are given) adds to its limit.
 run_suite() {
     local name=$1; shift
-    local log=$log_dir/${name//\//_}.log status counts pid interrupted= signalled
+    local log=$log_dir/${name//\//_}.log status counts pid interrupted="" signalled
     local limit=$((suite_seconds + ${extra_seconds:-0}))
     echo "== $name"
     # The suite writes to its log, which is followed until the suite itself
