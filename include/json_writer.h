@@ -47,6 +47,13 @@ void json_writer_key(struct json_writer *w, const char *name);
  * copied as they are: the caller gives UTF-8). */
 void json_writer_string(struct json_writer *w, const char *s);
 void json_writer_int(struct json_writer *w, int64_t value);
+
+/* A whole member of the current object, key and value, in one step: the same
+ * text as json_writer_key then the value, written with half the bookkeeping
+ * (a file object is eight of them). */
+void json_writer_member_string(struct json_writer *w, const char *key, const char *value);
+void json_writer_member_int(struct json_writer *w, const char *key, int64_t value);
+void json_writer_member_null(struct json_writer *w, const char *key);
 void json_writer_bool(struct json_writer *w, int value);
 void json_writer_null(struct json_writer *w);
 

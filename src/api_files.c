@@ -19,25 +19,17 @@
 
 void api_write_file_members(struct json_writer *w, const struct file_meta *file)
 {
-    json_writer_key(w, "id");
-    json_writer_string(w, file->id);
-    json_writer_key(w, "object");
-    json_writer_string(w, "file");
-    json_writer_key(w, "bytes");
-    json_writer_int(w, file->bytes);
-    json_writer_key(w, "created_at");
-    json_writer_int(w, file->created_at);
-    json_writer_key(w, "filename");
-    json_writer_string(w, file->filename);
-    json_writer_key(w, "purpose");
-    json_writer_string(w, file->purpose);
-    json_writer_key(w, "status");
-    json_writer_string(w, "processed");
-    json_writer_key(w, "expires_at");
+    json_writer_member_string(w, "id", file->id);
+    json_writer_member_string(w, "object", "file");
+    json_writer_member_int(w, "bytes", file->bytes);
+    json_writer_member_int(w, "created_at", file->created_at);
+    json_writer_member_string(w, "filename", file->filename);
+    json_writer_member_string(w, "purpose", file->purpose);
+    json_writer_member_string(w, "status", "processed");
     if (file->expires_at)
-        json_writer_int(w, file->expires_at);
+        json_writer_member_int(w, "expires_at", file->expires_at);
     else
-        json_writer_null(w);
+        json_writer_member_null(w, "expires_at");
 }
 
 void api_write_file(struct json_writer *w, const struct file_meta *file)
@@ -171,11 +163,10 @@ static int add_to_page(void *ctx, const struct file_meta *file)
 
 static void write_id_or_null(struct json_writer *w, const char *name, const char *id)
 {
-    json_writer_key(w, name);
     if (id[0])
-        json_writer_string(w, id);
+        json_writer_member_string(w, name, id);
     else
-        json_writer_null(w);
+        json_writer_member_null(w, name);
 }
 
 int api_list(struct http_request *req, const struct api_caller *caller, struct api_error *error)
@@ -198,8 +189,7 @@ int api_list(struct http_request *req, const struct api_caller *caller, struct a
     };
     json_writer_init(&w);
     json_writer_begin_object(&w);
-    json_writer_key(&w, "object");
-    json_writer_string(&w, "list");
+    json_writer_member_string(&w, "object", "list");
     json_writer_key(&w, "data");
     json_writer_begin_array(&w);
     status = db_file_list(&query, add_to_page, &page, &has_more);

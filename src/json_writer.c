@@ -178,19 +178,14 @@ static char *escape_byte(char *out, unsigned char c)
     return out;
 }
 
-/* A string in quotes as the next element, then a ':' if colon is set. Room
- * for the worst case is made once, so the loop only copies: 8 bytes at a time
- * where none needs an escape (most strings are ids, names and keys). */
-static void append_quoted(struct json_writer *w, const char *s, int colon)
+/* Writes s (len bytes) in quotes at out, escaped; returns the end. The
+ * caller made room for the worst case (6 * len + 2), so the loop only copies:
+ * 8 bytes at a time where none needs an escape (most strings are ids, names
+ * and keys). */
+static char *copy_quoted(char *out, const char *s, size_t len)
 {
-    size_t len = strlen(s);
-    char *out = len > SIZE_MAX / 8 ? NULL : element(w, 6 * len + 3, colon);
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
-    if (!out) {
-        w->failed = 1;
-        return;
-    }
     *out++ = '"';
     while (p < end) {
         size_t left = (size_t)(end - p);
@@ -212,30 +207,63 @@ static void append_quoted(struct json_writer *w, const char *s, int colon)
         out = escape_byte(out, *p++);
     }
     *out++ = '"';
-    if (colon)
-        *out++ = ':';
-    element_end(w, out);
+    return out;
+}
+
+/* Room for len bytes of string escaped and quoted, or SIZE_MAX (too long). */
+static size_t quoted_room(size_t len)
+{
+    return len > SIZE_MAX / 8 ? SIZE_MAX : 6 * len + 2;
+}
+
+/* Starts a whole member: its key, quoted, and the ':' in one element with
+ * room for value_room more bytes; returns where the value goes, or NULL. */
+static char *member(struct json_writer *w, const char *key, size_t value_room)
+{
+    size_t len = strlen(key), room = quoted_room(len);
+    char *out = room < SIZE_MAX / 4 && value_room < SIZE_MAX / 4
+                    ? element(w, room + 1 + value_room, 1)
+                    : NULL;
+
+    if (!out) {
+        w->failed = 1;
+        return NULL;
+    }
+    out = copy_quoted(out, key, len);
+    *out++ = ':';
+    return out;
 }
 
 void json_writer_key(struct json_writer *w, const char *name)
 {
-    append_quoted(w, name, 1);
-    w->after_key = 1;
+    char *out = member(w, name, 0);
+
+    if (out) {
+        element_end(w, out);
+        w->after_key = 1;
+    }
 }
 
 void json_writer_string(struct json_writer *w, const char *s)
 {
-    append_quoted(w, s, 0);
+    size_t len = strlen(s), room = quoted_room(len);
+    char *out = room < SIZE_MAX / 4 ? element(w, room, 0) : NULL;
+
+    if (!out) {
+        w->failed = 1;
+        return;
+    }
+    element_end(w, copy_quoted(out, s, len));
 }
 
-void json_writer_int(struct json_writer *w, int64_t value)
+/* The decimal digits of value, at the end of digits[24]; returns the first. */
+static char *format_int(char digits[24], int64_t value)
 {
     static const char pairs[] =
         "00010203040506070809101112131415161718192021222324252627282930313233"
         "34353637383940414243444546474849505152535455565758596061626364656667"
         "6869707172737475767778798081828384858687888990919293949596979899";
-    char digits[24];
-    char *p = digits + sizeof digits;
+    char *p = digits + 24;
     uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
 
     /* Two digits per division: a timestamp takes five, not ten. */
@@ -251,7 +279,47 @@ void json_writer_int(struct json_writer *w, int64_t value)
     }
     if (value < 0)
         *--p = '-';
+    return p;
+}
+
+void json_writer_int(struct json_writer *w, int64_t value)
+{
+    char digits[24];
+    char *p = format_int(digits, value);
+
     append_element(w, p, (size_t)(digits + sizeof digits - p));
+}
+
+void json_writer_member_string(struct json_writer *w, const char *key, const char *value)
+{
+    size_t len = strlen(value);
+    char *out = member(w, key, quoted_room(len));
+
+    if (out)
+        element_end(w, copy_quoted(out, value, len));
+}
+
+void json_writer_member_int(struct json_writer *w, const char *key, int64_t value)
+{
+    char digits[24];
+    char *p = format_int(digits, value);
+    size_t n = (size_t)(digits + sizeof digits - p);
+    char *out = member(w, key, n);
+
+    if (out) {
+        memcpy(out, p, n);
+        element_end(w, out + n);
+    }
+}
+
+void json_writer_member_null(struct json_writer *w, const char *key)
+{
+    char *out = member(w, key, 4);
+
+    if (out) {
+        memcpy(out, "null", 4);
+        element_end(w, out + 4);
+    }
 }
 
 void json_writer_bool(struct json_writer *w, int value)

@@ -30,11 +30,15 @@ static void check_one_string(const char *s, const char *what)
     struct json_writer w;
     cJSON *expected = cJSON_CreateObject();
 
-    cJSON_AddStringToObject(expected, s, s); /* as a key and as a value */
+    /* as a key and as a value, twice: by json_writer_key then the value, and
+     * as one member */
+    cJSON_AddStringToObject(expected, s, s);
+    cJSON_AddStringToObject(expected, s, s);
     json_writer_init(&w);
     json_writer_begin_object(&w);
     json_writer_key(&w, s);
     json_writer_string(&w, s);
+    json_writer_member_string(&w, s, s);
     json_writer_end_object(&w);
     check_same(&w, expected, what);
 }
@@ -166,6 +170,62 @@ static void test_integers(void)
         CHECK(got && !strcmp(got, want));
         json_writer_free(&w);
     }
+}
+
+/* Whole members (json_writer_member_*) give the same text as a key and its
+ * value, mixed with those and with nested containers; outside an object, or
+ * after a key still waiting for its value, they are misuse. */
+static void test_members(void)
+{
+    const int64_t numbers[] = {0, -1, 42, INT32_MAX, INT32_MIN};
+    struct json_writer w;
+    cJSON *expected = cJSON_CreateObject(), *inner = cJSON_CreateObject();
+    size_t len;
+
+    json_writer_init(&w);
+    json_writer_begin_object(&w);
+    json_writer_member_string(&w, "id", "file_abc");
+    cJSON_AddStringToObject(expected, "id", "file_abc");
+    json_writer_member_string(&w, "", "");
+    cJSON_AddStringToObject(expected, "", "");
+    json_writer_member_string(&w, "a \"quoted\"\tkey\x01", "line\nbreak and \xc3\xa9 and \\");
+    cJSON_AddStringToObject(expected, "a \"quoted\"\tkey\x01", "line\nbreak and \xc3\xa9 and \\");
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        json_writer_member_int(&w, "n", numbers[i]);
+        cJSON_AddNumberToObject(expected, "n", (double)numbers[i]);
+    }
+    json_writer_member_null(&w, "expires_at");
+    cJSON_AddNullToObject(expected, "expires_at");
+    json_writer_key(&w, "inner");
+    json_writer_begin_object(&w);
+    json_writer_member_int(&w, "created_at", 1700000000);
+    cJSON_AddNumberToObject(inner, "created_at", 1700000000);
+    json_writer_end_object(&w);
+    cJSON_AddItemToObject(expected, "inner", inner);
+    json_writer_key(&w, "after");
+    json_writer_bool(&w, 1);
+    cJSON_AddTrueToObject(expected, "after");
+    json_writer_end_object(&w);
+    check_same(&w, expected, "members");
+
+    /* at the top, in an array, after a key: no text */
+    json_writer_init(&w);
+    json_writer_member_string(&w, "k", "v");
+    CHECK(json_writer_text(&w, &len) == NULL);
+    json_writer_free(&w);
+    json_writer_init(&w);
+    json_writer_begin_array(&w);
+    json_writer_member_int(&w, "k", 1);
+    json_writer_end_array(&w);
+    CHECK(json_writer_text(&w, &len) == NULL);
+    json_writer_free(&w);
+    json_writer_init(&w);
+    json_writer_begin_object(&w);
+    json_writer_key(&w, "k");
+    json_writer_member_null(&w, "k2");
+    json_writer_end_object(&w);
+    CHECK(json_writer_text(&w, &len) == NULL);
+    json_writer_free(&w);
 }
 
 /* A list page's shape: objects in an array in an object, empty containers,
@@ -368,6 +428,7 @@ int main(void)
     test_random_strings();
     test_one_odd_byte_at_every_position();
     test_integers();
+    test_members();
     test_nesting();
     test_growth();
     test_the_buffer_end();
