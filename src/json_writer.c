@@ -158,15 +158,13 @@ static inline uint64_t word_needs_escape(uint64_t word)
            BYTES_HIGHS;
 }
 
-static char *escape_byte(char *out, unsigned char c)
+/* Writes byte c as it stands for itself in a string: as is, or escaped. The
+ * plain case is inline: it is almost every byte. */
+static char *write_escape(char *out, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
     char escape = escape_of[c];
 
-    if (!escape) {
-        *out++ = (char)c;
-        return out;
-    }
     *out++ = '\\';
     *out++ = escape;
     if (escape == 'u') {
@@ -178,6 +176,14 @@ static char *escape_byte(char *out, unsigned char c)
     return out;
 }
 
+static inline char *write_byte(char *out, unsigned char c)
+{
+    if (__builtin_expect(escape_of[c] != 0, 0))
+        return write_escape(out, c);
+    *out = (char)c;
+    return out + 1;
+}
+
 /* Writes s (len bytes) in quotes at out, escaped; returns the end. The
  * caller made room for the worst case (6 * len + 2), so the loop only copies:
  * 8 bytes at a time where none needs an escape (most strings are ids, names
@@ -187,24 +193,27 @@ static char *copy_quoted(char *out, const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
 
     *out++ = '"';
+    if (len < 8) { /* most keys and values: byte by byte is cheapest */
+        while (p < end)
+            out = write_byte(out, *p++);
+        *out++ = '"';
+        return out;
+    }
     while (p < end) {
         size_t left = (size_t)(end - p);
+        /* Past the last whole word, the string's last 8 bytes: those before
+         * p were plain (else the word is not), so copied as is. */
+        size_t back = left >= 8 ? 0 : 8 - left;
         uint64_t word;
 
-        if (len >= 8) {
-            /* Past the last whole word, the string's last 8 bytes: those
-             * before p were plain (else the word is not), so copied as is. */
-            size_t back = left >= 8 ? 0 : 8 - left;
-
-            memcpy(&word, p - back, 8);
-            if (!word_needs_escape(word)) {
-                memcpy(out - back, &word, 8);
-                out += 8 - back;
-                p += 8 - back;
-                continue;
-            }
+        memcpy(&word, p - back, 8);
+        if (!word_needs_escape(word)) {
+            memcpy(out - back, &word, 8);
+            out += 8 - back;
+            p += 8 - back;
+        } else {
+            out = write_byte(out, *p++);
         }
-        out = escape_byte(out, *p++);
     }
     *out++ = '"';
     return out;
