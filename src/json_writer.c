@@ -158,8 +158,7 @@ static inline uint64_t word_needs_escape(uint64_t word)
            BYTES_HIGHS;
 }
 
-/* Writes byte c as it stands for itself in a string: as is, or escaped. The
- * plain case is inline: it is almost every byte. */
+/* Writes the escape of byte c (\", \\, \n, ... or \u00XX). */
 static char *write_escape(char *out, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
@@ -176,6 +175,8 @@ static char *write_escape(char *out, unsigned char c)
     return out;
 }
 
+/* Writes byte c as it stands in a string: as is, inline (almost every byte),
+ * or escaped. */
 static inline char *write_byte(char *out, unsigned char c)
 {
     if (__builtin_expect(escape_of[c] != 0, 0))
