@@ -309,27 +309,28 @@ void json_writer_member_string(struct json_writer *w, const char *key, const cha
         element_end(w, copy_quoted(out, value, len));
 }
 
-void json_writer_member_int(struct json_writer *w, const char *key, int64_t value)
+/* A whole member whose value is text already in JSON (a number, null). */
+static void append_member(struct json_writer *w, const char *key, const char *text, size_t n)
 {
-    char digits[24];
-    char *p = format_int(digits, value);
-    size_t n = (size_t)(digits + sizeof digits - p);
     char *out = member(w, key, n);
 
     if (out) {
-        memcpy(out, p, n);
+        memcpy(out, text, n);
         element_end(w, out + n);
     }
 }
 
+void json_writer_member_int(struct json_writer *w, const char *key, int64_t value)
+{
+    char digits[24];
+    char *p = format_int(digits, value);
+
+    append_member(w, key, p, (size_t)(digits + sizeof digits - p));
+}
+
 void json_writer_member_null(struct json_writer *w, const char *key)
 {
-    char *out = member(w, key, 4);
-
-    if (out) {
-        memcpy(out, "null", 4);
-        element_end(w, out + 4);
-    }
+    append_member(w, key, "null", 4);
 }
 
 void json_writer_bool(struct json_writer *w, int value)
