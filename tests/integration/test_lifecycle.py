@@ -81,7 +81,10 @@ class KillTest(ApiTestCase):
         finally:
             os.rmdir(db)
             os.rename(db + ".away", db)
-        self.assertTrue(2 <= failures <= 6, "%d failed starts in 3 s" % failures)
+        # Paced, a worker fails at most 4 times in 3 s; paced or not, so may
+        # the other one if it restarts meanwhile (seen once behind nginx: 7).
+        # Unpaced, it was 1000.
+        self.assertTrue(2 <= failures <= 8, "%d failed starts in 3 s" % failures)
         self.assertTrue(wait_for(lambda: len(self.stack.worker_pids()) == 2
                                  and victim not in self.stack.worker_pids()))
         text = self.stack.wait_for_log(lambda t: t.count(" started, data in ") >= 3, timeout=5)
