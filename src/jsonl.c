@@ -121,6 +121,7 @@ struct jsonl_validator {
     unsigned depth;       /* open containers */
     unsigned max_depth;   /* limit on depth */
     unsigned char *stack; /* bit d-1 set: the container at depth d is an object */
+    int in_object;        /* the innermost open container is an object (its stack bit) */
     int str_key;          /* the current string is a member name */
     int capture;          /* enum jsonl_capture for the current string */
     unsigned hex_left;    /* hex digits still expected in \uXXXX */
@@ -815,21 +816,32 @@ static void jsonl_capture_code_point(struct jsonl_validator *v, uint32_t cp)
     jsonl_capture(v, b, n);
 }
 
-/* memcmp(a, b, n) == 0 for short constant n, without a library call. */
-static inline int jsonl_same(const unsigned char *a, const char *b, size_t n)
+/* memcmp(a, b, n) == 0 for n <= 16 known at compile time, a word at a time:
+ * GCC 12 calls memcmp for such n, and b folds into immediates. */
+static inline __attribute__((always_inline)) int jsonl_same(const unsigned char *a, const char *b,
+                                                            size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != (unsigned char)b[i])
+    uint64_t x = 0, y = 0;
+    if (n > 8) {
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y)
             return 0;
-    return 1;
+        a += 8;
+        b += 8;
+        n -= 8;
+        x = y = 0;
+    }
+    memcpy(&x, a, n);
+    memcpy(&y, b, n);
+    return x == y;
 }
 
 /* A member name at the line's top level ended: which batch member is next? */
-static void jsonl_key_end(struct jsonl_validator *v)
+static void jsonl_key_end(struct jsonl_validator *v, const unsigned char *k, size_t len)
 {
-    const unsigned char *k = v->key;
     v->capture = CAP_NONE;
-    switch (v->key_len) {
+    switch (len) {
     case 9:
         v->member = jsonl_same(k, "custom_id", 9) ? M_CUSTOM_ID : M_OTHER;
         break;
@@ -900,15 +912,14 @@ static void jsonl_member_value(struct jsonl_validator *v, unsigned c, uint64_t o
     }
 }
 
-/* A captured value string ended. Returns 0, or -2 on out of memory. */
-static int jsonl_value_end(struct jsonl_validator *v)
+/* A captured value string of v->value_total bytes ended; text holds its first
+ * len of them. Returns 0, or -2 on out of memory. */
+static int jsonl_value_end(struct jsonl_validator *v, const unsigned char *text, size_t len)
 {
     char quoted[JSONL_QUOTE_MAX * 2 + 16];
     int capture = v->capture;
     v->capture = CAP_NONE;
-#define QUOTED()                                                                                   \
-    (jsonl_quote(quoted, sizeof quoted, v->value, v->value_len, v->value_total > v->value_len),    \
-     quoted)
+#define QUOTED() (jsonl_quote(quoted, sizeof quoted, text, len, v->value_total > len), quoted)
     if (capture == CAP_CUSTOM_ID) {
         uint64_t fp;
         if (v->value_total == 0) {
@@ -916,8 +927,7 @@ static int jsonl_value_end(struct jsonl_validator *v)
                           "\"custom_id\" must be a non-empty string, found \"\"");
             return 0;
         }
-        fp = v->hashing ? XXH3_64bits_digest(v->xxh)
-                        : XXH3_64bits_withSeed(v->value, v->value_len, v->seed);
+        fp = v->hashing ? XXH3_64bits_digest(v->xxh) : XXH3_64bits_withSeed(text, len, v->seed);
         if (jsonl_in_memory_set(v) && jsonl_set_reserve(v, fp) < 0)
             return -2;
         /* The lookup, likely a cache miss, is done at the end of the line
@@ -925,19 +935,18 @@ static int jsonl_value_end(struct jsonl_validator *v)
         jsonl_set_prefetch(v, fp);
         v->id_fingerprint = fp;
         v->id_offset = v->value_offset;
-        v->id_text_len = v->value_len < sizeof v->id_text ? v->value_len : sizeof v->id_text;
-        memcpy(v->id_text, v->value, v->id_text_len);
+        v->id_text_len = len < sizeof v->id_text ? len : sizeof v->id_text;
+        memcpy(v->id_text, text, v->id_text_len);
         v->id_text_more = v->value_total > v->id_text_len;
         v->id_deferred = 1;
     } else if (capture == CAP_METHOD) {
-        if (v->value_total != 4 || !jsonl_same(v->value, "POST", 4))
+        if (v->value_total != 4 || !jsonl_same(text, "POST", 4))
             jsonl_pending(v, v->value_offset, "invalid_method",
                           "\"method\" must be \"POST\", found %s", QUOTED());
     } else if (capture == CAP_URL) {
         size_t i;
         for (i = 0; i < v->url_count; i++)
-            if (v->value_total == v->url_lens[i] &&
-                memcmp(v->value, v->urls[i], v->url_lens[i]) == 0)
+            if (v->value_total == v->url_lens[i] && memcmp(text, v->urls[i], v->url_lens[i]) == 0)
                 break;
         if (i == v->url_count) {
             char list[160];
@@ -1234,6 +1243,7 @@ static int jsonl_scan(struct jsonl_validator *v, const unsigned char *base,
     const unsigned char *p = base;
     const unsigned char *span = p; /* start of the string bytes not yet captured */
     unsigned c;
+    int rc;
     char found[32];
 
     switch (v->state) {
@@ -1321,6 +1331,7 @@ line: /* RFC 8259 §2: ws before the value; a blank line is skipped */
     }
     v->depth = 1;
     v->stack[0] |= 1;
+    v->in_object = 1;
     p++;
     goto obj_first;
 
@@ -1440,6 +1451,7 @@ value_start:
             goto too_deep;
         v->stack[v->depth >> 3] |= (unsigned char)(1u << (v->depth & 7));
         v->depth++;
+        v->in_object = 1;
         p++;
         goto obj_first;
     case '[':
@@ -1447,6 +1459,7 @@ value_start:
             goto too_deep;
         v->stack[v->depth >> 3] &= (unsigned char)~(1u << (v->depth & 7));
         v->depth++;
+        v->in_object = 0;
         p++;
         goto arr_first;
     case '-':
@@ -1476,7 +1489,7 @@ value_start:
         v->literal = "null";
         goto literal_start;
     case ']':
-        if (!(v->stack[(v->depth - 1) >> 3] & (1u << ((v->depth - 1) & 7))))
+        if (!v->in_object)
             return jsonl_fail(v, OFF(p), NULL, "trailing comma before ']' is not allowed");
         break;
     case '+':
@@ -1518,7 +1531,7 @@ after_value:
         p++;
     }
     {
-        int in_object = (v->stack[(v->depth - 1) >> 3] >> ((v->depth - 1) & 7)) & 1;
+        int in_object = v->in_object;
         if (c == ',') {
             p++;
             if (in_object)
@@ -1540,6 +1553,7 @@ close:
             jsonl_object_end(v);
         goto after_top;
     }
+    v->in_object = (v->stack[(v->depth - 1) >> 3] >> ((v->depth - 1) & 7)) & 1;
     goto after_value;
 
     /* ---- strings: RFC 8259 §7 ---- */
@@ -1553,14 +1567,33 @@ string_scan:
     }
     c = *p;
     if (JSONL_LIKELY(c == '"')) {
-        FLUSH_CAPTURE();
-        p++;
+        if (JSONL_LIKELY(v->capture == CAP_NONE)) {
+            p++;
+            if (v->str_key)
+                goto colon;
+            goto after_value;
+        }
+        /* A string captured whole, in this chunk and without escapes, is
+         * looked at where it lies; else the pieces captured so far. */
         if (v->str_key) {
-            if (JSONL_UNLIKELY(v->capture != CAP_NONE))
-                jsonl_key_end(v);
+            if (v->key_len == 0)
+                jsonl_key_end(v, span, (size_t)(p - span));
+            else {
+                FLUSH_CAPTURE();
+                jsonl_key_end(v, v->key, v->key_len);
+            }
+            p++;
             goto colon;
         }
-        if (JSONL_UNLIKELY(v->capture != CAP_NONE) && jsonl_value_end(v) < 0)
+        if (v->value_total == 0) {
+            v->value_total = (size_t)(p - span);
+            rc = jsonl_value_end(v, span, (size_t)(p - span));
+        } else {
+            FLUSH_CAPTURE();
+            rc = jsonl_value_end(v, v->value, v->value_len);
+        }
+        p++;
+        if (rc < 0)
             return jsonl_out_of_memory(v, OFF(p));
         goto after_value;
     }
