@@ -82,7 +82,8 @@ int db_file_delete(int64_t account_id, const char *id, int64_t now);
 
 /* Calls each() for up to limit files of one page, in order; *has_more tells
  * whether more follow. DB_NOT_FOUND if the after cursor is no file of the
- * account (live or deleted). each() returns 0 to go on, nonzero to stop. */
+ * account (live or deleted). each() returns 0 to go on, nonzero to stop; the
+ * files it gets carry no content_hash (no list shows it). */
 int db_file_list(const struct db_list_query *query,
                  int (*each)(void *ctx, const struct file_meta *file), void *ctx, int *has_more);
 

@@ -41,8 +41,11 @@ enum statement {
 #define FILE_COLUMNS                                                                               \
     "id, account_id, purpose, filename, bytes, content_hash, created_at, expires_at"
 #define LIVE "deleted_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)"
+/* A page reads only what a list writes: not account_id (the query's) nor
+ * content_hash (no file object shows it); each column read costs. */
+#define LIST_COLUMNS "id, purpose, filename, bytes, created_at, expires_at"
 #define LIST_SQL(purpose, cmp, order)                                                              \
-    "SELECT " FILE_COLUMNS " FROM files WHERE account_id = ?1 AND " LIVE purpose " AND seq " cmp   \
+    "SELECT " LIST_COLUMNS " FROM files WHERE account_id = ?1 AND " LIVE purpose " AND seq " cmp   \
     " ?2 ORDER BY seq " order " LIMIT ?4"
 
 static const char *const statement_sql[STMT_COUNT] = {
@@ -497,6 +500,19 @@ static int cursor_seq(int64_t account_id, const char *id, int64_t *seq)
     return step_row(stmt, read_int64, seq);
 }
 
+/* Reads a row of a page (LIST_COLUMNS); the content hash stays empty. */
+static void read_list_row(sqlite3_stmt *stmt, int64_t account_id, struct file_meta *file)
+{
+    memset(file, 0, sizeof *file);
+    copy_text(file->id, sizeof file->id, stmt, 0);
+    file->account_id = account_id;
+    copy_text(file->purpose, sizeof file->purpose, stmt, 1);
+    copy_text(file->filename, sizeof file->filename, stmt, 2);
+    file->bytes = sqlite3_column_int64(stmt, 3);
+    file->created_at = sqlite3_column_int64(stmt, 4);
+    file->expires_at = sqlite3_column_int64(stmt, 5); /* NULL reads as 0 */
+}
+
 int db_file_list(const struct db_list_query *query,
                  int (*each)(void *ctx, const struct file_meta *file), void *ctx, int *has_more)
 {
@@ -526,7 +542,7 @@ int db_file_list(const struct db_list_query *query,
             break;
         }
         rows++;
-        read_file(stmt, &file);
+        read_list_row(stmt, query->account_id, &file);
         if (each(ctx, &file) != 0)
             break;
     }
