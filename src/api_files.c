@@ -139,9 +139,13 @@ static int parse_list_params(const char *query, struct list_params *params, stru
     }
     params->limit = last[LIST_LIMIT].given ? (int)n : LIST_DEFAULT_LIMIT;
     params->descending = !last[LIST_ORDER].given || order[0] == 'd';
-    snprintf(params->after, sizeof params->after, "%s", last[LIST_AFTER].given ? after : "");
+    /* Whole buffers of one size, each NUL-terminated ("" when not given). */
+    _Static_assert(sizeof params->after == sizeof last[LIST_AFTER].value &&
+                       sizeof params->purpose == sizeof last[LIST_PURPOSE].value,
+                   "list parameter buffers differ in size");
+    memcpy(params->after, after, sizeof params->after);
     params->has_purpose = last[LIST_PURPOSE].given;
-    snprintf(params->purpose, sizeof params->purpose, "%s", last[LIST_PURPOSE].value);
+    memcpy(params->purpose, last[LIST_PURPOSE].value, sizeof params->purpose);
     return 0;
 }
 
