@@ -64,7 +64,11 @@ void db_close(void);
 int db_read_begin(void);
 void db_read_end(void);
 
-/* Finds the active (not revoked) key with this hash. DB_OK, DB_NOT_FOUND, DB_BUSY, DB_ERROR. */
+/* Finds the active (not revoked) key with this hash. DB_OK, DB_NOT_FOUND, DB_BUSY, DB_ERROR.
+ * Between db_read_begin and db_read_end the last key found is kept, and given
+ * again without a lookup while no connection has committed since (PRAGMA
+ * data_version); a revoked key is never given once its revocation is in the
+ * transaction's snapshot. */
 int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out);
 
 /* Inserts a file row in its own write transaction. DB_OK, DB_BUSY, DB_FULL, DB_ERROR.

@@ -35,6 +35,7 @@ enum statement {
     STMT_FILE_FIND,
     STMT_FILE_REMOVE,
     STMT_EXPIRED,
+    STMT_DATA_VERSION,
     STMT_COUNT
 };
 
@@ -90,9 +91,27 @@ static const char *const statement_sql[STMT_COUNT] = {
                          "deleted_at IS NULL",
     [STMT_EXPIRED] = "SELECT id FROM files WHERE deleted_at IS NULL AND expires_at IS NOT NULL "
                      "AND expires_at <= ?1 LIMIT ?2",
+    /* Changes whenever another connection has committed (not for our own commits). */
+    [STMT_DATA_VERSION] = "PRAGMA data_version",
 };
 
 static sqlite3_stmt *statements[STMT_COUNT];
+
+/* Inside db_read_begin .. db_read_end: one snapshot, and no writes. */
+static int reading;
+
+/* The last key db_key_find found while reading, and the data version of the
+ * snapshot it was found in. While that version holds, no other connection
+ * has committed since, and ours has not either (write_end clears the entry),
+ * so the key's rows are as they were: a request with the same key takes the
+ * record from here instead of two joined index reads (~5% of a list page's
+ * instructions). A revocation is seen by the next transaction, as before. */
+static struct {
+    int valid;
+    int64_t version;
+    unsigned char hash[AUTH_HASH_SIZE];
+    struct key_record key;
+} key_cache;
 
 /* Schema migrations, applied in order; user_version counts those applied. */
 static const char *const migrations[] = {
@@ -194,6 +213,7 @@ static int write_begin(void)
 /* Commits, or rolls back when status says the work failed. Returns the status of the whole. */
 static int write_end(int status)
 {
+    key_cache.valid = 0; /* our own commits leave the data version as it was */
     if (status == DB_OK || status == DB_NOT_FOUND) {
         int rc = step_done(statements[STMT_COMMIT]);
         if (rc == DB_OK)
@@ -207,11 +227,15 @@ static int write_end(int status)
 
 int db_read_begin(void)
 {
-    return step_done(statements[STMT_READ_BEGIN]);
+    int status = step_done(statements[STMT_READ_BEGIN]);
+
+    reading = status == DB_OK;
+    return status;
 }
 
 void db_read_end(void)
 {
+    reading = 0;
     if (!sqlite3_get_autocommit(db) && step_done(statements[STMT_COMMIT]) != DB_OK)
         step_done(statements[STMT_ROLLBACK]);
 }
@@ -359,6 +383,8 @@ void db_close(void)
     }
     sqlite3_close(db);
     db = NULL;
+    reading = 0;
+    memset(&key_cache, 0, sizeof key_cache); /* a database opened next counts versions anew */
 }
 
 /* Copies a text column into dest, cut to size - 1 bytes (a list page copies
@@ -404,14 +430,36 @@ static void read_key_verified(sqlite3_stmt *stmt, void *out)
     }
 }
 
+static void read_int64(sqlite3_stmt *stmt, void *out)
+{
+    *(int64_t *)out = sqlite3_column_int64(stmt, 0);
+}
+
 int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out)
 {
     sqlite3_stmt *stmt = statements[STMT_KEY_FIND];
     struct key_lookup lookup = {hash, out, 0};
+    int64_t version = -1; /* -1: not reading, or the version is unknown */
     int status;
 
+    /* Reading the version starts the transaction's snapshot: the version is
+     * that of the rows this request reads. */
+    if (reading && !sqlite3_get_autocommit(db) &&
+        step_row(statements[STMT_DATA_VERSION], read_int64, &version) != DB_OK)
+        version = -1;
+    if (version >= 0 && key_cache.valid && key_cache.version == version &&
+        nettle_memeql_sec(key_cache.hash, hash, AUTH_HASH_SIZE)) {
+        *out = key_cache.key;
+        return DB_OK;
+    }
     sqlite3_bind_blob(stmt, 1, hash, AUTH_HASH_SIZE, SQLITE_STATIC);
     status = step_row(stmt, read_key_verified, &lookup);
+    if (status == DB_OK && lookup.matched && version >= 0) {
+        key_cache.valid = 1;
+        key_cache.version = version;
+        memcpy(key_cache.hash, hash, AUTH_HASH_SIZE);
+        key_cache.key = *out;
+    }
     return status == DB_OK && !lookup.matched ? DB_NOT_FOUND : status;
 }
 
@@ -419,11 +467,6 @@ static void bind_file_id(sqlite3_stmt *stmt, const char *id, int64_t account_id)
 {
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, account_id);
-}
-
-static void read_int64(sqlite3_stmt *stmt, void *out)
-{
-    *(int64_t *)out = sqlite3_column_int64(stmt, 0);
 }
 
 int db_file_insert(struct file_meta *file)

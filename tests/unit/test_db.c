@@ -122,6 +122,62 @@ static void test_files(int64_t acme, int64_t other)
     CHECK(page.count == 4);
 }
 
+/* Inside read transactions a key found once is taken from the cache while no
+ * connection has committed since; a revocation, by another connection or by
+ * ours, is seen by the next transaction. */
+static void test_key_cache(int64_t acme)
+{
+    unsigned char hash[AUTH_HASH_SIZE];
+    struct key_record key;
+    sqlite3_stmt *find = statements[STMT_KEY_FIND];
+    char path[256];
+    sqlite3 *other;
+    int runs;
+
+    auth_hash_key("sk-cached", 9, hash);
+    CHECK(db_key_insert(acme, "key_cached", hash, "inference.*", "") == DB_OK);
+    snprintf(path, sizeof path, "%s/%s", data_dir, DB_FILENAME);
+    CHECK(sqlite3_open(path, &other) == SQLITE_OK);
+
+    CHECK(db_read_begin() == DB_OK);
+    CHECK(db_key_find(hash, &key) == DB_OK && key.account_id == acme);
+    db_read_end();
+    runs = sqlite3_stmt_status(find, SQLITE_STMTSTATUS_RUN, 0);
+    CHECK(db_read_begin() == DB_OK);
+    CHECK(db_key_find(hash, &key) == DB_OK && key.account_id == acme);
+    CHECK_STR(key.account, "acme");
+    CHECK_STR(key.scopes, "inference.*");
+    db_read_end();
+    CHECK(sqlite3_stmt_status(find, SQLITE_STMTSTATUS_RUN, 0) == runs); /* from the cache */
+
+    /* another connection commits something else: looked up again, still found */
+    CHECK(sqlite3_exec(other, "INSERT INTO accounts (name, created_at) VALUES ('cache-other', 1)",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(db_read_begin() == DB_OK);
+    CHECK(db_key_find(hash, &key) == DB_OK);
+    db_read_end();
+    CHECK(sqlite3_stmt_status(find, SQLITE_STMTSTATUS_RUN, 0) == runs + 1);
+
+    /* revoked by another connection (filesctl) */
+    CHECK(sqlite3_exec(other, "UPDATE api_keys SET revoked_at = 1 WHERE key_id = 'key_cached'",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(db_read_begin() == DB_OK);
+    CHECK(db_key_find(hash, &key) == DB_NOT_FOUND);
+    db_read_end();
+
+    /* revoked by this connection: its own commits leave the data version */
+    auth_hash_key("sk-cached-2", 11, hash);
+    CHECK(db_key_insert(acme, "key_cached_2", hash, "inference.*", "") == DB_OK);
+    CHECK(db_read_begin() == DB_OK);
+    CHECK(db_key_find(hash, &key) == DB_OK);
+    db_read_end();
+    CHECK(db_key_revoke("key_cached_2") == DB_OK);
+    CHECK(db_read_begin() == DB_OK);
+    CHECK(db_key_find(hash, &key) == DB_NOT_FOUND);
+    db_read_end();
+    sqlite3_close(other);
+}
+
 /* The list queries use the partial indexes: no scan of the account's rows. */
 static void test_query_plans(void)
 {
@@ -251,6 +307,7 @@ int main(void)
     CHECK(db_open(data_dir, 1000) == DB_OK);
     test_keys(&acme, &other);
     test_files(acme, other);
+    test_key_cache(acme);
     test_query_plans();
     test_reopen();
     test_busy(acme);
