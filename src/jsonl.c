@@ -816,40 +816,36 @@ static void jsonl_capture_code_point(struct jsonl_validator *v, uint32_t cp)
     jsonl_capture(v, b, n);
 }
 
+/* One piece of jsonl_same: the next sizeof(type) bytes of a and b, as whole
+ * words of that width (a narrower copy into a wider word is stored and then
+ * loaded whole, a store-forwarding stall). */
+#define JSONL_SAME_PIECE(type)                                                                     \
+    do {                                                                                           \
+        type x_, y_;                                                                               \
+        memcpy(&x_, a, sizeof x_);                                                                 \
+        memcpy(&y_, b, sizeof y_);                                                                 \
+        same &= x_ == y_;                                                                          \
+        a += sizeof x_;                                                                            \
+        b += sizeof y_;                                                                            \
+    } while (0)
+
 /* memcmp(a, b, n) == 0 for n < 16 known at compile time, in pieces of 8, 4, 2
  * and 1 bytes: GCC 12 calls memcmp for such n, and b folds into immediates. */
 static inline __attribute__((always_inline)) int jsonl_same(const unsigned char *a, const char *b,
                                                             size_t n)
 {
     int same = 1;
-    if (n & 8) {
-        uint64_t x, y;
-        memcpy(&x, a, 8);
-        memcpy(&y, b, 8);
-        same &= x == y;
-        a += 8;
-        b += 8;
-    }
-    if (n & 4) {
-        uint32_t x, y;
-        memcpy(&x, a, 4);
-        memcpy(&y, b, 4);
-        same &= x == y;
-        a += 4;
-        b += 4;
-    }
-    if (n & 2) {
-        uint16_t x, y;
-        memcpy(&x, a, 2);
-        memcpy(&y, b, 2);
-        same &= x == y;
-        a += 2;
-        b += 2;
-    }
+    if (n & 8)
+        JSONL_SAME_PIECE(uint64_t);
+    if (n & 4)
+        JSONL_SAME_PIECE(uint32_t);
+    if (n & 2)
+        JSONL_SAME_PIECE(uint16_t);
     if (n & 1)
-        same &= *a == (unsigned char)*b;
+        JSONL_SAME_PIECE(uint8_t);
     return same;
 }
+#undef JSONL_SAME_PIECE
 
 /* A member name at the line's top level ended: which batch member is next? */
 static void jsonl_key_end(struct jsonl_validator *v, const unsigned char *k, size_t len)
