@@ -829,13 +829,13 @@ static void jsonl_capture_code_point(struct jsonl_validator *v, uint32_t cp)
         b += sizeof y_;                                                                            \
     } while (0)
 
-/* memcmp(a, b, n) == 0 for n < 16 known at compile time, in pieces of 8, 4, 2
- * and 1 bytes: GCC 12 calls memcmp for such n, and b folds into immediates. */
+/* memcmp(a, b, n) == 0 for n known at compile time, in pieces of 8, 4, 2 and
+ * 1 bytes: GCC 12 calls memcmp for such n, and b folds into immediates. */
 static inline __attribute__((always_inline)) int jsonl_same(const unsigned char *a, const char *b,
                                                             size_t n)
 {
     int same = 1;
-    if (n & 8)
+    for (size_t words = n / 8; words > 0; words--)
         JSONL_SAME_PIECE(uint64_t);
     if (n & 4)
         JSONL_SAME_PIECE(uint32_t);
