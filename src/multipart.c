@@ -236,12 +236,8 @@ static int multipart_param_next(const char **s, const char *end, struct multipar
         out->value = c;
         out->quoted = 1;
         while (c < end && *c != '"') {
-            if (*c == '\\') {
-                if (end - c < 2) {
-                    break;
-                }
-                c++;
-            }
+            if (*c == '\\' && ++c == end)
+                break; /* a backslash at the end: the string is never closed */
             c++;
         }
         if (c >= end) {

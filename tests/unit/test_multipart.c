@@ -347,6 +347,7 @@ static void test_content_type(void)
     ct_bad("multipart/form-data; boundary=\"ab\x01c\"", "not allowed by RFC 2046");
     ct_bad("multipart/form-data; boundary=\"ab\\\"c\"", "not allowed by RFC 2046");
     ct_bad("multipart/form-data; boundary=\"abc \"", "ends with a space");
+    ct_bad("multipart/form-data; boundary=\"abc\\", "malformed");
     ct_bad("multipart/form-data; boundary=\"ab\xc3\xa9\"", "not allowed by RFC 2046");
     ct_bad("multipart/form-data", "no boundary");
     ct_bad("multipart/form-data;", "no boundary");
@@ -705,6 +706,10 @@ static void test_headers(void)
                  "no closing quote");
     expect_error("quoted string ending in a backslash", "b",
                  LIT("--b\r\nContent-Disposition: form-data; name=\"a\\\"\r\n\r\nv\r\n--b--"),
+                 "no closing quote");
+    expect_error("quoted string cut after a backslash", "b",
+                 LIT("--b\r\nContent-Disposition: form-data; name=file; filename=\"x.jsonl\\\r\n"
+                     "\r\nv\r\n--b--"),
                  "no closing quote");
     expect_error("parameters without ';'", "b",
                  LIT("--b\r\nContent-Disposition: form-data; name=a filename=b\r\n\r\nv\r\n--b--"),
