@@ -107,6 +107,13 @@ int db_file_find(const char *id, struct file_meta *out);
 /* 1 if a live row has this id, 0 if not, or a negative db status. */
 int db_file_is_live(const char *id);
 
+/* Holds the write lock (BEGIN IMMEDIATE) until db_write_unlock: no other
+ * connection commits meanwhile. For filesctl, to act on the disk while a row's
+ * absence cannot change. Nothing else may open a write transaction while it is
+ * held. DB_OK, DB_BUSY, ... */
+int db_write_lock(void);
+void db_write_unlock(void);
+
 /* Tombstones a live row whatever its account. DB_OK, DB_NOT_FOUND, ... */
 int db_file_remove(const char *id, int64_t now);
 

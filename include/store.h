@@ -72,6 +72,9 @@ int store_relative_path(char *out, size_t size, const char *id);
 /* Opens stored content for reading. Returns an fd, or -1 (errno). */
 int store_open(const char *data_dir, const char *id);
 
+/* 1 if id's content is in place, 0 if not, -1 if that cannot be told (errno). */
+int store_exists(const char *data_dir, const char *id);
+
 /* Removes stored content and fsyncs its directory. Returns 0, or -1 (errno). */
 int store_remove(const char *data_dir, const char *id);
 

@@ -714,6 +714,16 @@ int db_file_is_live(const char *id)
     return status == DB_OK ? 1 : status == DB_NOT_FOUND ? 0 : status;
 }
 
+int db_write_lock(void)
+{
+    return write_begin();
+}
+
+void db_write_unlock(void)
+{
+    write_end(DB_OK);
+}
+
 int db_file_remove(const char *id, int64_t now)
 {
     sqlite3_stmt *stmt = statements[STMT_FILE_REMOVE];

@@ -42,8 +42,9 @@ static const struct filesctl_command commands[] = {
     {"fsck", NULL,
      "[--repair] [--grace SECONDS]\n"
      "    Check content against metadata and SQLite's integrity; exit 0 only when\n"
-     "    clean. --repair removes strays older than the grace period (default 60)\n"
-     "    and tombstones rows whose content is missing or damaged.",
+     "    clean. --repair removes strays older than the grace period (default 60 s\n"
+     "    more than db_busy_timeout_ms: 65 s as configured by default) and\n"
+     "    tombstones rows whose content is missing or damaged.",
      filesctl_fsck},
     {"gc", NULL, "\n    Delete expired files: their content and their rows.", filesctl_gc},
     {"config", "show", "\n    Every configuration key with the value in force.", config_show},

@@ -17,7 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_GRACE_SECONDS 60 /* longer than any upload's link-to-commit window */
+/* Longer than an upload's link-to-commit window, which includes waiting for
+ * the write lock: 60 s more than the busy timeout. */
+#define DEFAULT_GRACE_SECONDS 60
 #define GC_BATCH 100
 
 struct fsck {
@@ -43,22 +45,58 @@ static void report(struct fsck *f, int repaired, const char *format, const char 
         f->problems++;
 }
 
-/* Removes a stray (file on disk that no row owns) unless it may belong to work
- * in progress: its age counts from its last change, a write or the link into
- * place (ctime), whichever came last, so an upload slow to finish is pending. */
-static void stray(struct fsck *f, const char *path, const struct stat *st, const char *kind)
+/* A stray (file on disk that no row owns) may belong to work in progress: its
+ * age counts from its last change, a write or the link into place (ctime),
+ * whichever came last, so an upload slow to finish is pending. */
+static int pending(struct fsck *f, const char *path, const struct stat *st, const char *kind)
 {
     time_t changed = st->st_mtime > st->st_ctime ? st->st_mtime : st->st_ctime;
 
-    if (f->now - changed < f->grace) {
-        printf("pending: %s %s (younger than %ld s)\n", kind, path, f->grace);
-        f->pending++;
+    if (f->now - changed >= f->grace)
+        return 0;
+    printf("pending: %s %s (younger than %ld s)\n", kind, path, f->grace);
+    f->pending++;
+    return 1;
+}
+
+static void stray(struct fsck *f, const char *path, const struct stat *st, const char *kind)
+{
+    if (pending(f, path, st, kind))
         return;
-    }
     if (f->repair && unlink(path) == 0)
         report(f, 1, "removed %s (%s)", path, kind);
     else
         report(f, 0, "%s: %s", path, kind);
+}
+
+/* A content file whose id has no live row. It is removed holding the write
+ * lock, having looked again: an upload that linked it meanwhile cannot commit
+ * its row between the look and the removal (and checks, once committed, that
+ * its content is still there). */
+static void stray_content(struct fsck *f, const char *path, const struct stat *st, const char *id)
+{
+    const char *kind = "content file without a live row";
+    int live = 0;
+
+    if (pending(f, path, st, kind))
+        return;
+    if (!f->repair) {
+        report(f, 0, "%s: %s", path, kind);
+        return;
+    }
+    if (db_write_lock() != DB_OK) {
+        report(f, 0, "%s: %s", path, "database busy: not removed");
+        return;
+    }
+    live = db_file_is_live(id);
+    hooks_pause_point("fsck_before_unlink");
+    if (live == 0 && unlink(path) == 0)
+        report(f, 1, "removed %s (%s)", path, kind);
+    else if (live == 0)
+        report(f, 0, "%s: %s", path, kind);
+    else if (live < 0)
+        report(f, 0, "%s: %s", path, "database error");
+    db_write_unlock();
 }
 
 static void check_tmp(struct fsck *f)
@@ -119,15 +157,15 @@ static void check_shard(struct fsck *f, const char *shard_path, const char *shar
             stray_dir(f, path, "directory inside a shard");
             continue;
         }
-        live = ids_is_file_id(e->d_name) && !strcmp(e->d_name + len - 2, shard)
-                   ? db_file_is_live(e->d_name)
-                   : 0;
-        if (live < 0) {
-            report(f, 0, "%s: %s", path, "database error");
+        if (!ids_is_file_id(e->d_name) || strcmp(e->d_name + len - 2, shard)) {
+            stray(f, path, &st, "content file without a live row");
             continue;
         }
-        if (!live)
-            stray(f, path, &st, "content file without a live row");
+        live = db_file_is_live(e->d_name);
+        if (live < 0)
+            report(f, 0, "%s: %s", path, "database error");
+        else if (!live)
+            stray_content(f, path, &st, e->d_name);
     }
     closedir(dir);
 }
@@ -268,7 +306,7 @@ int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
     const char *grace = filesctl_option(args, "--grace");
     struct fsck f = {.config = config,
                      .repair = filesctl_flag(args, "--repair"),
-                     .grace = DEFAULT_GRACE_SECONDS,
+                     .grace = DEFAULT_GRACE_SECONDS + config->db_busy_timeout_ms / 1000,
                      .now = store_file_clock()};
     char integrity[512] = "";
     char *end;

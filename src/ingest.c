@@ -204,10 +204,20 @@ int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *e
     in->store_started = 0; /* store_commit owns the temporary file from here */
     if (store_commit(&in->store, in->config->data_dir, file->id) != 0)
         return fail_io(error, "storing the file");
+    hooks_pause_point("upload_before_insert");
     status = db_file_insert(file);
     if (status != DB_OK) {
         store_remove(in->config->data_dir, file->id);
         error_set_db(error, status);
+        return -1;
+    }
+    /* `filesctl fsck --repair` removes content that no live row owns, holding
+     * the write lock: if it did so while this upload was stalled between the
+     * link and the row (longer than its grace), the row must not stand. */
+    if (store_exists(in->config->data_dir, file->id) != 1) {
+        db_file_remove(file->id, file->created_at);
+        error_set(error, ERR_INTERNAL, NULL,
+                  "the content of %s was removed before its row was written", file->id);
         return -1;
     }
     hooks_crash_point("upload_after_commit");

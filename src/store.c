@@ -318,17 +318,18 @@ void store_flush_start(struct store_upload *upload)
         upload->flushed = upload->written;
 }
 
-/* Creates files/XY if it is missing, durably (the new entry in files/ is fsync'd). */
+/* Creates files/XY if it is missing, durably. files/ is fsync'd also when XY
+ * was there: another worker may have made it and not yet fsync'd its entry
+ * (~20 us when there is nothing to write). */
 static int ensure_shard(const char *data_dir, const char *shard_dir)
 {
     char files_dir[4096];
 
-    if (mkdir(shard_dir, 0700) == 0) {
-        if (join(files_dir, sizeof files_dir, data_dir, STORE_FILES_DIR) != 0)
-            return -1;
-        return fsync_path(files_dir);
-    }
-    return errno == EEXIST ? 0 : -1;
+    if (mkdir(shard_dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    if (join(files_dir, sizeof files_dir, data_dir, STORE_FILES_DIR) != 0)
+        return -1;
+    return fsync_path(files_dir);
 }
 
 int store_commit(struct store_upload *upload, const char *data_dir, const char *id)
@@ -396,6 +397,17 @@ int store_open(const char *data_dir, const char *id)
     if (content_path(path, sizeof path, data_dir, id) != 0)
         return -1;
     return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int store_exists(const char *data_dir, const char *id)
+{
+    char path[4096];
+
+    if (content_path(path, sizeof path, data_dir, id) != 0)
+        return -1;
+    if (access(path, F_OK) == 0)
+        return 1;
+    return errno == ENOENT ? 0 : -1;
 }
 
 int store_remove(const char *data_dir, const char *id)

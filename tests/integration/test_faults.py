@@ -10,6 +10,7 @@ import hashlib
 import os
 import random
 import signal
+import subprocess
 import threading
 import time
 import unittest
@@ -107,6 +108,36 @@ class DeleteDuringDownloadTest(FaultCase):
         download.join(30)
         self.assertError(got["resp"], 404, "INFERENCE_3302")
         self.assertNotIn("missing or damaged", stack.log_text())
+
+
+@unittest.skipUnless(HOOKS_BUILT, "pause points are compiled only into the test build")
+class FsckDuringUploadTest(FaultCase):
+    def test_content_fsck_removed_before_the_row_fails_the_upload(self):
+        # An upload stalled between linking its content and committing its row
+        # (past fsck's grace: 0 here) meets fsck --repair, which looks for the
+        # row and removes the content holding the write lock. The upload's row
+        # must then not stand: without the lock, or without the upload's check
+        # after its commit, it answered 200 for content that was gone.
+        stack = self.start(workers=1, name="racefsck",
+                           env={"FILES_API_PAUSE_AT": "upload_before_insert"})
+        client = stack.new_client()
+        got = {}
+        upload = threading.Thread(target=lambda: got.update(resp=client.upload(batch_jsonl(3))))
+        upload.start()
+        stack.wait_for_log(lambda t: "pausing 1 s at upload_before_insert" in t)
+        fsck = subprocess.Popen(stack.filesctl_prefix() +
+                                ["--data-dir", stack.data_dir, "fsck", "--repair", "--grace", "0"],
+                                env=dict(stack._env(), FILES_API_PAUSE_AT="fsck_before_unlink"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = fsck.communicate(timeout=30)
+        upload.join(30)
+        self.assertIn("pausing 1 s at fsck_before_unlink", err)
+        self.assertIn("removed", out)
+        self.assertError(got["resp"], 500, "SYSTEM_9001")
+        self.assertEqual(client.all_ids(), [])
+        self.assertIn("was removed before its row was written", stack.log_text())
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
 
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")

@@ -246,6 +246,27 @@ static void test_busy(int64_t acme)
     CHECK(db_file_insert(&f) == DB_OK);
 }
 
+/* db_write_lock (fsck's) keeps every other connection from writing until
+ * db_write_unlock, and reading in between works. */
+static void test_write_lock(void)
+{
+    char path[256];
+    sqlite3 *other;
+
+    snprintf(path, sizeof path, "%s/%s", data_dir, DB_FILENAME);
+    CHECK(sqlite3_open(path, &other) == SQLITE_OK);
+    CHECK(db_write_lock() == DB_OK);
+    CHECK(db_file_is_live("file_AAAAAAAAAAAAAAAAAAAAAAAA") == 0);
+    CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_BUSY);
+    db_write_unlock();
+    CHECK(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(db_write_lock() == DB_BUSY); /* and the other way round */
+    sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
+    CHECK(db_write_lock() == DB_OK);
+    db_write_unlock();
+    sqlite3_close(other);
+}
+
 /* An upload that read the clock before another one committed keeps the list
  * order (commit order) and created_at in step: it takes the later created_at,
  * and its expiry moves with it. */
@@ -311,6 +332,7 @@ int main(void)
     test_query_plans();
     test_reopen();
     test_busy(acme);
+    test_write_lock();
     test_created_at_follows_commit_order(acme);
     test_full(acme);
     db_close();

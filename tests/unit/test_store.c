@@ -1,11 +1,14 @@
 /* Unit tests: content files on disk (src/store.c). Its fdatasync calls go
  * through test_fdatasync, which counts them and can hold the flusher thread
- * in one. */
+ * in one; its fsync calls through test_fsync, which notes what was synced. */
 #include <unistd.h>
 static int test_fdatasync(int fd);
+static int test_fsync(int fd);
 #define fdatasync test_fdatasync
+#define fsync test_fsync
 #include "../../src/store.c"
 #undef fdatasync
+#undef fsync
 
 #include "testlib.h"
 
@@ -34,6 +37,32 @@ static int test_fdatasync(int fd)
     }
     pthread_mutex_unlock(&syncs.lock);
     return fdatasync(fd);
+}
+
+static struct {
+    ino_t inode[64];
+    int count;
+} fsynced;
+
+static int test_fsync(int fd)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) == 0 && fsynced.count < 64)
+        fsynced.inode[fsynced.count++] = st.st_ino;
+    return fsync(fd);
+}
+
+static int was_fsynced(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0)
+        return 0;
+    for (int i = 0; i < fsynced.count; i++)
+        if (fsynced.inode[i] == st.st_ino)
+            return 1;
+    return 0;
 }
 
 static int count_entries(const char *dir_path)
@@ -90,6 +119,29 @@ static void test_commit_and_read(void)
     CHECK(store_remove(data_dir, id) == 0);
     CHECK(store_open(data_dir, id) == -1 && errno == ENOENT);
     CHECK(store_remove(data_dir, id) == -1 && errno == ENOENT);
+}
+
+/* A shard another worker has just made may not be durable yet: the commit
+ * fsyncs files/ whether it made the shard or found it. */
+static void test_found_shard_made_durable(void)
+{
+    struct store_upload up;
+    char files_dir[1024], shard[1100];
+    const char *id = "file_AAAAAAAAAAAAAAAAAAAAAAzq";
+
+    snprintf(files_dir, sizeof files_dir, "%s/files", data_dir);
+    snprintf(shard, sizeof shard, "%s/zq", files_dir);
+    CHECK(mkdir(shard, 0700) == 0); /* as another worker would, just before */
+    CHECK(store_begin(&up, data_dir) == 0);
+    CHECK(store_write(&up, "x\n", 2) == 0);
+    fsynced.count = 0;
+    CHECK(store_commit(&up, data_dir, id) == 0);
+    CHECK(was_fsynced(files_dir));
+    CHECK(was_fsynced(shard));
+    CHECK(store_exists(data_dir, id) == 1);
+    CHECK(store_remove(data_dir, id) == 0);
+    CHECK(store_exists(data_dir, id) == 0);
+    CHECK(rmdir(shard) == 0);
 }
 
 static void test_abort_leaves_nothing(void)
@@ -300,6 +352,7 @@ int main(void)
         return 1;
     CHECK(store_init(data_dir, 3600) == 0);
     test_commit_and_read();
+    test_found_shard_made_durable();
     test_abort_leaves_nothing();
     test_layout_and_sweep();
     test_sweep_grace_0_in_the_first_tick_of_a_second();
