@@ -24,7 +24,7 @@
 /* A text field we keep: its value, bounded (longer values are invalid anyway). */
 struct text_field {
     int seen;
-    int too_long;
+    int bad; /* too long, or holds a NUL byte: no valid value does, and C strings end there */
     size_t len;
     char value[64];
 };
@@ -53,7 +53,7 @@ static int check_purpose(struct upload *up)
                   "purpose is required and must be \"batch\"");
         return -1;
     }
-    if (up->purpose.too_long || strcmp(up->purpose.value, "batch") != 0) {
+    if (up->purpose.bad || strcmp(up->purpose.value, "batch") != 0) {
         error_set(up->error, ERR_INVALID_PURPOSE, "purpose", "purpose must be \"batch\"");
         return -1;
     }
@@ -109,8 +109,8 @@ static int on_part_data(void *ctx, const char *data, size_t len)
     struct text_field *field = up->current_field;
 
     if (field) {
-        if (field->len + len >= sizeof field->value) {
-            field->too_long = 1;
+        if (field->len + len >= sizeof field->value || memchr(data, '\0', len)) {
+            field->bad = 1;
         } else {
             memcpy(field->value + field->len, data, len);
             field->len += len;
@@ -151,14 +151,14 @@ static int parse_expiry(struct upload *up, int64_t created_at, int64_t *expires_
             *expires_at = created_at + up->config->default_expiry_seconds;
         return 0;
     }
-    if (!up->expiry_anchor.seen || up->expiry_anchor.too_long ||
+    if (!up->expiry_anchor.seen || up->expiry_anchor.bad ||
         strcmp(up->expiry_anchor.value, "created_at") != 0) {
         error_set(up->error, ERR_INVALID_PARAMETER, "expires_after[anchor]",
                   "expires_after[anchor] must be \"created_at\"");
         return -1;
     }
     seconds = up->expiry_seconds.seen ? strtoll(up->expiry_seconds.value, &end, 10) : 0;
-    if (!up->expiry_seconds.seen || up->expiry_seconds.too_long ||
+    if (!up->expiry_seconds.seen || up->expiry_seconds.bad ||
         up->expiry_seconds.value[0] < '0' || up->expiry_seconds.value[0] > '9' || *end ||
         seconds < EXPIRY_MIN_SECONDS || seconds > EXPIRY_MAX_SECONDS) {
         error_set(up->error, ERR_INVALID_PARAMETER, "expires_after[seconds]",

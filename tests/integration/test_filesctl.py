@@ -242,6 +242,8 @@ class ExpiryTest(ApiTestCase):
                                        ("created_at", "2592001", "expires_after[seconds]"),
                                        ("created_at", "1h", "expires_after[seconds]"),
                                        ("created_at", None, "expires_after[seconds]"),
+                                       ("created_at", "3600\x00 bogus", "expires_after[seconds]"),
+                                       ("created_at\x00junk", "3600", "expires_after[anchor]"),
                                        ("last_active_at", "3600", "expires_after[anchor]"),
                                        (None, "3600", "expires_after[anchor]")):
             with self.subTest(anchor=anchor, seconds=seconds):

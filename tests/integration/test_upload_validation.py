@@ -124,7 +124,7 @@ class PurposeTest(ApiTestCase):
 
     def test_wrong_purpose_before_and_after_file(self):
         for purpose in ("fine-tune", "batch_output", "Batch", "batch ", "", "assistants",
-                        "x" * 300):
+                        "x" * 300, "batch\x00fine-tune", "batch\x00"):
             for first in (True, False):
                 with self.subTest(purpose=purpose[:20], purpose_first=first):
                     resp = self.c.upload(CONTENT, purpose=purpose, purpose_first=first)
