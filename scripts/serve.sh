@@ -441,6 +441,7 @@ LoadModule proxy_fcgi_module $modules/mod_proxy_fcgi.so
 LoadModule alias_module $modules/mod_alias.so
 LoadModule env_module $modules/mod_env.so
 LoadModule mime_module $modules/mod_mime.so
+LoadModule headers_module $modules/mod_headers.so
 $( [ "$server" = apache-fcgid ] && cat <<FCGID
 LoadModule fcgid_module $modules/mod_fcgid.so
 LoadModule rewrite_module $modules/mod_rewrite.so
@@ -457,7 +458,6 @@ FcgidMaxProcessesPerClass $workers
 # off, it answers 405 itself, with the JSON page and the Allow header the worker
 # would send for that route. (mod_proxy_fcgi passes TRACE on to the worker.)
 TraceEnable off
-LoadModule headers_module $modules/mod_headers.so
 <Location "/_files_api_errors/">
 $(route_allows | while IFS='|' read -r path allow; do
     printf '    Header always set Allow "%s" "expr=%%{REQUEST_STATUS} == 405 && %%{THE_REQUEST} =~ m#^[^ ]+ %s/?([?][^ ]*)? #"\n' "$allow" "$path"
@@ -511,6 +511,8 @@ Alias /_files_api_errors/ $run/errors/
 <Location "/_files_api_errors/">
     ProxyPass "!"
     ForceType application/json
+    # SYSTEM_9003 comes with Retry-After, also when Apache answers 503 itself.
+    Header always set Retry-After "1" "expr=%{REQUEST_STATUS} == 503"
     # Only as an ErrorDocument: asked for directly, it is a route that does not exist.
     <If "-z reqenv('REDIRECT_STATUS')">
         Redirect 404

@@ -93,17 +93,26 @@ class KillTest(ApiTestCase):
         self.assert_pool_serves(5)
 
     def test_worker_killed_mid_upload(self):
-        gen = ContentGen(40 * 1024 * 1024)
+        gen = ContentGen(60 * 1024 * 1024)
         result = {}
 
         def upload():
             result["resp"] = self.client.upload_stream(gen)
 
+        def bytes_read(pid):
+            try:
+                with open("/proc/%d/io" % pid) as f:
+                    return int(re.search(r"^rchar: (\d+)", f.read(), re.M).group(1))
+            except (OSError, AttributeError):
+                return 0
+
+        before = {pid: bytes_read(pid) for pid in self.stack.worker_pids()}
         thread = threading.Thread(target=upload)
         thread.start()
-        # The worker that holds the upload logs nothing until it answers:
-        # kill every worker while the body is being received or stored.
-        time.sleep(0.6)
+        # Kill every worker once one has read 4 MiB of the body: it holds the
+        # upload then (the web server may have received the whole body first).
+        wait_for(lambda: not thread.is_alive() or
+                 any(bytes_read(pid) - n > 4 << 20 for pid, n in before.items()), timeout=60)
         for pid in self.stack.worker_pids():
             os.kill(pid, signal.SIGKILL)
         thread.join(120)
@@ -119,6 +128,9 @@ class KillTest(ApiTestCase):
         else:  # the web server reports the dead backend; nothing was stored
             self.assertGreaterEqual(resp.status, 500, resp.body[:300])
             self.assertEqual(listed, [])
+            if resp.status == 503:  # Apache's: SYSTEM_9003, which promises Retry-After
+                self.assertEqual(resp.json()["error"]["code"], "SYSTEM_9003")
+                self.assertEqual(resp.header("Retry-After"), "1")
         self.assertTrue(wait_for(lambda: len(self.stack.worker_pids()) == 2))
         self.assert_pool_serves(5)
         fsck = self.stack.filesctl("fsck", check=False)
