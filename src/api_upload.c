@@ -158,9 +158,9 @@ static int parse_expiry(struct upload *up, int64_t created_at, int64_t *expires_
         return -1;
     }
     seconds = up->expiry_seconds.seen ? strtoll(up->expiry_seconds.value, &end, 10) : 0;
-    if (!up->expiry_seconds.seen || up->expiry_seconds.bad ||
-        up->expiry_seconds.value[0] < '0' || up->expiry_seconds.value[0] > '9' || *end ||
-        seconds < EXPIRY_MIN_SECONDS || seconds > EXPIRY_MAX_SECONDS) {
+    if (!up->expiry_seconds.seen || up->expiry_seconds.bad || up->expiry_seconds.value[0] < '0' ||
+        up->expiry_seconds.value[0] > '9' || *end || seconds < EXPIRY_MIN_SECONDS ||
+        seconds > EXPIRY_MAX_SECONDS) {
         error_set(up->error, ERR_INVALID_PARAMETER, "expires_after[seconds]",
                   "expires_after[seconds] must be an integer from %d to %d", EXPIRY_MIN_SECONDS,
                   EXPIRY_MAX_SECONDS);
