@@ -113,8 +113,8 @@ static int take_request(FCGX_Request *fcgi)
     }
     limit_reads(fcgi->ipcFd, PARAMS_SECONDS);
     accepted = FCGX_Accept_r(fcgi);
-    if (accepted == -EAGAIN || accepted == -EWOULDBLOCK)
-        return 0; /* libfcgi dropped the connection and found no other */
+    if (accepted == -EBADF)
+        return 0; /* libfcgi dropped the connection (see FCGX_InitRequest) */
     if (accepted < 0) {
         errno = -accepted;
         return -1;
@@ -190,7 +190,11 @@ int main(int argc, char **argv)
         return start_failed();
     }
     install_signals(&waiting);
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgi, 0, 0) != 0) {
+    /* No listening socket for libfcgi (-1): after a connection that closed
+     * before its parameters, it would accept the next one itself and wait for
+     * its parameters without the bound take_request sets. Now that accept
+     * fails at once (EBADF) and the worker takes the next connection itself. */
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgi, -1, 0) != 0) {
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
         return start_failed();
     }

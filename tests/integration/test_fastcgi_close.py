@@ -168,6 +168,32 @@ class FastCgiCloseTest(unittest.TestCase):
         self.assertTrue(out.startswith(b"Status: 413"), out[:200])
         self.assertTrue(peer_still_reads(sock))
 
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(30)
+        sock.connect(self.socket_path)
+        return sock
+
+    def test_a_connection_stalled_after_one_that_closed_holds_the_worker_5_s_at_most(self):
+        # The worker takes the first connection, which closes before sending
+        # anything; the second, queued, stops after its FCGI_BEGIN_REQUEST.
+        # libfcgi would take that one itself and wait for its parameters without
+        # a bound; the worker's own bound (5 s for a request's parameters) must
+        # hold, so that the third is answered.
+        closing = self.connect()
+        stalled = self.connect()
+        stalled.sendall(request_bytes(self.params("GET", "/healthz"))[:16])  # BEGIN only
+        time.sleep(0.5)  # the worker has taken the first
+        closing.close()
+        time.sleep(0.5)
+        started = time.monotonic()
+        sock, out = self.exchange(request_bytes(
+            self.params("GET", "/healthz", CONTENT_LENGTH="0")))
+        self.assertTrue(out.startswith(b"Status: 200"), out[:200])
+        self.assertLess(time.monotonic() - started, 20)
+        stalled.close()
+
 
 if __name__ == "__main__":
     unittest.main()
