@@ -7,7 +7,8 @@
  * upload_before_response, delete_after_commit, delete_after_unlink.
  * FILES_API_PAUSE_AT=<point> makes it sleep 1 s there instead, so a test can
  * slip another request in. Points: content_after_lookup, upload_before_insert,
- * fsck_row_read, fsck_before_unlink, gc_after_listing (filesctl's). */
+ * upload_after_insert, fsck_row_read, fsck_before_unlink, gc_after_listing
+ * (filesctl's). */
 #ifndef HOOKS_H
 #define HOOKS_H
 

@@ -92,7 +92,7 @@ static void stray_content(struct fsck *f, const char *path, const struct stat *s
     hooks_pause_point("fsck_before_unlink");
     if (live == 0 && unlink(path) == 0)
         report(f, 1, "removed %s (%s)", path, kind);
-    else if (live == 0)
+    else if (live == 0 && errno != ENOENT) /* (gone: an upload that failed took it back) */
         report(f, 0, "%s: %s", path, kind);
     else if (live < 0)
         report(f, 0, "%s: %s", path, "database error");

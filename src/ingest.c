@@ -211,13 +211,21 @@ int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *e
         error_set_db(error, status);
         return -1;
     }
+    hooks_pause_point("upload_after_insert");
     /* `filesctl fsck --repair` removes content that no live row owns, holding
      * the write lock: if it did so while this upload was stalled between the
-     * link and the row (longer than its grace), the row must not stand. */
-    if (store_exists(in->config->data_dir, file->id) != 1) {
-        db_file_remove(file->id, file->created_at);
-        error_set(error, ERR_INTERNAL, NULL,
-                  "the content of %s was removed before its row was written", file->id);
+     * link and the row (longer than its grace), the row must not stand. (A
+     * DELETE may also have come first, of the row and then the content: the
+     * row is gone already, and the upload did succeed.) */
+    if (store_exists(in->config->data_dir, file->id) == 0) {
+        status = db_file_remove(file->id, file->created_at);
+        if (status == DB_NOT_FOUND)
+            return 0;
+        if (status == DB_OK)
+            error_set(error, ERR_INTERNAL, NULL,
+                      "the content of %s was removed before its row was written", file->id);
+        else
+            error_set_db(error, status);
         return -1;
     }
     hooks_crash_point("upload_after_commit");

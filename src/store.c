@@ -319,8 +319,9 @@ void store_flush_start(struct store_upload *upload)
 }
 
 /* Creates files/XY if it is missing, durably. files/ is fsync'd also when XY
- * was there: another worker may have made it and not yet fsync'd its entry
- * (~20 us when there is nothing to write). */
+ * was there: another worker may have made it and not yet fsync'd its entry.
+ * (~20 us alone; while other uploads write, it may wait for a journal commit,
+ * as the upload's other two fsyncs do.) */
 static int ensure_shard(const char *data_dir, const char *shard_dir)
 {
     char files_dir[4096];
@@ -402,10 +403,11 @@ int store_open(const char *data_dir, const char *id)
 int store_exists(const char *data_dir, const char *id)
 {
     char path[4096];
+    struct stat st;
 
     if (content_path(path, sizeof path, data_dir, id) != 0)
         return -1;
-    if (access(path, F_OK) == 0)
+    if (stat(path, &st) == 0)
         return 1;
     return errno == ENOENT ? 0 : -1;
 }

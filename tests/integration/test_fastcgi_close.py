@@ -175,12 +175,12 @@ class FastCgiCloseTest(unittest.TestCase):
         sock.connect(self.socket_path)
         return sock
 
-    def test_a_connection_stalled_after_one_that_closed_holds_the_worker_5_s_at_most(self):
+    def test_a_connection_stalled_after_one_that_closed_holds_the_worker_only_for_the_bound(self):
         # The worker takes the first connection, which closes before sending
         # anything; the second, queued, stops after its FCGI_BEGIN_REQUEST.
         # libfcgi would take that one itself and wait for its parameters without
-        # a bound; the worker's own bound (5 s for a request's parameters) must
-        # hold, so that the third is answered.
+        # a bound; the worker's own bound (5 s for a request's parameters, then
+        # up to 2 s of libfcgi's closing) must hold, so that the third is answered.
         closing = self.connect()
         stalled = self.connect()
         stalled.sendall(request_bytes(self.params("GET", "/healthz"))[:16])  # BEGIN only

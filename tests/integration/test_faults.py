@@ -139,6 +139,27 @@ class FsckDuringUploadTest(FaultCase):
         res = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
 
+    def test_a_file_deleted_as_soon_as_listed_was_still_uploaded(self):
+        # The upload's check that its content is still there must not take a
+        # DELETE of the row it has just committed (listed by another request)
+        # for fsck's removal: the upload succeeded, and says so.
+        stack = self.start(workers=2, name="racedel",
+                           env={"FILES_API_PAUSE_AT": "upload_after_insert"})
+        client = stack.new_client()
+        got = {}
+        upload = threading.Thread(target=lambda: got.update(resp=client.upload(batch_jsonl(3))))
+        upload.start()
+        stack.wait_for_log(lambda t: "pausing 1 s at upload_after_insert" in t)
+        (file_id,) = client.all_ids()
+        self.assertEqual(client.delete(file_id).status, 200)
+        upload.join(30)
+        self.assertEqual(got["resp"].status, 200, got["resp"].body[:300])
+        self.assertEqual(got["resp"].json()["id"], file_id)
+        self.assertEqual(client.all_ids(), [])
+        self.assertNotIn("was removed before its row was written", stack.log_text())
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
 class KillLoopTest(FaultCase):

@@ -124,12 +124,21 @@ class SystemdUnitTest(unittest.TestCase):
         pool = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL,
                                 preexec_fn=lambda: os.umask(0o077))  # UMask=0077
         self.addCleanup(self.stop, pool)
+        # spawn-fcgi binds the socket, then gives it away, drops to the user and
+        # runs multiwatch, which starts the worker: wait for all of it.
         deadline = time.monotonic() + 30
-        while not os.path.exists(self.socket_path):
+        while not (self.started(pool) and subprocess.run(
+                ["pgrep", "-P", str(pool.pid)], capture_output=True).stdout):
             if time.monotonic() > deadline or pool.poll() is not None:
                 self.fail("the pool did not start")
             time.sleep(0.05)
         return pool
+
+    def started(self, pool):
+        try:
+            return os.path.basename(os.readlink("/proc/%d/exe" % pool.pid)) == "multiwatch"
+        except OSError:
+            return False
 
     def stop(self, pool):
         pool.terminate()
@@ -163,7 +172,7 @@ class SystemdUnitTest(unittest.TestCase):
         self.assertIn(b"Status: 200", bytes.fromhex(answer))
         self.assertEqual(self.ask_as("daemon", "daemon"), "refused 13")  # EACCES
         workers = subprocess.run(["pgrep", "-P", str(pool.pid)], capture_output=True,
-                                 text=True).stdout.split()
+                                 text=True).stdout.split()  # (start waited for it)
         self.assertEqual(len(workers), 1)
         self.assertEqual(os.stat("/proc/" + workers[0]).st_uid, pwd.getpwnam(USER).pw_uid)
         # What the worker made in the data directory is the user's alone.
