@@ -170,6 +170,18 @@ static int parse_expiry(struct upload *up, int64_t created_at, int64_t *expires_
     return 0;
 }
 
+/* A request larger than a file of the limit and the most form around it. The
+ * file itself may be small: the message says what was too large. */
+static int refuse_request_size(struct upload *up, uint64_t max_request)
+{
+    error_set(up->error, ERR_FILE_TOO_LARGE, "file",
+              "the request is larger than %llu bytes: a file of at most %llu bytes and "
+              "%llu bytes for the form around it",
+              (unsigned long long)max_request, (unsigned long long)up->config->max_file_bytes,
+              (unsigned long long)UPLOAD_MAX_OVERHEAD);
+    return -1;
+}
+
 /* Reads and parses the whole body. Returns 0 when a valid file part and
  * fields arrived, or -1 with *up->error set. */
 static int receive(struct http_request *req, struct upload *up)
@@ -180,27 +192,24 @@ static int receive(struct http_request *req, struct upload *up)
     char boundary[MULTIPART_MAX_BOUNDARY + 1];
     const char *why = NULL;
     int rc = MULTIPART_OK;
+    uint64_t max_request = up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD, received = 0;
 
     if (multipart_boundary_from_content_type(req->content_type, boundary, sizeof boundary, &why) !=
         0) {
         error_set(up->error, ERR_MALFORMED_REQUEST, NULL, "Content-Type: %s", why);
         return -1;
     }
-    if (req->content_length >= 0 &&
-        (uint64_t)req->content_length > up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD) {
-        /* The file itself may be small: the message says what was too large. */
-        error_set(up->error, ERR_FILE_TOO_LARGE, "file",
-                  "the request is larger than %llu bytes: a file of at most %llu bytes and "
-                  "%llu bytes for the form around it",
-                  (unsigned long long)(up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD),
-                  (unsigned long long)up->config->max_file_bytes,
-                  (unsigned long long)UPLOAD_MAX_OVERHEAD);
-        return -1;
-    }
+    /* Declared too large: refused before reading. */
+    if (req->content_length >= 0 && (uint64_t)req->content_length > max_request)
+        return refuse_request_size(up, max_request);
     up->size_hint = req->content_length > 0 ? (uint64_t)req->content_length : 0;
     multipart_parser_init(&parser, boundary, &callbacks, up);
     for (;;) {
         size_t got = http_read_body(req, chunk, sizeof chunk);
+        /* Undeclared (chunked, behind a server that passes it on as it comes):
+         * refused at the same size, whatever the framing. */
+        if ((received += got) > max_request)
+            return refuse_request_size(up, max_request);
         if (got > 0 && (rc = multipart_parser_feed(&parser, chunk, got)) != MULTIPART_OK)
             break;
         if (got < sizeof chunk) {
