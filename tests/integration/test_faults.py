@@ -112,19 +112,29 @@ class DeleteDuringDownloadTest(FaultCase):
 
 @unittest.skipUnless(HOOKS_BUILT, "pause points are compiled only into the test build")
 class FsckDuringUploadTest(FaultCase):
+    def start_paused_upload(self, point, workers):
+        """A stack whose workers pause at point, and an upload paused there;
+        returns the stack, the client, the upload's thread and its response's dict."""
+        stack = self.start(workers=workers, name="race" + point[-6:],
+                           env={"FILES_API_PAUSE_AT": point})
+        client = stack.new_client()
+        got = {}
+        upload = threading.Thread(target=lambda: got.update(resp=client.upload(batch_jsonl(3))))
+        upload.start()
+        stack.wait_for_log(lambda t: "pausing 1 s at " + point in t)
+        return stack, client, upload, got
+
+    def assert_fsck_clean(self, stack):
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
     def test_content_fsck_removed_before_the_row_fails_the_upload(self):
         # An upload stalled between linking its content and committing its row
         # (past fsck's grace: 0 here) meets fsck --repair, which looks for the
         # row and removes the content holding the write lock. The upload's row
         # must then not stand: without the lock, or without the upload's check
         # after its commit, it answered 200 for content that was gone.
-        stack = self.start(workers=1, name="racefsck",
-                           env={"FILES_API_PAUSE_AT": "upload_before_insert"})
-        client = stack.new_client()
-        got = {}
-        upload = threading.Thread(target=lambda: got.update(resp=client.upload(batch_jsonl(3))))
-        upload.start()
-        stack.wait_for_log(lambda t: "pausing 1 s at upload_before_insert" in t)
+        stack, client, upload, got = self.start_paused_upload("upload_before_insert", 1)
         fsck = subprocess.Popen(stack.filesctl_prefix() +
                                 ["--data-dir", stack.data_dir, "fsck", "--repair", "--grace", "0"],
                                 env=dict(stack._env(), FILES_API_PAUSE_AT="fsck_before_unlink"),
@@ -136,20 +146,13 @@ class FsckDuringUploadTest(FaultCase):
         self.assertError(got["resp"], 500, "SYSTEM_9001")
         self.assertEqual(client.all_ids(), [])
         self.assertIn("was removed before its row was written", stack.log_text())
-        res = stack.filesctl("fsck", "--grace", "0", check=False)
-        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assert_fsck_clean(stack)
 
     def test_a_file_deleted_as_soon_as_listed_was_still_uploaded(self):
         # The upload's check that its content is still there must not take a
         # DELETE of the row it has just committed (listed by another request)
         # for fsck's removal: the upload succeeded, and says so.
-        stack = self.start(workers=2, name="racedel",
-                           env={"FILES_API_PAUSE_AT": "upload_after_insert"})
-        client = stack.new_client()
-        got = {}
-        upload = threading.Thread(target=lambda: got.update(resp=client.upload(batch_jsonl(3))))
-        upload.start()
-        stack.wait_for_log(lambda t: "pausing 1 s at upload_after_insert" in t)
+        stack, client, upload, got = self.start_paused_upload("upload_after_insert", 2)
         (file_id,) = client.all_ids()
         self.assertEqual(client.delete(file_id).status, 200)
         upload.join(30)
@@ -157,8 +160,7 @@ class FsckDuringUploadTest(FaultCase):
         self.assertEqual(got["resp"].json()["id"], file_id)
         self.assertEqual(client.all_ids(), [])
         self.assertNotIn("was removed before its row was written", stack.log_text())
-        res = stack.filesctl("fsck", "--grace", "0", check=False)
-        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assert_fsck_clean(stack)
 
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
