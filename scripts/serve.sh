@@ -598,11 +598,14 @@ apache|apache-fcgid) start_apache ;;
 nginx) start_nginx ;;
 esac
 
-for _ in $(seq 1 200); do
+# A pool whose workers cannot start leaves the web server's request queued:
+# each probe is bounded, and so is the whole wait.
+ready_by=$((SECONDS + 20))
+while [ "$SECONDS" -lt "$ready_by" ]; do
     for pid in "${pids[@]}"; do
         kill -0 "$pid" 2>/dev/null || { echo "serve.sh: failed to start" >&2; exit 1; }
     done
-    if curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
+    if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
         echo "listening on http://127.0.0.1:$port"
         wait -n "${pids[@]}" || true
         echo "serve.sh: a component exited; stopping" >&2
@@ -611,4 +614,9 @@ for _ in $(seq 1 200); do
     sleep 0.1
 done
 echo "serve.sh: no answer on port $port after 20 s" >&2
+# Nothing was served, so nothing to stop gracefully for: the pool goes first
+# (closing its socket ends the probe still queued there, which the web server
+# would otherwise wait for), and SIGTERM is every component's immediate stop.
+[ -z "$pool_group" ] || kill -TERM -- "-$pool_group" 2>/dev/null || true
+for pid in "${pids[@]}"; do stop_signal[$pid]=TERM; done
 exit 1

@@ -20,11 +20,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STALE_TEMP_SECONDS 3600 /* named temp files untouched this long belong to dead workers */
 #define PARAMS_SECONDS 5        /* a web server sends a request's parameters at once */
 #define START_RETRY_SECONDS 1   /* the pause before a worker that could not start exits */
+/* multiwatch (-t 1000) takes a worker that exits within 1 s of its start for
+ * a failed start, and gives up on a slot after -r of those in a row: a worker
+ * that served max_requests sooner goes on until it has lived this long. */
+#define RECYCLE_MIN_SECONDS 2
 
 /* Graceful stop: SIGTERM (systemd, a second multiwatch signal) or SIGUSR1
  * (multiwatch's "nice" signal). Both stay blocked except while the worker
@@ -122,6 +127,14 @@ static int take_request(FCGX_Request *fcgi)
     return 1;
 }
 
+static double seconds_since(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: files-fcgi [--config PATH] [--data-dir DIR]\n"
@@ -151,6 +164,7 @@ int main(int argc, char **argv)
     int epoll_fd, status = 0;
     char err[512], absolute[PATH_MAX];
     unsigned long served = 0;
+    struct timespec started;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) {
@@ -223,6 +237,7 @@ int main(int argc, char **argv)
         break;
     }
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
+    clock_gettime(CLOCK_MONOTONIC, &started);
     for (int just_served = 0;;) {
         struct http_request req;
         int taken;
@@ -254,7 +269,8 @@ int main(int argc, char **argv)
         http_request_memory_reset();
         served++;
         just_served = 1;
-        if (config.max_requests && served >= config.max_requests)
+        if (config.max_requests && served >= config.max_requests &&
+            seconds_since(&started) >= RECYCLE_MIN_SECONDS)
             break;
     }
     fprintf(stderr, "files-fcgi: worker %d stopping after %lu requests\n", (int)getpid(), served);
