@@ -6,13 +6,25 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 data_dir=${DATA_DIR:-./var}
 port=${PORT:-8080}
+filesctl=${FILES_API_BIN:-bin}/filesctl
 mkdir -p "$data_dir"
 chmod 0700 "$data_dir"
 key_file=$data_dir/dev-key
-# The dev key lives beside the database it was made in; a new database gets a new key.
-if [ ! -s "$key_file" ] || [ ! -e "$data_dir/files.db" ]; then
-    (umask 077 && bin/filesctl --data-dir "$data_dir" keys create --account dev --scopes '*' \
-        --name dev-key >"$key_file" 2>/dev/null)
+# The dev key lives beside the database it was made in, and is the account
+# dev's active key labelled dev-key: a new database, or a revoked key, gets a
+# new one.
+dev_key_active() {
+    "$filesctl" --data-dir "$data_dir" keys list 2>/dev/null |
+        awk '$2 == "dev" && $3 == "active" && $NF == "dev-key" { found = 1 } END { exit !found }'
+}
+if [ ! -s "$key_file" ] || [ ! -e "$data_dir/files.db" ] || ! dev_key_active; then
+    if ! (umask 077 && "$filesctl" --data-dir "$data_dir" keys create --account dev \
+        --scopes '*' --name dev-key >"$key_file.new"); then
+        rm -f "$key_file.new"
+        echo "make run: no API key could be made (the reason is above)" >&2
+        exit 1
+    fi
+    mv "$key_file.new" "$key_file"
 fi
 key=$(cat "$key_file")
 cat <<MSG

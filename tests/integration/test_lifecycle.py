@@ -420,6 +420,57 @@ class RecycleTest(ApiTestCase):
         self.assertGreaterEqual(text.count(" started, data in "), 2)
 
 
+@unittest.skipIf(os.environ.get("FILES_API_SERVER", "lighttpd") != "lighttpd",
+                 "make run serves with lighttpd")
+class MakeRunTest(ApiTestCase):
+    """scripts/run-dev.sh, which `make run` runs: the key it prints works."""
+
+    def make_run(self, data, **env):
+        proc, text = serve_until_ready([], cwd=str(REPO), command=[str(REPO / "scripts/run-dev.sh")],
+                                       env=dict(os.environ, DATA_DIR=data, PORT=str(free_port()),
+                                                **env))
+        self.addCleanup(stop_serve, proc)
+        return proc, text
+
+    def key_works(self, text):
+        key = re.search(r"API key \(kept in [^)]*\):\n  (\S+)", text).group(1)
+        port = re.search(r"listening on http://127.0.0.1:(\d+)", text).group(1)
+        conn = socket.create_connection(("127.0.0.1", int(port)), timeout=30)
+        conn.sendall(b"GET /v1/files HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     b"Authorization: Bearer " + key.encode() + b"\r\n\r\n")
+        return key, read_to_end(conn).split(b"\r\n", 1)[0]
+
+    def test_the_key_printed_works_and_a_revoked_one_is_replaced(self):
+        tmp = tempfile.mkdtemp(prefix="files-api-it-run-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        data = os.path.join(tmp, "var")
+        proc, text = self.make_run(data)
+        first, status = self.key_works(text)
+        self.assertEqual(status, b"HTTP/1.1 200 OK", text)
+        stop_serve(proc)
+        proc, text = self.make_run(data)  # kept
+        self.assertEqual(self.key_works(text), (first, b"HTTP/1.1 200 OK"))
+        stop_serve(proc)
+        ctl = [str(BIN_DIR / "filesctl"), "--data-dir", data]
+        listed = subprocess.run(ctl + ["keys", "list"], capture_output=True, text=True).stdout
+        key_id = re.search(r"^(key_\S+)\s+dev\s+active", listed, re.M).group(1)
+        subprocess.run(ctl + ["keys", "revoke", key_id], check=True, capture_output=True)
+        proc, text = self.make_run(data)  # revoked: a new one
+        second, status = self.key_works(text)
+        self.assertNotEqual(second, first)
+        self.assertEqual(status, b"HTTP/1.1 200 OK", text)
+
+    def test_a_key_that_cannot_be_made_says_why(self):
+        tmp = tempfile.mkdtemp(prefix="files-api-it-run-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        data = os.path.join(tmp, "var")
+        proc, text = self.make_run(data, FILES_API_MAX_FILE_BYTES="abc")
+        self.assertEqual(proc.wait(30), 1, text)
+        self.assertIn("max_file_bytes", text)
+        self.assertIn("no API key could be made", text)
+        self.assertFalse(os.path.exists(os.path.join(data, "dev-key")))
+
+
 class ConfigPathTest(ApiTestCase):
     def test_a_config_that_cannot_be_read_is_refused(self):
         tmp = tempfile.mkdtemp(prefix="files-api-it-config-")
@@ -517,19 +568,23 @@ def processes_naming(text):
     return found
 
 
-def serve_until_ready(args, cwd, env=None, timeout=60):
-    """Runs serve.sh until it prints "listening" or exits: (process, output so far)."""
+def serve_until_ready(args, cwd, env=None, timeout=60, command=None):
+    """Runs serve.sh (or command) until it prints "listening" or exits:
+    (process, output so far)."""
     log = tempfile.TemporaryFile()
     env = dict(env if env is not None else os.environ, FILES_API_BIN=str(BIN_DIR))
     server = os.environ.get("FILES_API_SERVER")
-    proc = subprocess.Popen([str(SERVE)] + (["--server", server] if server else []) + args,
-                            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    if command is None:
+        command = [str(SERVE)] + (["--server", server] if server else [])
+    proc = subprocess.Popen(command + args, cwd=cwd, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     deadline = time.monotonic() + timeout
     while True:
+        exited = proc.poll() is not None  # (before reading: all it wrote is read)
         log.seek(0)
         text = log.read().decode(errors="replace")
-        if "listening on" in text or proc.poll() is not None or time.monotonic() > deadline:
+        if "listening on" in text or exited or time.monotonic() > deadline:
             return proc, text
         time.sleep(0.05)
 
