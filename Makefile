@@ -56,6 +56,13 @@ bin: $(BIN)/files-fcgi $(BIN)/filesctl
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/obj
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# The configuration file's default path is compiled into config.c: a build
+# with another SYSCONFDIR (or PREFIX) rewrites this file, and so remakes it.
+SYSCONFDIR_STAMP := $(BUILD)/sysconfdir
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(SYSCONFDIR_STAMP) 2>/dev/null)" = '$(SYSCONFDIR)' ] || \
+        printf '%s' '$(SYSCONFDIR)' >$(SYSCONFDIR_STAMP))
+$(BUILD)/obj/config.o $(BIN)/test_config: $(SYSCONFDIR_STAMP)
+
 $(BIN)/files-fcgi: $(BUILD)/obj/worker.o $(CORE_OBJS) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -1,0 +1,48 @@
+"""The Makefile itself: the configuration file's default path, compiled in,
+follows PREFIX/SYSCONFDIR from one build to the next (README: build with the
+same PREFIX you install with)."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from harness import REPO
+
+CONFIG_OBJ = "build/release/obj/config.o"
+
+
+@unittest.skipIf(os.environ.get("FILES_API_SERVER"), "no web server in it: once is enough")
+class SysconfdirTest(unittest.TestCase):
+    def setUp(self):
+        self.tree = tempfile.mkdtemp(prefix="files-api-it-build-")
+        self.addCleanup(shutil.rmtree, self.tree, True)
+        shutil.copy(REPO / "Makefile", self.tree)
+        for part in ("src", "include"):
+            shutil.copytree(REPO / part, os.path.join(self.tree, part))
+
+    def make(self, *args):
+        return subprocess.run(["make", "-s", "--no-print-directory"] + list(args), cwd=self.tree,
+                              capture_output=True, text=True, timeout=120)
+
+    def compiled_in(self):
+        with open(os.path.join(self.tree, CONFIG_OBJ), "rb") as f:
+            return f.read()
+
+    def test_another_prefix_remakes_what_holds_the_path(self):
+        self.assertEqual(self.make(CONFIG_OBJ).returncode, 0)
+        self.assertIn(b"/usr/local/etc/files-api/files-api.conf", self.compiled_in())
+        self.assertEqual(self.make("-q", CONFIG_OBJ).returncode, 0)  # up to date
+        self.assertEqual(self.make("-q", "PREFIX=/opt/fa", CONFIG_OBJ).returncode, 1)
+        built = self.make("PREFIX=/opt/fa", CONFIG_OBJ)
+        self.assertEqual(built.returncode, 0, built.stderr)
+        self.assertIn(b"/opt/fa/etc/files-api/files-api.conf", self.compiled_in())
+        self.assertEqual(self.make("-q", "PREFIX=/opt/fa", CONFIG_OBJ).returncode, 0)
+        self.assertEqual(self.make("SYSCONFDIR=/etc", CONFIG_OBJ).returncode, 0)
+        self.assertIn(b"/etc/files-api/files-api.conf", self.compiled_in())
+        self.assertNotIn(b"/opt/fa/etc", self.compiled_in())
+
+
+if __name__ == "__main__":
+    unittest.main()
