@@ -27,7 +27,8 @@ if [ ! -s "$key_file" ] || [ ! -e "$data_dir/files.db" ] || ! dev_key_active; th
     mv "$key_file.new" "$key_file"
 fi
 key=$(cat "$key_file")
-cat <<MSG
+# Printed by serve.sh once it answers: not when it cannot start (port taken).
+banner=$(cat <<MSG
 API key (kept in $key_file):
   $key
 Try:
@@ -35,4 +36,5 @@ Try:
   curl http://127.0.0.1:$port/v1/files -H "Authorization: Bearer $key" -F purpose="batch" -F file=@requests.jsonl
   curl http://127.0.0.1:$port/v1/files -H "Authorization: Bearer $key"
 MSG
-exec scripts/serve.sh --port "$port" --data-dir "$data_dir" --workers 4
+)
+exec scripts/serve.sh --port "$port" --data-dir "$data_dir" --workers 4 --banner "$banner"

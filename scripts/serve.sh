@@ -5,7 +5,7 @@
 # SIGINT, SIGTERM or SIGHUP stops everything it started.
 #
 #   scripts/serve.sh [--server lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
-#                    [--download-mode auto|stream|x-sendfile|x-accel-redirect]
+#                    [--download-mode auto|stream|x-sendfile|x-accel-redirect] [--banner TEXT]
 #
 # Downloads are handed to the web server (auto, the default): X-Sendfile for
 # lighttpd and for Apache (with mod_xsendfile, when its children can read the
@@ -14,6 +14,7 @@
 # $FILES_API_DOWNLOAD_MODE in the environment counts as --download-mode.
 # Without --data-dir, the data directory is the configuration's data_dir
 # ($FILES_API_DATA_DIR, the file's, else ./var), as for the worker and filesctl.
+# --banner TEXT is printed after the "listening" line, so only once it holds.
 set -euo pipefail
 set +m # no job control even if asked (bash -m): background jobs stay in our group
 # Started in the background by a non-interactive shell, we find SIGINT ignored,
@@ -119,6 +120,7 @@ workers=4
 config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
 # Ours to decide (it may say "auto"): filesctl must read the file's own mode.
+banner=
 download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
 unset FILES_API_DOWNLOAD_MODE
 apache_modules=/usr/lib/apache2/modules
@@ -127,7 +129,7 @@ usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 refuse() { echo "serve.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
-    --server|--port|--data-dir|--workers|--config|--download-mode)
+    --server|--port|--data-dir|--workers|--config|--download-mode|--banner)
         [ $# -ge 2 ] && [ -n "$2" ] && [[ $2 != --* ]] || refuse "$1 needs a value" ;;
     esac
     case $1 in
@@ -137,6 +139,7 @@ while [ $# -gt 0 ]; do
     --workers) workers=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --download-mode) download_mode=$2; shift 2 ;;
+    --banner) banner=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac
@@ -607,6 +610,7 @@ while [ "$SECONDS" -lt "$ready_by" ]; do
     done
     if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
         echo "listening on http://127.0.0.1:$port"
+        [ -z "$banner" ] || printf '%s\n' "$banner"
         wait -n "${pids[@]}" || true
         echo "serve.sh: a component exited; stopping" >&2
         exit 1

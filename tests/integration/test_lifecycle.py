@@ -426,10 +426,12 @@ class RecycleTest(ApiTestCase):
 class MakeRunTest(ApiTestCase):
     """scripts/run-dev.sh, which `make run` runs: the key it prints works."""
 
-    def make_run(self, data, **env):
+    def make_run(self, data, port=None, **env):
+        # (until the banner's last line, the list example)
         proc, text = serve_until_ready([], cwd=str(REPO), command=[str(REPO / "scripts/run-dev.sh")],
-                                       env=dict(os.environ, DATA_DIR=data, PORT=str(free_port()),
-                                                **env))
+                                       env=dict(os.environ, DATA_DIR=data,
+                                                PORT=str(port or free_port()), **env),
+                                       until=r"-F file=@requests.jsonl\n.*\n")
         self.addCleanup(stop_serve, proc)
         return proc, text
 
@@ -470,6 +472,18 @@ class MakeRunTest(ApiTestCase):
         self.assertIn("max_file_bytes", text)
         self.assertIn("no API key could be made", text)
         self.assertFalse(os.path.exists(os.path.join(data, "dev-key")))
+
+    def test_no_key_is_shown_when_the_port_is_taken(self):
+        tmp = tempfile.mkdtemp(prefix="files-api-it-run-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc, text = self.make_run(os.path.join(tmp, "var"), port=taken.getsockname()[1])
+        self.assertEqual(proc.wait(30), 1, text)
+        self.assertIn("something already answers", text)
+        self.assertNotIn("API key", text)
 
 
 class ConfigPathTest(ApiTestCase):
@@ -569,9 +583,9 @@ def processes_naming(text):
     return found
 
 
-def serve_until_ready(args, cwd, env=None, timeout=60, command=None):
-    """Runs serve.sh (or command) until it prints "listening" or exits:
-    (process, output so far)."""
+def serve_until_ready(args, cwd, env=None, timeout=60, command=None, until="listening on"):
+    """Runs serve.sh (or command) until its output matches the regular
+    expression until, or it exits: (process, output so far)."""
     log = tempfile.TemporaryFile()
     env = dict(env if env is not None else os.environ, FILES_API_BIN=str(BIN_DIR))
     server = os.environ.get("FILES_API_SERVER")
@@ -585,7 +599,7 @@ def serve_until_ready(args, cwd, env=None, timeout=60, command=None):
         exited = proc.poll() is not None  # (before reading: all it wrote is read)
         log.seek(0)
         text = log.read().decode(errors="replace")
-        if "listening on" in text or exited or time.monotonic() > deadline:
+        if re.search(until, text) or exited or time.monotonic() > deadline:
             return proc, text
         time.sleep(0.05)
 
