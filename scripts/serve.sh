@@ -174,6 +174,8 @@ for prog in files-fcgi filesctl; do
         exit 2
     fi
 done
+# Absolute: the links made to the worker below are read from elsewhere.
+bin_dir=$(cd "$bin_dir" && pwd)
 
 if [ -n "$config" ]; then
     # (set -e does not stop a failed cd inside $( && ): check it here.)
@@ -398,7 +400,6 @@ server.port = $port
 server.document-root = "$run/docroot"
 server.upload-dirs = ("$spool")
 server.max-request-size = $(( max_request_bytes / 1024 ))
-server.errorlog = "/dev/stderr"
 server.tag = "files-api"
 # The worker answers Range itself (206/416 in the API's format); lighttpd would
 # otherwise also cut the worker's 200 responses by the client's Range.
@@ -494,7 +495,7 @@ Listen 127.0.0.1:$port
 PidFile $run/apache/apache.pid
 DefaultRuntimeDir $run/apache
 Mutex file:$run/apache default
-ErrorLog /dev/stderr
+ErrorLog "|\$exec cat >&2"
 LogLevel warn
 DocumentRoot $run/docroot
 LimitRequestBody $max_request_bytes

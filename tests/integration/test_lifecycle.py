@@ -587,13 +587,14 @@ def serve_until_ready(args, cwd, env=None, timeout=60, command=None, until="list
     """Runs serve.sh (or command) until its output matches the regular
     expression until, or it exits: (process, output so far)."""
     log = tempfile.TemporaryFile()
-    env = dict(env if env is not None else os.environ, FILES_API_BIN=str(BIN_DIR))
+    env = dict({"FILES_API_BIN": str(BIN_DIR)}, **(env if env is not None else os.environ))
     server = os.environ.get("FILES_API_SERVER")
     if command is None:
         command = [str(SERVE)] + (["--server", server] if server else [])
     proc = subprocess.Popen(command + args, cwd=cwd, env=env, stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
+    proc.log = log
     deadline = time.monotonic() + timeout
     while True:
         exited = proc.poll() is not None  # (before reading: all it wrote is read)
@@ -602,6 +603,12 @@ def serve_until_ready(args, cwd, env=None, timeout=60, command=None, until="list
         if re.search(until, text) or exited or time.monotonic() > deadline:
             return proc, text
         time.sleep(0.05)
+
+
+def serve_output(proc):
+    """All that serve_until_ready's process has written so far."""
+    proc.log.seek(0)
+    return proc.log.read().decode(errors="replace")
 
 
 def stop_serve(proc):
@@ -613,6 +620,41 @@ def stop_serve(proc):
             os.killpg(proc.pid, signal.SIGKILL)  # its group: nothing left to hold the suite up
             raise
 
+
+class ServeLogTest(ApiTestCase):
+    def test_the_web_servers_lines_and_the_workers_share_one_output(self):
+        # serve_until_ready gives serve.sh one file, opened without O_APPEND,
+        # for stdout and stderr (as `> log 2>&1` does). A server that opens
+        # /dev/stderr anew appends at its end, where the others' shared
+        # offset then writes over its lines.
+        tmp = tempfile.mkdtemp(prefix="files-api-it-log-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        os.chmod(tmp, 0o711)  # (mod_fcgid's workers run as www-data)
+        proc, text = serve_until_ready(["--port", str(free_port()), "--workers", "1",
+                                        "--data-dir", os.path.join(tmp, "data")], cwd=tmp)
+        self.addCleanup(stop_serve, proc)
+        port = int(re.search(r"listening on http://127.0.0.1:(\d+)", text).group(1))
+        for target in (b"/%", b"/v1/files", b"/%", b"/v1/files"):
+            conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+            conn.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            read_to_end(conn)
+        stop_serve(proc)
+        log = serve_output(proc)
+        whole_line = re.compile(
+            r"^(?:(files-fcgi|spawn-fcgi|multiwatch|serve\.sh): |access method=|listening on "
+            r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: \(|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \["
+            r"|\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d\.\d+ \d{4}\] \[)")
+        for line in log.splitlines():
+            self.assertRegex(line, whole_line, log)
+        self.assertEqual(log.count('path="/v1/files" status=401'), 2, log)
+        self.assertRegex(log, r"(?m)^files-fcgi: worker \d+ started, data in ")
+        server = os.environ.get("FILES_API_SERVER", "lighttpd")
+        if server.startswith("lighttpd"):
+            self.assertRegex(log, r"(?m)^[-\d]+ [:\d]+: \(server\.c\.\d+\) server started")
+            self.assertRegex(log, r"(?m)^[-\d]+ [:\d]+: \(server\.c\.\d+\) \[note\] graceful shutdown")
+        elif server.startswith("apache"):
+            self.assertEqual(len(re.findall(r"(?m)^\[[^]]+\] \[core:error\] .* AH10244: invalid URI "
+                                            r"path \(/%\)$", log)), 2, log)
 
 class ServeScriptTest(ApiTestCase):
     """serve.sh's own checks, before it starts anything."""
@@ -684,6 +726,14 @@ class ServeScriptTest(ApiTestCase):
                 self.assertEqual(proc.wait(30), 2, text)
                 self.assertIn("serve.sh: " + message, text)
         self.assertEqual(os.listdir(tmp), [])
+
+    def test_a_bin_directory_relative_to_the_current_one_works(self):
+        tmp = self.tmp()
+        proc, text = serve_until_ready(
+            ["--port", str(free_port()), "--workers", "1", "--data-dir", os.path.join(tmp, "data")],
+            cwd=str(REPO), env=dict(self.env(), FILES_API_BIN=os.path.relpath(BIN_DIR, REPO)))
+        self.addCleanup(stop_serve, proc)
+        self.assertIn("listening on", text)
 
     def test_a_port_that_already_answers_is_refused(self):
         tmp = self.tmp()
