@@ -59,7 +59,9 @@ static const struct filesctl_command commands[] = {
 
 static void print_command(FILE *out, const struct filesctl_command *c)
 {
-    fprintf(out, "  %s%s%s %s\n", c->group, c->name ? " " : "", c->name ? c->name : "", c->usage);
+    /* (a usage without arguments starts with its description's line) */
+    fprintf(out, "  %s%s%s%s%s\n", c->group, c->name ? " " : "", c->name ? c->name : "",
+            c->usage[0] == '\n' ? "" : " ", c->usage);
 }
 
 /* What a word of a usage line is: an --option, an argument WORD (such as

@@ -324,7 +324,7 @@ int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
     check_content_files(&f); /* after check_rows: repaired rows' leftovers are strays now */
     if (db_integrity_check(integrity, sizeof integrity) != DB_OK || strcmp(integrity, "ok"))
         report(&f, 0, "sqlite integrity_check: %s%s", integrity, "");
-    printf("fsck: %llu rows checked, %lu problems, %lu repaired, %lu pending\n",
+    printf("fsck: rows checked: %llu, problems: %lu, repaired: %lu, pending: %lu\n",
            (unsigned long long)f.checked, f.problems, f.repaired, f.pending);
     return f.problems ? 1 : 0;
 }
@@ -354,6 +354,6 @@ int filesctl_gc(const struct config *config, const struct filesctl_args *args)
     }
     if (deleted && isatty(STDERR_FILENO))
         fputc('\n', stderr);
-    printf("gc: %lu expired files deleted\n", deleted);
+    printf("gc: expired files deleted: %lu\n", deleted);
     return count < 0 ? filesctl_db_failure("gc", count) : 0;
 }

@@ -265,10 +265,13 @@ class ExpiryTest(ApiTestCase):
         path = os.path.join(STACK.data_dir, "files", gone[-2:], gone)
         self.assertTrue(os.path.exists(path))
         out = STACK.filesctl("gc").stdout
-        self.assertRegex(out, r"gc: [1-9]\d* expired files deleted")
+        self.assertRegex(out, r"gc: expired files deleted: [1-9]\d*")
         self.assertFalse(os.path.exists(path))
         self.assertEqual(client.all_ids(), [kept])
-        self.assertEqual(STACK.filesctl("fsck").returncode, 0)
+        res = STACK.filesctl("fsck")
+        self.assertEqual(res.returncode, 0)
+        self.assertRegex(res.stdout, r"(?m)^fsck: rows checked: [1-9]\d*, problems: 0, "
+                                     r"repaired: 0, pending: 0$")
 
 
 class FsckTest(ApiTestCase):
@@ -428,10 +431,10 @@ class FsckTest(ApiTestCase):
         conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, file_id))
         conn.close()
         first = self.start_paused(stack, "gc_after_listing", "gc")
-        self.assertIn("gc: 1 expired files deleted", stack.filesctl("gc").stdout)
+        self.assertIn("gc: expired files deleted: 1\n", stack.filesctl("gc").stdout)
         out, err = first.communicate(timeout=30)
         self.assertEqual(first.returncode, 0, out + err)
-        self.assertIn("gc: 0 expired files deleted", out)
+        self.assertIn("gc: expired files deleted: 0\n", out)
 
     def test_a_busy_database_is_said_so(self):
         stack = self.stack("ctlbusy", config="db_busy_timeout_ms = 300\n")
@@ -622,8 +625,10 @@ class HelpTest(ApiTestCase):
         ctl = str(BIN_DIR / "filesctl")
         top = subprocess.run([ctl, "--help"], capture_output=True, text=True)
         self.assertEqual(top.returncode, 0)
-        commands = re.findall(r"^  (\w+(?: [\w-]+)?) ", top.stdout, re.M)
+        commands = re.findall(r"^  (\w+(?: [\w-]+)?)(?: |$)", top.stdout, re.M)
         self.assertGreaterEqual(len(commands), 10, top.stdout)
+        self.assertTrue({"gc", "keys list", "config show", "fsck"} <= set(commands), commands)
+        self.assertNotRegex(top.stdout, r"[ \t]\n", "no line ends in white space")
         for command in commands:
             res = subprocess.run([ctl] + command.split() + ["--help"], capture_output=True,
                                  text=True)
