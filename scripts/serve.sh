@@ -312,8 +312,39 @@ if [ -z "${FILES_API_SPOOL_DIR:-}" ]; then
     chmod 0700 "$spool"
 fi
 
+# What a serve.sh killed outright leaves (its components die with it, see
+# component below): request bodies lighttpd had spooled, and its run
+# directory. A spooled body is stale once no process holds it open and it is
+# a minute old; a run directory, once the serve.sh named in it is gone.
+remove_stale_spool() {
+    local real held file
+    real=$(realpath -- "$spool")
+    held=$(find /proc/[0-9]*/fd -lname "$real/lighttpd-upload-*" -printf '%l\n' 2>/dev/null || true)
+    find "$real" -maxdepth 1 -type f -name 'lighttpd-upload-*' -mmin +1 -print0 |
+        while IFS= read -r -d '' file; do
+            grep -qxF -- "$file" <<<"$held" || rm -f -- "$file"
+        done
+}
+started_at() { # a process's start time (field 22 of its stat), to tell a reused pid
+    local stat
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+    stat=${stat##*) }
+    read -ra stat <<<"$stat"
+    echo "${stat[19]}"
+}
+remove_stale_runs() {
+    local owner pid start
+    for owner in /tmp/files-api.*/serve.pid; do
+        [ -O "$owner" ] && read -r pid start <"$owner" 2>/dev/null || continue
+        [ "$(started_at "$pid")" = "$start" ] || rm -rf -- "${owner%/serve.pid}"
+    done
+}
+case $server in lighttpd*) remove_stale_spool ;; esac
+remove_stale_runs
+
 run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"
+echo "$$ $(started_at $$)" >"$run/serve.pid"
 socket=$run/fcgi.sock
 mkdir -p "$run/docroot" "$run/errors"
 

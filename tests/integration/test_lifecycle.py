@@ -735,6 +735,51 @@ class ServeScriptTest(ApiTestCase):
         self.addCleanup(stop_serve, proc)
         self.assertIn("listening on", text)
 
+    def test_what_a_serve_killed_outright_left_is_removed_at_its_next_start(self):
+        tmp = self.tmp()
+        data = os.path.join(tmp, "data")
+        args = ["--port", str(free_port()), "--workers", "1", "--data-dir", data]
+        proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertIn("listening on", text)
+        runs = [os.path.dirname(p) for p in glob.glob("/tmp/files-api.*/serve.pid")
+                if open(p).read().split()[0] == str(proc.pid)]
+        self.assertEqual(len(runs), 1, runs)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        self.assertTrue(os.path.isdir(runs[0]))
+
+        def fake_run(pid, start):
+            run = tempfile.mkdtemp(prefix="files-api.", dir="/tmp")
+            self.addCleanup(shutil.rmtree, run, True)
+            with open(os.path.join(run, "serve.pid"), "w") as f:
+                f.write("%d %s\n" % (pid, start))
+            return run
+        with open("/proc/self/stat") as f:
+            own_start = f.read().rsplit(")", 1)[1].split()[19]
+        live = fake_run(os.getpid(), own_start)
+        reused = fake_run(os.getpid(), int(own_start) + 1)  # (the pid of one gone)
+        spool = os.path.join(data, "spool")
+        bodies = {name: os.path.join(spool, "lighttpd-upload-" + name)
+                  for name in ("old", "fresh", "held")}
+        for path in bodies.values():
+            with open(path, "w") as f:
+                f.write("part of a body")
+        for name in ("old", "held"):
+            os.utime(bodies[name], (time.time() - 120, time.time() - 120))
+        held = open(bodies["held"])
+        self.addCleanup(held.close)
+
+        proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertIn("listening on", text)
+        self.assertFalse(os.path.exists(runs[0]))
+        self.assertFalse(os.path.exists(reused))
+        self.assertTrue(os.path.exists(live))
+        if os.environ.get("FILES_API_SERVER", "lighttpd").startswith("lighttpd"):
+            self.assertEqual(sorted(os.listdir(spool)),
+                             ["lighttpd-upload-fresh", "lighttpd-upload-held"])
+
     def test_a_port_that_already_answers_is_refused(self):
         tmp = self.tmp()
         taken = socket.socket()
