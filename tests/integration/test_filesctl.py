@@ -419,7 +419,7 @@ class FsckTest(ApiTestCase):
         self.assertEqual(client.delete(file_id).status, 200)
         out, err = fsck.communicate(timeout=30)
         self.assertEqual(fsck.returncode, 0, out + err)
-        self.assertIn("0 problems", out)
+        self.assertIn(", problems: 0,", out)
 
     @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
     def test_gc_skips_a_file_another_gc_deleted(self):
