@@ -82,6 +82,7 @@ stop() {
         done
         kill -KILL -- "-$pool_group" 2>/dev/null || true
     fi
+    [ -z "$run_spool" ] || rm -rf "$run_spool"
     [ -z "$run" ] || rm -rf "$run"
 }
 # How a component starts: with the default action for every signal (a signal
@@ -90,7 +91,7 @@ stop() {
 # signal (SIGTERM), so that none outlives a serve.sh killed outright. env and
 # setpriv exec it: $! is its pid.
 component=(env --default-signal setpriv --pdeathsig TERM)
-run='' pids=() pool_group='' stop_requested=''
+run='' run_spool='' pids=() pool_group='' stop_requested=''
 read -r own_comm </proc/$$/comm
 # A stop signal ignores the next ones first: one that came before stop() has
 # begun would run `exit` again inside the EXIT trap, and skip it. Set before
@@ -125,7 +126,7 @@ download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
 unset FILES_API_DOWNLOAD_MODE
 apache_modules=/usr/lib/apache2/modules
 
-usage() { sed -n '2,16s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 refuse() { echo "serve.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
@@ -313,38 +314,37 @@ if [ -z "${FILES_API_SPOOL_DIR:-}" ]; then
 fi
 
 # What a serve.sh killed outright leaves (its components die with it, see
-# component below): request bodies lighttpd had spooled, and its run
-# directory. A spooled body is stale once no process holds it open and it is
-# a minute old; a run directory, once the serve.sh named in it is gone.
-remove_stale_spool() {
-    local real held file
-    real=$(realpath -- "$spool")
-    held=$(find /proc/[0-9]*/fd -lname "$real/lighttpd-upload-*" -printf '%l\n' 2>/dev/null || true)
-    find "$real" -maxdepth 1 -type f -name 'lighttpd-upload-*' -mmin +1 -print0 |
-        while IFS= read -r -d '' file; do
-            grep -qxF -- "$file" <<<"$held" || rm -f -- "$file"
-        done
-}
-started_at() { # a process's start time (field 22 of its stat), to tell a reused pid
-    local stat
-    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
-    stat=${stat##*) }
-    read -ra stat <<<"$stat"
-    echo "${stat[19]}"
-}
+# component above): its run directory and lighttpd's spooled request bodies.
+# A run holds a lock on its serve.lock for as long as serve.sh or any
+# component lives (they inherit it): a run directory whose lock is free is
+# stale, and so is the spool directory it names (lighttpd closes each 1 MiB
+# piece of a body once full, so open files would not tell a live upload's).
 remove_stale_runs() {
-    local owner pid start
-    for owner in /tmp/files-api.*/serve.pid; do
-        [ -O "$owner" ] && read -r pid start <"$owner" 2>/dev/null || continue
-        [ "$(started_at "$pid")" = "$start" ] || rm -rf -- "${owner%/serve.pid}"
+    local lock dir spool_dir
+    for lock in /tmp/files-api.*/serve.lock; do
+        dir=${lock%/serve.lock}
+        [ -O "$dir" ] && [ -O "$lock" ] && flock -n "$lock" true 2>/dev/null || continue
+        if { read -r spool_dir <"$dir/spool-dir"; } 2>/dev/null; then
+            rm -rf -- "$spool_dir" || true
+        fi
+        rm -rf -- "$dir" || true
     done
 }
-case $server in lighttpd*) remove_stale_spool ;; esac
 remove_stale_runs
 
 run=$(mktemp -d /tmp/files-api.XXXXXX)
 chmod 0755 "$run"
-echo "$$ $(started_at $$)" >"$run/serve.pid"
+# Locked before it takes its name, so that no other start finds it free.
+exec {run_lock}>"$run/serve.lock.new"
+flock -n "$run_lock"
+mv "$run/serve.lock.new" "$run/serve.lock"
+# lighttpd spools into a directory of this run's own.
+case $server in
+lighttpd*)
+    run_spool=$(mktemp -d "$spool/lighttpd.XXXXXX")
+    printf '%s\n' "$run_spool" >"$run/spool-dir"
+    ;;
+esac
 socket=$run/fcgi.sock
 mkdir -p "$run/docroot" "$run/errors"
 
@@ -429,7 +429,7 @@ mimetype.assign = (".html" => "application/json")
 server.bind = "127.0.0.1"
 server.port = $port
 server.document-root = "$run/docroot"
-server.upload-dirs = ("$spool")
+server.upload-dirs = ("$run_spool")
 server.max-request-size = $(( max_request_bytes / 1024 ))
 server.tag = "files-api"
 # The worker answers Range itself (206/416 in the API's format); lighttpd would
@@ -526,7 +526,7 @@ Listen 127.0.0.1:$port
 PidFile $run/apache/apache.pid
 DefaultRuntimeDir $run/apache
 Mutex file:$run/apache default
-ErrorLog "|\$exec cat >&2"
+ErrorLog /dev/stderr
 LogLevel warn
 DocumentRoot $run/docroot
 LimitRequestBody $max_request_bytes
@@ -559,7 +559,10 @@ Alias /_files_api_errors/ $run/errors/
 $(for status in $error_statuses; do echo "ErrorDocument $status /_files_api_errors/$status.json"; done)
 CONF
     hold_stops
-    "${component[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND &
+    # Apache opens /dev/stderr anew, which for a file would append apart from
+    # the workers' writes and be written over: a pipe to cat keeps one file
+    # offset (and cat outlasts the last writer, mod_fcgid's workers included).
+    "${component[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND 2> >(exec cat >&2) &
     pids+=($!) stop_signal[$!]=WINCH again[$!]=WINCH again_while[$!]=$run/apache/apache.pid
     release_stops
 }

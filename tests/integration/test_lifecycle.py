@@ -2,6 +2,7 @@
 the pool keeps answering; SIGTERM drains an upload in flight; workers recycle
 after max_requests; /healthz tells whether the service is usable."""
 
+import fcntl
 import glob
 import os
 import re
@@ -17,7 +18,7 @@ import time
 import unittest
 
 from harness import (BIN_DIR, REPO, SERVE, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port,
-                     group_alive, read_to_end)
+                     group_alive, multipart, read_to_end)
 
 # In the shared-hosting shapes the web server itself runs the workers; these
 # tests are about the spawn-fcgi + multiwatch pool.
@@ -583,18 +584,21 @@ def processes_naming(text):
     return found
 
 
-def serve_until_ready(args, cwd, env=None, timeout=60, command=None, until="listening on"):
+def serve_until_ready(args, cwd, env=None, timeout=60, command=None, until="listening on",
+                      split=False):
     """Runs serve.sh (or command) until its output matches the regular
-    expression until, or it exits: (process, output so far)."""
+    expression until, or it exits: (process, output so far). Its stdout and
+    stderr go to one file, or with split to two (see serve_output)."""
     log = tempfile.TemporaryFile()
+    err_log = tempfile.TemporaryFile() if split else None
     env = dict({"FILES_API_BIN": str(BIN_DIR)}, **(env if env is not None else os.environ))
     server = os.environ.get("FILES_API_SERVER")
     if command is None:
         command = [str(SERVE)] + (["--server", server] if server else [])
     proc = subprocess.Popen(command + args, cwd=cwd, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
-    proc.log = log
+                            stderr=err_log or subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc.log, proc.err_log = log, err_log
     deadline = time.monotonic() + timeout
     while True:
         exited = proc.poll() is not None  # (before reading: all it wrote is read)
@@ -605,10 +609,12 @@ def serve_until_ready(args, cwd, env=None, timeout=60, command=None, until="list
         time.sleep(0.05)
 
 
-def serve_output(proc):
-    """All that serve_until_ready's process has written so far."""
-    proc.log.seek(0)
-    return proc.log.read().decode(errors="replace")
+def serve_output(proc, stderr=False):
+    """All that serve_until_ready's process has written so far (to stderr,
+    when it was split)."""
+    log = proc.err_log if stderr else proc.log
+    log.seek(0)
+    return log.read().decode(errors="replace")
 
 
 def stop_serve(proc):
@@ -622,16 +628,20 @@ def stop_serve(proc):
 
 
 class ServeLogTest(ApiTestCase):
-    def test_the_web_servers_lines_and_the_workers_share_one_output(self):
-        # serve_until_ready gives serve.sh one file, opened without O_APPEND,
-        # for stdout and stderr (as `> log 2>&1` does). A server that opens
-        # /dev/stderr anew appends at its end, where the others' shared
-        # offset then writes over its lines.
+    WHOLE_LINE = re.compile(
+        r"^(?:(files-fcgi|spawn-fcgi|multiwatch|serve\.sh): |access method=|listening on "
+        r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: \(|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \["
+        r"|\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d\.\d+ \d{4}\] \[)")
+
+    def serve_a_while(self, split):
+        """Starts serve.sh, sends four requests (two the web server logs as
+        errors), stops it: its process."""
         tmp = tempfile.mkdtemp(prefix="files-api-it-log-")
         self.addCleanup(shutil.rmtree, tmp, True)
         os.chmod(tmp, 0o711)  # (mod_fcgid's workers run as www-data)
         proc, text = serve_until_ready(["--port", str(free_port()), "--workers", "1",
-                                        "--data-dir", os.path.join(tmp, "data")], cwd=tmp)
+                                        "--data-dir", os.path.join(tmp, "data")], cwd=tmp,
+                                       split=split)
         self.addCleanup(stop_serve, proc)
         port = int(re.search(r"listening on http://127.0.0.1:(\d+)", text).group(1))
         for target in (b"/%", b"/v1/files", b"/%", b"/v1/files"):
@@ -639,15 +649,14 @@ class ServeLogTest(ApiTestCase):
             conn.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             read_to_end(conn)
         stop_serve(proc)
-        log = serve_output(proc)
-        whole_line = re.compile(
-            r"^(?:(files-fcgi|spawn-fcgi|multiwatch|serve\.sh): |access method=|listening on "
-            r"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: \(|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \["
-            r"|\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d\.\d+ \d{4}\] \[)")
+        return proc
+
+    def assert_every_line_is_logged(self, log):
         for line in log.splitlines():
-            self.assertRegex(line, whole_line, log)
+            self.assertRegex(line, self.WHOLE_LINE, log)
         self.assertEqual(log.count('path="/v1/files" status=401'), 2, log)
         self.assertRegex(log, r"(?m)^files-fcgi: worker \d+ started, data in ")
+        self.assertRegex(log, r"(?m)^files-fcgi: worker \d+ stopping after \d+ requests$")
         server = os.environ.get("FILES_API_SERVER", "lighttpd")
         if server.startswith("lighttpd"):
             self.assertRegex(log, r"(?m)^[-\d]+ [:\d]+: \(server\.c\.\d+\) server started")
@@ -655,6 +664,19 @@ class ServeLogTest(ApiTestCase):
         elif server.startswith("apache"):
             self.assertEqual(len(re.findall(r"(?m)^\[[^]]+\] \[core:error\] .* AH10244: invalid URI "
                                             r"path \(/%\)$", log)), 2, log)
+
+    def test_the_web_servers_lines_and_the_workers_share_one_output(self):
+        # serve_until_ready gives serve.sh one file, opened without O_APPEND,
+        # for stdout and stderr (as `> log 2>&1` does). A server that opens
+        # /dev/stderr anew appends at its end, where the others' shared
+        # offset then writes over its lines.
+        self.assert_every_line_is_logged(serve_output(self.serve_a_while(split=False)))
+
+    def test_the_logs_go_to_stderr_and_only_the_listening_line_to_stdout(self):
+        proc = self.serve_a_while(split=True)
+        self.assertRegex(serve_output(proc), r"^listening on http://127\.0\.0\.1:\d+\n$")
+        self.assert_every_line_is_logged(serve_output(proc, stderr=True))
+
 
 class ServeScriptTest(ApiTestCase):
     """serve.sh's own checks, before it starts anything."""
@@ -742,43 +764,89 @@ class ServeScriptTest(ApiTestCase):
         proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
         self.addCleanup(stop_serve, proc)
         self.assertIn("listening on", text)
-        runs = [os.path.dirname(p) for p in glob.glob("/tmp/files-api.*/serve.pid")
-                if open(p).read().split()[0] == str(proc.pid)]
-        self.assertEqual(len(runs), 1, runs)
+        fds = "/proc/%d/fd" % proc.pid
+        locks = [os.readlink(os.path.join(fds, fd)) for fd in os.listdir(fds)]
+        locks = [lock for lock in locks if lock.endswith("/serve.lock")]
+        self.assertEqual(len(locks), 1, locks)
+        run = os.path.dirname(locks[0])
+        lighttpd = os.environ.get("FILES_API_SERVER", "lighttpd").startswith("lighttpd")
+        if lighttpd:
+            with open(os.path.join(run, "spool-dir")) as f:
+                run_spool = f.read().rstrip("\n")
+            self.assertEqual(os.path.dirname(run_spool), os.path.join(data, "spool"))
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
-        self.assertTrue(os.path.isdir(runs[0]))
-
-        def fake_run(pid, start):
-            run = tempfile.mkdtemp(prefix="files-api.", dir="/tmp")
-            self.addCleanup(shutil.rmtree, run, True)
-            with open(os.path.join(run, "serve.pid"), "w") as f:
-                f.write("%d %s\n" % (pid, start))
-            return run
-        with open("/proc/self/stat") as f:
-            own_start = f.read().rsplit(")", 1)[1].split()[19]
-        live = fake_run(os.getpid(), own_start)
-        reused = fake_run(os.getpid(), int(own_start) + 1)  # (the pid of one gone)
-        spool = os.path.join(data, "spool")
-        bodies = {name: os.path.join(spool, "lighttpd-upload-" + name)
-                  for name in ("old", "fresh", "held")}
-        for path in bodies.values():
-            with open(path, "w") as f:
+        with open(locks[0]) as lock:  # free once every part of that stack has ended
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    self.assertLess(time.monotonic(), deadline, "the killed stack lives on")
+                    time.sleep(0.1)
+        self.assertTrue(os.path.isdir(run))
+        if lighttpd:
+            with open(os.path.join(run_spool, "lighttpd-upload-left"), "w") as f:
                 f.write("part of a body")
-        for name in ("old", "held"):
-            os.utime(bodies[name], (time.time() - 120, time.time() - 120))
-        held = open(bodies["held"])
-        self.addCleanup(held.close)
+
+        def fake_run(held):
+            run = tempfile.mkdtemp(prefix="files-api.", dir="/tmp")
+            spool = tempfile.mkdtemp(prefix="files-api-it-spool-")
+            for path in (run, spool):
+                self.addCleanup(shutil.rmtree, path, True)
+            with open(os.path.join(run, "spool-dir"), "w") as f:
+                f.write(spool + "\n")
+            lock = open(os.path.join(run, "serve.lock"), "w")
+            self.addCleanup(lock.close)
+            if held:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return run, spool
+        live, free = fake_run(held=True), fake_run(held=False)
 
         proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
         self.addCleanup(stop_serve, proc)
         self.assertIn("listening on", text)
-        self.assertFalse(os.path.exists(runs[0]))
-        self.assertFalse(os.path.exists(reused))
-        self.assertTrue(os.path.exists(live))
-        if os.environ.get("FILES_API_SERVER", "lighttpd").startswith("lighttpd"):
-            self.assertEqual(sorted(os.listdir(spool)),
-                             ["lighttpd-upload-fresh", "lighttpd-upload-held"])
+        self.assertFalse(os.path.exists(run))
+        if lighttpd:
+            self.assertFalse(os.path.exists(run_spool))
+        self.assertEqual([os.path.exists(path) for path in live + free],
+                         [True, True, False, False])
+
+    def test_a_second_start_on_the_same_data_leaves_the_first_ones_uploads_alone(self):
+        # lighttpd spools a body in 1 MiB pieces and closes each once full: a
+        # slow upload's pieces are old and held by no process.
+        tmp = self.tmp()
+        data = os.path.join(tmp, "data")
+        first, text = serve_until_ready(["--port", str(free_port()), "--workers", "1",
+                                         "--data-dir", data], cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, first)
+        port = int(re.search(r"listening on http://127.0.0.1:(\d+)", text).group(1))
+        key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
+                              "--account", "a", "--scopes", "*"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        content = batch_jsonl(20000)
+        self.assertGreater(len(content), 3 << 20)
+        content_type, body = multipart(
+            [(b'Content-Disposition: form-data; name="purpose"\r\n', b"batch"),
+             (b'Content-Disposition: form-data; name="file"; filename="a.jsonl"\r\n', content)])
+        conn = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.addCleanup(conn.close)
+        conn.sendall(("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                      "Content-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                      % (key, content_type, len(body))).encode() + body[:-4096])
+        time.sleep(0.5)
+        long_ago = time.time() - 600
+        for where, _, names in os.walk(os.path.join(data, "spool")):
+            for name in names:
+                os.utime(os.path.join(where, name), (long_ago, long_ago))
+        second, text = serve_until_ready(["--port", str(free_port()), "--workers", "1",
+                                          "--data-dir", data], cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, second)
+        self.assertIn("listening on", text)
+        conn.sendall(body[-4096:])
+        response = read_to_end(conn)
+        self.assertEqual(response.split(b"\r\n", 1)[0], b"HTTP/1.1 200 OK", response[-300:])
 
     def test_a_port_that_already_answers_is_refused(self):
         tmp = self.tmp()
