@@ -82,6 +82,14 @@ stop() {
         done
         kill -KILL -- "-$pool_group" 2>/dev/null || true
     fi
+    if [ -n "$log_relay" ]; then # (it ends once every writer has: bounded all the same)
+        [ -z "$log_pipe" ] || exec {log_pipe}>&-
+        for ((i = 0; i < 50; i++)); do
+            running "$log_relay" || break
+            sleep 0.1
+        done
+        wait "$log_relay" 2>/dev/null || true
+    fi
     [ -z "$run_spool" ] || rm -rf "$run_spool"
     [ -z "$run" ] || rm -rf "$run"
 }
@@ -91,7 +99,7 @@ stop() {
 # signal (SIGTERM), so that none outlives a serve.sh killed outright. env and
 # setpriv exec it: $! is its pid.
 component=(env --default-signal setpriv --pdeathsig TERM)
-run='' run_spool='' pids=() pool_group='' stop_requested=''
+run='' run_spool='' log_pipe='' log_relay='' pids=() pool_group='' stop_requested=''
 read -r own_comm </proc/$$/comm
 # A stop signal ignores the next ones first: one that came before stop() has
 # begun would run `exit` again inside the EXIT trap, and skip it. Set before
@@ -558,12 +566,17 @@ Alias /_files_api_errors/ $run/errors/
 </Directory>
 $(for status in $error_statuses; do echo "ErrorDocument $status /_files_api_errors/$status.json"; done)
 CONF
-    hold_stops
     # Apache opens /dev/stderr anew, which for a file would append apart from
     # the workers' writes and be written over: a pipe to cat keeps one file
     # offset (and cat outlasts the last writer, mod_fcgid's workers included).
-    "${component[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND 2> >(exec cat >&2) &
+    # Our child, so that stop() can wait for it.
+    hold_stops
+    exec {log_pipe}> >(exec cat >&2)
+    log_relay=$!
+    "${component[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND 2>&"$log_pipe" &
     pids+=($!) stop_signal[$!]=WINCH again[$!]=WINCH again_while[$!]=$run/apache/apache.pid
+    exec {log_pipe}>&-
+    log_pipe=''
     release_stops
 }
 
