@@ -128,8 +128,8 @@ data_dir= # none given: the configuration's
 workers=4
 config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
-# Ours to decide (it may say "auto"): filesctl must read the file's own mode.
 banner=
+# Ours to decide (it may say "auto"): filesctl must read the file's own mode.
 download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
 unset FILES_API_DOWNLOAD_MODE
 apache_modules=/usr/lib/apache2/modules
@@ -332,7 +332,9 @@ remove_stale_runs() {
     for lock in /tmp/files-api.*/serve.lock; do
         dir=${lock%/serve.lock}
         [ -O "$dir" ] && [ -O "$lock" ] && flock -n "$lock" true 2>/dev/null || continue
-        if { read -r spool_dir <"$dir/spool-dir"; } 2>/dev/null; then
+        # (only what serve.sh names so: the path is read from a file)
+        if { read -r spool_dir <"$dir/spool-dir"; } 2>/dev/null &&
+            [[ ${spool_dir##*/} == lighttpd.?* ]]; then
             rm -rf -- "$spool_dir" || true
         fi
         rm -rf -- "$dir" || true

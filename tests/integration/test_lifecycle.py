@@ -438,16 +438,13 @@ class MakeRunTest(ApiTestCase):
 
     def key_works(self, text):
         key = re.search(r"API key \(kept in [^)]*\):\n  (\S+)", text).group(1)
-        port = re.search(r"listening on http://127.0.0.1:(\d+)", text).group(1)
-        conn = socket.create_connection(("127.0.0.1", int(port)), timeout=30)
+        conn = socket.create_connection(("127.0.0.1", listening_port(text)), timeout=30)
         conn.sendall(b"GET /v1/files HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                      b"Authorization: Bearer " + key.encode() + b"\r\n\r\n")
         return key, read_to_end(conn).split(b"\r\n", 1)[0]
 
     def test_the_key_printed_works_and_a_revoked_one_is_replaced(self):
-        tmp = tempfile.mkdtemp(prefix="files-api-it-run-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        data = os.path.join(tmp, "var")
+        data = os.path.join(scratch_dir(self, "run"), "var")
         proc, text = self.make_run(data)
         first, status = self.key_works(text)
         self.assertEqual(status, b"HTTP/1.1 200 OK", text)
@@ -465,9 +462,7 @@ class MakeRunTest(ApiTestCase):
         self.assertEqual(status, b"HTTP/1.1 200 OK", text)
 
     def test_a_key_that_cannot_be_made_says_why(self):
-        tmp = tempfile.mkdtemp(prefix="files-api-it-run-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        data = os.path.join(tmp, "var")
+        data = os.path.join(scratch_dir(self, "run"), "var")
         proc, text = self.make_run(data, FILES_API_MAX_FILE_BYTES="abc")
         self.assertEqual(proc.wait(30), 1, text)
         self.assertIn("max_file_bytes", text)
@@ -475,8 +470,7 @@ class MakeRunTest(ApiTestCase):
         self.assertFalse(os.path.exists(os.path.join(data, "dev-key")))
 
     def test_no_key_is_shown_when_the_port_is_taken(self):
-        tmp = tempfile.mkdtemp(prefix="files-api-it-run-")
-        self.addCleanup(shutil.rmtree, tmp, True)
+        tmp = scratch_dir(self, "run")
         taken = socket.socket()
         self.addCleanup(taken.close)
         taken.bind(("127.0.0.1", 0))
@@ -584,6 +578,20 @@ def processes_naming(text):
     return found
 
 
+def scratch_dir(test, what):
+    """A directory removed when test ends, that www-data can pass through
+    (mod_fcgid's workers run as www-data)."""
+    tmp = tempfile.mkdtemp(prefix="files-api-it-%s-" % what)
+    test.addCleanup(shutil.rmtree, tmp, True)
+    os.chmod(tmp, 0o711)
+    return tmp
+
+
+def listening_port(text):
+    """The port of serve.sh's "listening on" line in text."""
+    return int(re.search(r"listening on http://127\.0\.0\.1:(\d+)", text).group(1))
+
+
 def serve_until_ready(args, cwd, env=None, timeout=60, command=None, until="listening on",
                       split=False):
     """Runs serve.sh (or command) until its output matches the regular
@@ -636,14 +644,12 @@ class ServeLogTest(ApiTestCase):
     def serve_a_while(self, split):
         """Starts serve.sh, sends four requests (two the web server logs as
         errors), stops it: its process."""
-        tmp = tempfile.mkdtemp(prefix="files-api-it-log-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o711)  # (mod_fcgid's workers run as www-data)
+        tmp = scratch_dir(self, "log")
         proc, text = serve_until_ready(["--port", str(free_port()), "--workers", "1",
                                         "--data-dir", os.path.join(tmp, "data")], cwd=tmp,
                                        split=split)
         self.addCleanup(stop_serve, proc)
-        port = int(re.search(r"listening on http://127.0.0.1:(\d+)", text).group(1))
+        port = listening_port(text)
         for target in (b"/%", b"/v1/files", b"/%", b"/v1/files"):
             conn = socket.create_connection(("127.0.0.1", port), timeout=30)
             conn.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -682,10 +688,7 @@ class ServeScriptTest(ApiTestCase):
     """serve.sh's own checks, before it starts anything."""
 
     def tmp(self):
-        tmp = tempfile.mkdtemp(prefix="files-api-it-serve-")
-        self.addCleanup(shutil.rmtree, tmp, True)
-        os.chmod(tmp, 0o711)  # (mod_fcgid's workers run as www-data)
-        return tmp
+        return scratch_dir(self, "serve")
 
     def env(self):
         return {k: v for k, v in os.environ.items()
@@ -790,9 +793,9 @@ class ServeScriptTest(ApiTestCase):
             with open(os.path.join(run_spool, "lighttpd-upload-left"), "w") as f:
                 f.write("part of a body")
 
-        def fake_run(held):
+        def fake_run(held, spool_name="lighttpd."):  # (as serve.sh names its spools)
             run = tempfile.mkdtemp(prefix="files-api.", dir="/tmp")
-            spool = tempfile.mkdtemp(prefix="files-api-it-spool-")
+            spool = tempfile.mkdtemp(prefix=spool_name)
             for path in (run, spool):
                 self.addCleanup(shutil.rmtree, path, True)
             with open(os.path.join(run, "spool-dir"), "w") as f:
@@ -803,6 +806,8 @@ class ServeScriptTest(ApiTestCase):
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return run, spool
         live, free = fake_run(held=True), fake_run(held=False)
+        # A spool-dir that names something else is no spool of serve.sh's.
+        other = fake_run(held=False, spool_name="files-api-it-other-")
 
         proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
         self.addCleanup(stop_serve, proc)
@@ -810,8 +815,8 @@ class ServeScriptTest(ApiTestCase):
         self.assertFalse(os.path.exists(run))
         if lighttpd:
             self.assertFalse(os.path.exists(run_spool))
-        self.assertEqual([os.path.exists(path) for path in live + free],
-                         [True, True, False, False])
+        self.assertEqual([os.path.exists(path) for path in live + free + other],
+                         [True, True, False, False, False, True])
 
     def test_a_second_start_on_the_same_data_leaves_the_first_ones_uploads_alone(self):
         # lighttpd spools a body in 1 MiB pieces and closes each once full: a
@@ -821,7 +826,7 @@ class ServeScriptTest(ApiTestCase):
         first, text = serve_until_ready(["--port", str(free_port()), "--workers", "1",
                                          "--data-dir", data], cwd=tmp, env=self.env())
         self.addCleanup(stop_serve, first)
-        port = int(re.search(r"listening on http://127.0.0.1:(\d+)", text).group(1))
+        port = listening_port(text)
         key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
                               "--account", "a", "--scopes", "*"],
                              capture_output=True, text=True, check=True).stdout.strip()
