@@ -111,6 +111,10 @@ static int on_part_data(void *ctx, const char *data, size_t len)
     if (field) {
         if (field->len + len >= sizeof field->value || memchr(data, '\0', len)) {
             field->bad = 1;
+            /* A wrong purpose now (4007), not once the value outgrows the
+             * parser's limit on text fields (a malformed body, 4001). */
+            if (field == &up->purpose)
+                return check_purpose(up);
         } else {
             memcpy(field->value + field->len, data, len);
             field->len += len;

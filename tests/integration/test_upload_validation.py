@@ -130,6 +130,15 @@ class PurposeTest(ApiTestCase):
                     resp = self.c.upload(CONTENT, purpose=purpose, purpose_first=first)
                     self.assertError(resp, 400, "VALIDATION_4007", param="purpose")
 
+    def test_purpose_longer_than_a_text_field_may_be_is_still_a_wrong_purpose(self):
+        # 4096 bytes is the most a text field may hold; a purpose at it and one
+        # past it is as wrong as any other value (4007), not a malformed body.
+        for purpose in ("batch" + " " * 4091, "batch" + " " * 4092, "b" * 8000):
+            for first in (True, False):
+                with self.subTest(length=len(purpose), purpose_first=first):
+                    resp = self.c.upload(CONTENT, purpose=purpose, purpose_first=first)
+                    self.assertError(resp, 400, "VALIDATION_4007", param="purpose")
+
     def test_purpose_checked_even_when_content_is_invalid_after_it(self):
         # purpose first and wrong: 4007 (the file needs no reading)
         resp = self.c.upload(b"not json\n", purpose="fine-tune", purpose_first=True)
