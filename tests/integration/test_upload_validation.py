@@ -77,6 +77,19 @@ class MalformedRequestTest(ApiTestCase):
         self.refused(self.c.upload_parts([field_part("purpose", "batch"),
                                           field_part("other", "x")]), param="file")
 
+    def test_an_ignored_text_field_holds_at_most_4096_bytes(self):
+        for size, status in ((4096, 200), (4097, 400)):
+            with self.subTest(size=size):
+                resp = self.c.upload_parts([field_part("purpose", "batch"),
+                                            field_part("note", "n" * size), file_part(CONTENT)])
+                if status == 200:
+                    self.assertEqual(resp.status, 200, resp.body)
+                    self.c.delete(resp.json()["id"])
+                else:
+                    self.refused(resp)
+                    self.assertIn('field "note" is longer than 4096 bytes',
+                                  resp.json()["error"]["message"])
+
     def test_file_part_without_filename(self):
         parts = [field_part("purpose", "batch"), field_part("file", CONTENT)]
         self.refused(self.c.upload_parts(parts))
