@@ -12,8 +12,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
-#include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <stdio.h>
@@ -30,6 +30,14 @@
  * a failed start, and gives up on a slot after -r of those in a row: a worker
  * that served max_requests sooner goes on until it has lived this long. */
 #define RECYCLE_MIN_SECONDS 2
+/* Connections a web server may keep open to one worker between requests
+ * (FCGI_KEEP_CONN). One more is never kept: it takes a connection when all
+ * of these are, and closes it after its request. */
+#define KEPT_MAX 64
+#define LISTENING UINT32_MAX /* epoll's tag for the listening socket */
+
+static FCGX_Request connections[KEPT_MAX + 1];
+static int watched[KEPT_MAX + 1]; /* the connection's fd as epoll watches it, else -1 */
 
 /* Graceful stop: SIGTERM (systemd, a second multiwatch signal) or SIGUSR1
  * (multiwatch's "nice" signal). Both stay blocked except while the worker
@@ -64,28 +72,67 @@ static void install_signals(sigset_t *waiting)
     sigdelset(waiting, SIGUSR1);
 }
 
-/* Waits for the next request: on the connection the web server kept open
- * (kept >= 0, FCGI_KEEP_CONN), else for a new connection on the listening
- * socket (fd 0, in epoll_fd). Returns 1 when one is ready, 0 when the worker
- * must stop. A wait returns what is ready without delivering a pending stop
- * signal, which waits for a wait that finds nothing: a stopping worker first
- * answers every connection already queued. */
-static int wait_for_request(int epoll_fd, int kept, const sigset_t *waiting)
+/* The connection to take a new one in: the first not in use. The last is
+ * never kept, so there is always one. */
+static int free_connection(void)
+{
+    int i = 0;
+
+    while (i < KEPT_MAX && connections[i].ipcFd >= 0)
+        i++;
+    return i;
+}
+
+/* After a request, its connection, if the web server keeps it open, is
+ * watched for the next one beside the listening socket: a worker waiting on
+ * one connection alone would leave new ones queued for as long as the web
+ * server keeps that one idle. */
+static void watch_kept(int epoll_fd, int i)
+{
+    struct epoll_event event = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    FCGX_Request *c = &connections[i];
+
+    if (c->ipcFd < 0 || watched[i] == c->ipcFd)
+        return;
+    if (i == KEPT_MAX || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->ipcFd, &event) != 0) {
+        if (i < KEPT_MAX)
+            perror("files-fcgi: watching a kept connection");
+        /* A plain close: libfcgi's would wait up to 2 s for an end of input
+         * that a web server keeping the connection never sends. */
+        FCGX_Detach(c);
+        FCGX_Free(c, 1);
+        return;
+    }
+    watched[i] = c->ipcFd;
+}
+
+/* A connection libfcgi closed is no longer watched (close removed it). */
+static void forget_closed(int i)
+{
+    if (connections[i].ipcFd < 0)
+        watched[i] = -1;
+}
+
+/* Waits for the next request: a new connection on the listening socket
+ * (fd 0) or the next request on a kept one, both in epoll_fd. Returns the
+ * connection to take it from, or -1 when the worker must stop. A wait
+ * returns what is ready without delivering a pending stop signal, which
+ * waits for a wait that finds nothing: a stopping worker first answers every
+ * connection already queued. */
+static int wait_for_request(int epoll_fd, const sigset_t *waiting)
 {
     struct epoll_event event;
-    struct pollfd connection = {.fd = kept, .events = POLLIN};
 
     while (!stop_requested) {
-        int ready = kept >= 0 ? ppoll(&connection, 1, NULL, waiting)
-                              : epoll_pwait(epoll_fd, &event, 1, -1, waiting);
+        int ready = epoll_pwait(epoll_fd, &event, 1, -1, waiting);
         if (ready > 0)
-            return 1;
+            return event.data.u32 == LISTENING ? free_connection() : (int)event.data.u32;
         if (errno != EINTR) {
             perror("files-fcgi: waiting for a request");
-            return 0;
+            return -1;
         }
     }
-    return 0;
+    return -1;
 }
 
 /* Bounds the time a read on fd may block (0: no bound). */
@@ -157,7 +204,6 @@ int main(int argc, char **argv)
 {
     const char *config_path = NULL, *data_dir = NULL;
     struct config config;
-    FCGX_Request fcgi;
     sigset_t waiting;
     struct stat listener;
     struct epoll_event listening = {0};
@@ -208,14 +254,19 @@ int main(int argc, char **argv)
      * before its parameters, it would accept the next one itself and wait for
      * its parameters without the bound take_request sets. Now that accept
      * fails at once (EBADF) and the worker takes the next connection itself. */
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&fcgi, -1, 0) != 0) {
+    if (FCGX_Init() != 0) {
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
         return start_failed();
+    }
+    for (int i = 0; i <= KEPT_MAX; i++) {
+        FCGX_InitRequest(&connections[i], -1, 0);
+        watched[i] = -1;
     }
     /* One idle worker wakes per connection (EPOLLEXCLUSIVE; sometimes more):
      * one that loses the race to accept gets EAGAIN, not a wait in accept with
      * the stop signals shut. */
     listening.events = EPOLLIN | EPOLLEXCLUSIVE;
+    listening.data.u32 = LISTENING;
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, 0, &listening) != 0 ||
         fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0) {
@@ -238,18 +289,28 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     clock_gettime(CLOCK_MONOTONIC, &started);
-    for (int just_served = 0;;) {
+    for (int current = 0, just_served = 0;;) {
         struct http_request req;
+        FCGX_Request *fcgi;
         int taken;
 
-        /* After a request, the next connection may already be queued: try
-         * to take it before waiting (one system call fewer per request under
-         * load; a stop signal still waits for a wait that finds nothing). */
-        if (!(just_served && fcgi.ipcFd < 0) && !wait_for_request(epoll_fd, fcgi.ipcFd, &waiting)) {
-            status = stop_requested ? 0 : 1;
-            break;
+        /* After a request on a connection now closed, the next connection
+         * may already be queued: try to take it before waiting (one system
+         * call fewer per request under load; a stop signal still waits for a
+         * wait that finds nothing). */
+        if (just_served && connections[current].ipcFd < 0) {
+            current = free_connection();
+        } else {
+            if (just_served)
+                watch_kept(epoll_fd, current);
+            if ((current = wait_for_request(epoll_fd, &waiting)) < 0) {
+                status = stop_requested ? 0 : 1;
+                break;
+            }
         }
-        taken = take_request(&fcgi);
+        fcgi = &connections[current];
+        taken = take_request(fcgi);
+        forget_closed(current);
         just_served = 0;
         if (taken == 0)
             continue;
@@ -258,14 +319,15 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
-        http_request_init(&req, &fcgi);
+        http_request_init(&req, fcgi);
         /* A body may be slow (the web server bounds that): its reads are not
          * bounded here. A request that declares none (lighttpd's GETs) keeps
          * the bound, which saves a system call: nothing more is read of it. */
         if (req.content_length != 0)
-            limit_reads(fcgi.ipcFd, 0);
+            limit_reads(fcgi->ipcFd, 0);
         api_handle(&req, &config);
         http_request_finish(&req);
+        forget_closed(current);
         http_request_memory_reset();
         served++;
         just_served = 1;

@@ -352,6 +352,48 @@ class StopDuringAcceptTest(ApiTestCase):
             conn.sendall(request)
             self.assertIn(b"Status: 200", read_response(conn))
 
+    def test_an_idle_kept_connection_does_not_hold_up_new_ones(self):
+        # A worker that waited on its kept connection alone left every new
+        # connection queued for as long as the web server kept that one idle.
+        stack, pid, first = self.one_worker("keepidle")
+        request = (BEGIN_KEEP + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
+                   fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
+        second = socket.socket(socket.AF_UNIX)
+        self.addCleanup(second.close)
+        second.connect(listening_socket_path(pid))
+        for conn in (first, second):
+            conn.settimeout(3)
+        for conn in (first, second, first, second):  # each idle while the other is served
+            conn.sendall(request)
+            self.assertIn(b"Status: 200", read_response(conn))
+        # An idle worker still stops at once, closing the connections it keeps.
+        os.kill(pid, signal.SIGTERM)
+        self.assertTrue(wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                                 pid not in stack.worker_pids(), timeout=3),
+                        "the worker did not stop")
+        for conn in (first, second):
+            self.assertEqual(conn.recv(1), b"")
+
+    def test_connections_past_the_64_a_worker_keeps_are_closed_after_their_request(self):
+        _, pid, unused = self.one_worker("keepmany")
+        unused.close()  # (dropped by the worker at once)
+        request = (BEGIN_KEEP + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
+                   fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
+        conns = []
+        for _ in range(66):
+            conn = socket.socket(socket.AF_UNIX)
+            self.addCleanup(conn.close)
+            conn.settimeout(5)
+            conn.connect(listening_socket_path(pid))
+            conn.sendall(request)
+            self.assertIn(b"Status: 200", read_response(conn))
+            conns.append(conn)
+        for conn in conns[64:]:
+            self.assertEqual(conn.recv(1), b"")
+        for conn in conns[:64]:
+            conn.sendall(request)
+            self.assertIn(b"Status: 200", read_response(conn))
+
     def test_a_connection_stalled_before_its_parameters_does_not_hold_a_stop(self):
         stack, pid, conn = self.one_worker("stall")
         conn.sendall(BEGIN[:1])  # and then nothing
