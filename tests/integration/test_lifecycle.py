@@ -2,6 +2,7 @@
 the pool keeps answering; SIGTERM drains an upload in flight; workers recycle
 after max_requests; /healthz tells whether the service is usable."""
 
+import concurrent.futures
 import fcntl
 import glob
 import os
@@ -16,6 +17,8 @@ import threading
 import time
 
 import unittest
+import urllib.error
+import urllib.request
 
 from harness import (BIN_DIR, REPO, SERVE, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port,
                      group_alive, multipart, read_to_end)
@@ -434,6 +437,66 @@ class StopDuringAcceptTest(ApiTestCase):
         busy.sendall(fcgi_record(FCGI_STDIN, b"x" * 90) + fcgi_record(FCGI_STDIN, b""))
         for conn, status in [(busy, b"Status: 401")] + [(c, b"Status: 200") for c in queued]:
             self.assertIn(status, read_to_end(conn))
+
+
+@unittest.skipIf(os.environ.get("FILES_API_SERVER", "lighttpd") != "lighttpd",
+                 "its own nginx in front of the pool: it runs once, with the default server's suite")
+class NginxKeptConnectionsTest(ApiTestCase):
+    def test_nginx_keeping_more_connections_than_there_are_workers_is_served(self):
+        # nginx with fastcgi_keep_conn and a connection cache, in four
+        # processes, in front of two workers: each worker is soon kept several
+        # connections. A worker that waited on one kept connection alone left
+        # the others' requests queued until nginx gave up (here every request
+        # hung from the first round on).
+        if not shutil.which("nginx"):
+            self.skipTest("nginx is not installed")
+        stack = Stack(workers=2, name="nginxkeep").start()
+        self.addCleanup(stack.stop)
+        socket_path = listening_socket_path(stack.worker_pids()[0])
+        tmp = tempfile.mkdtemp(prefix="files-api-nginx-keep.")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        port = free_port()
+        temp_paths = "".join("    %s_temp_path %s/%s;\n" % (kind, tmp, kind)
+                             for kind in ("client_body", "fastcgi", "proxy", "uwsgi", "scgi"))
+        with open(os.path.join(tmp, "nginx.conf"), "w") as f:
+            f.write("daemon off;\nuser root;\npid %s/nginx.pid;\nerror_log stderr warn;\n"
+                    "worker_processes 4;\nevents { worker_connections 256; }\n"
+                    "http {\n    access_log off;\n%s"
+                    "    upstream workers { server unix:%s; keepalive 16; }\n"
+                    "    server {\n        listen 127.0.0.1:%d;\n        location / {\n"
+                    "            include /etc/nginx/fastcgi_params;\n"
+                    "            fastcgi_pass workers;\n            fastcgi_keep_conn on;\n"
+                    "        }\n    }\n}\n" % (tmp, temp_paths, socket_path, port))
+        nginx = subprocess.Popen(["nginx", "-c", os.path.join(tmp, "nginx.conf"), "-e", "stderr"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(nginx.wait, 10)
+        self.addCleanup(nginx.send_signal, signal.SIGQUIT)
+        url = "http://127.0.0.1:%d/healthz" % port
+        self.assertTrue(wait_for(lambda: http_status(url) == 200), "nginx did not start")
+
+        def timed(_):
+            started = time.monotonic()
+            return http_status(url), time.monotonic() - started
+
+        for _ in range(3):
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                results = list(pool.map(timed, range(200)))
+            self.assertEqual({status for status, _ in results}, {200}, results[:5])
+            self.assertLess(max(took for _, took in results), 3.0)
+        kept = [sum(1 for fd in os.listdir("/proc/%d/fd" % pid)
+                    if os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"))
+                for pid in stack.worker_pids()]
+        self.assertGreater(max(kept), 2, "no worker was kept more than one connection: %s" % kept)
+
+
+def http_status(url, timeout=5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError as e:
+        return str(e)
 
 
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
