@@ -1,11 +1,13 @@
 #include "db.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <nettle/memops.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* The per-process connection and its prepared statements. */
 static sqlite3 *db;
@@ -332,11 +334,37 @@ static int restart_wal(void *unused, sqlite3 *conn, const char *name, int pages)
     return SQLITE_OK;
 }
 
+/* SQLITE_OPEN_CREATE if the database may be created: only where there is
+ * none, and no write-ahead log either. A log without its database means the
+ * database was moved or deleted while in use: a new, empty one would take
+ * that log for its own (SQLite reports I/O errors, and what the log held is
+ * lost when the database comes back). */
+static int create_flag(const char *path)
+{
+    char wal[PATH_MAX + 4];
+
+    if (access(path, F_OK) == 0 || errno != ENOENT)
+        return 0;
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    if (access(wal, F_OK) == 0) {
+        fprintf(stderr,
+                "files-api: %s is missing, but its write-ahead log %s is there: the database "
+                "was moved or deleted while in use; put it back (a new one would lose what the "
+                "log holds)\n",
+                path, wal);
+        return -1;
+    }
+    return SQLITE_OPEN_CREATE;
+}
+
 int db_open(const char *data_dir, int busy_timeout_ms)
 {
     char path[PATH_MAX];
+    int create;
 
     if (snprintf(path, sizeof path, "%s/%s", data_dir, DB_FILENAME) >= (int)sizeof path)
+        return DB_ERROR;
+    if ((create = create_flag(path)) < 0)
         return DB_ERROR;
     /* No memory statistics (nothing reads them): to keep them SQLite takes a
      * global mutex around every allocation, ~4% of a metadata request. Only
@@ -345,8 +373,8 @@ int db_open(const char *data_dir, int busy_timeout_ms)
     /* NOMUTEX: only the thread that opened the handle uses it (the upload
      * pipeline's threads never touch the database), so SQLite's per-call
      * locking was pure cost: a tenth of a list request's instructions. */
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | create | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
         status_of(SQLITE_ERROR);
         db_close();
         return DB_ERROR;

@@ -3,6 +3,7 @@ the pool keeps answering; SIGTERM drains an upload in flight; workers recycle
 after max_requests; /healthz tells whether the service is usable."""
 
 import concurrent.futures
+import ctypes
 import fcntl
 import glob
 import os
@@ -26,6 +27,15 @@ from harness import (BIN_DIR, REPO, SERVE, ApiTestCase, ContentGen, Stack, batch
 # In the shared-hosting shapes the web server itself runs the workers; these
 # tests are about the spawn-fcgi + multiwatch pool.
 WEB_SERVER_SPAWNS = os.environ.get("FILES_API_SERVER") in ("lighttpd-spawn", "apache-fcgid")
+
+
+def exchange(a, b):
+    """Swaps two paths in one step (renameat2 RENAME_EXCHANGE)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), a)
 
 
 def wait_for(predicate, timeout=10.0):
@@ -75,16 +85,19 @@ class KillTest(ApiTestCase):
         pauses before it exits, so the pool retries once a second instead of a
         thousand times, and serves again once the fault is gone."""
         db = os.path.join(self.stack.data_dir, "files.db")
-        os.rename(db, db + ".away")
-        os.mkdir(db)  # what a new worker opens is now a directory
+        os.mkdir(db + ".dir")
+        # What a new worker opens is now a directory. Swapped both ways in one
+        # step: with files.db missing for a moment, a worker starting then
+        # would create a new, empty database beside the real one's WAL.
+        exchange(db, db + ".dir")
         try:
             victim = self.stack.worker_pids()[0]
             os.kill(victim, signal.SIGKILL)
             time.sleep(3)
             failures = self.stack.log_text().count("cannot open the database")
         finally:
-            os.rmdir(db)
-            os.rename(db + ".away", db)
+            exchange(db, db + ".dir")
+            os.rmdir(db + ".dir")
         # Paced, a worker fails at most 4 times in 3 s; paced or not, so may
         # the other one if it restarts meanwhile (seen once behind nginx: 7).
         # Unpaced, it was 1000.
@@ -94,7 +107,33 @@ class KillTest(ApiTestCase):
         # (Within 2 s as a rule; once, in the ASan build of a full run, not in 5.)
         text = self.stack.wait_for_log(lambda t: t.count(" started, data in ") >= 3, timeout=15)
         self.assertGreaterEqual(text.count(" started, data in "), 3,
-                                "no worker started once the database was back")
+                                "no worker started once the database was back; the log "
+                                "ends:\n" + text[-3000:])
+        self.assert_pool_serves(5)
+
+    def test_a_database_moved_away_while_in_use_is_not_replaced_by_an_empty_one(self):
+        # A worker starting then created a new, empty files.db beside the
+        # real one's write-ahead log: the workers after it failed with I/O
+        # errors, and once the database was back, what the log held was gone
+        # (here the key: 401).
+        resp = self.client.upload(batch_jsonl(2, tag="-moved"))
+        self.assertEqual(resp.status, 200, resp.body)
+        kept = resp.json()["id"]
+        db = os.path.join(self.stack.data_dir, "files.db")
+        self.assertTrue(os.path.exists(db + "-wal"))
+        os.rename(db, db + ".away")
+        try:
+            victim = self.stack.worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            text = self.stack.wait_for_log(lambda t: "write-ahead log" in t, timeout=5)
+            self.assertIn("files.db is missing, but its write-ahead log", text)
+            self.assertFalse(os.path.exists(db), "a new database was made beside the log")
+        finally:
+            os.rename(db + ".away", db)
+        self.assertTrue(wait_for(lambda: len(self.stack.worker_pids()) == 2
+                                 and victim not in self.stack.worker_pids()))
+        self.stack.wait_for_log(lambda t: t.count(" started, data in ") >= 3, timeout=15)
+        self.assertEqual(self.client.retrieve(kept).status, 200)
         self.assert_pool_serves(5)
 
     def test_worker_killed_mid_upload(self):

@@ -4,6 +4,7 @@
 #include "testlib.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
 static char data_dir[] = "/tmp/files-api-test-db.XXXXXX";
 
@@ -222,6 +223,33 @@ static void test_reopen(void)
     CHECK_STR(mode, "wal");
 }
 
+/* A write-ahead log without its database: the database was moved away while
+ * in use. No new one is created beside the log; with neither, one is. */
+static void test_no_database_beside_an_orphaned_log(void)
+{
+    char dir[] = "/tmp/files-api-test-db-wal.XXXXXX", path[256], command[300];
+    FILE *f;
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/%s-wal", dir, DB_FILENAME);
+    CHECK((f = fopen(path, "w")) != NULL);
+    if (f)
+        fclose(f);
+    db_close();
+    CHECK(db_open(dir, 1000) == DB_ERROR);
+    snprintf(path, sizeof path, "%s/%s", dir, DB_FILENAME);
+    CHECK(access(path, F_OK) != 0); /* not created */
+    snprintf(path, sizeof path, "%s/%s-wal", dir, DB_FILENAME);
+    CHECK(unlink(path) == 0);
+    CHECK(db_open(dir, 1000) == DB_OK);
+    db_close();
+    snprintf(path, sizeof path, "%s/%s", dir, DB_FILENAME);
+    CHECK(access(path, F_OK) == 0);
+    snprintf(command, sizeof command, "rm -rf %s", dir);
+    CHECK(system(command) == 0);
+    CHECK(db_open(data_dir, 1000) == DB_OK);
+}
+
 /* Another connection holding the write lock: writes give DB_BUSY after the
  * timeout, reads still work (WAL). */
 static void test_busy(int64_t acme)
@@ -331,6 +359,7 @@ int main(void)
     test_key_cache(acme);
     test_query_plans();
     test_reopen();
+    test_no_database_beside_an_orphaned_log();
     test_busy(acme);
     test_write_lock();
     test_created_at_follows_commit_order(acme);
