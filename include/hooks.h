@@ -8,7 +8,8 @@
  * FILES_API_PAUSE_AT=<point> makes it sleep 1 s there instead, so a test can
  * slip another request in. Points: content_after_lookup, upload_before_insert,
  * upload_after_insert, fsck_row_read, fsck_before_unlink, gc_after_listing
- * (filesctl's). */
+ * (filesctl's), db_open_missing (the database file not found, before its
+ * write-ahead log is looked for). */
 #ifndef HOOKS_H
 #define HOOKS_H
 

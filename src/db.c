@@ -1,4 +1,5 @@
 #include "db.h"
+#include "hooks.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -345,16 +346,20 @@ static int create_flag(const char *path)
 
     if (access(path, F_OK) == 0 || errno != ENOENT)
         return 0;
+    hooks_pause_point("db_open_missing");
     snprintf(wal, sizeof wal, "%s-wal", path);
-    if (access(wal, F_OK) == 0) {
-        fprintf(stderr,
-                "files-api: %s is missing, but its write-ahead log %s is there: the database "
-                "was moved or deleted while in use; put it back (a new one would lose what the "
-                "log holds)\n",
-                path, wal);
-        return -1;
-    }
-    return SQLITE_OPEN_CREATE;
+    if (access(wal, F_OK) != 0)
+        return errno == ENOENT ? SQLITE_OPEN_CREATE : 0;
+    /* SQLite creates a database before its log: one there now was just made
+     * by another process starting at the same time. */
+    if (access(path, F_OK) == 0)
+        return 0;
+    fprintf(stderr,
+            "files-api: %s is missing, but its write-ahead log %s is there: the database was "
+            "moved or deleted while in use; put it back (a new one would lose what the log "
+            "holds)\n",
+            path, wal);
+    return -1;
 }
 
 int db_open(const char *data_dir, int busy_timeout_ms)

@@ -38,6 +38,7 @@
 
 static FCGX_Request connections[KEPT_MAX + 1];
 static int watched[KEPT_MAX + 1]; /* the connection's fd as epoll watches it, else -1 */
+static int kept_count;            /* connections watched */
 
 /* Graceful stop: SIGTERM (systemd, a second multiwatch signal) or SIGUSR1
  * (multiwatch's "nice" signal). Both stay blocked except while the worker
@@ -104,29 +105,35 @@ static void watch_kept(int epoll_fd, int i)
         return;
     }
     watched[i] = c->ipcFd;
+    kept_count++;
 }
 
 /* A connection libfcgi closed is no longer watched (close removed it). */
 static void forget_closed(int i)
 {
-    if (connections[i].ipcFd < 0)
+    if (connections[i].ipcFd < 0 && watched[i] >= 0) {
         watched[i] = -1;
+        kept_count--;
+    }
 }
 
 /* Waits for the next request: a new connection on the listening socket
  * (fd 0) or the next request on a kept one, both in epoll_fd. Returns the
- * connection to take it from, or -1 when the worker must stop. A wait
- * returns what is ready without delivering a pending stop signal, which
- * waits for a wait that finds nothing: a stopping worker first answers every
- * connection already queued. */
-static int wait_for_request(int epoll_fd, const sigset_t *waiting)
+ * connection to take it from, or -1 when the worker must stop: on a stop
+ * signal, or (draining) when nothing is ready. A wait returns what is ready
+ * without delivering a pending stop signal, which waits for a wait that
+ * finds nothing: a stopping worker first answers every connection already
+ * queued. */
+static int wait_for_request(int epoll_fd, int draining, const sigset_t *waiting)
 {
     struct epoll_event event;
 
     while (!stop_requested) {
-        int ready = epoll_pwait(epoll_fd, &event, 1, -1, waiting);
+        int ready = epoll_pwait(epoll_fd, &event, 1, draining ? 0 : -1, waiting);
         if (ready > 0)
             return event.data.u32 == LISTENING ? free_connection() : (int)event.data.u32;
+        if (ready == 0)
+            return -1;
         if (errno != EINTR) {
             perror("files-fcgi: waiting for a request");
             return -1;
@@ -209,7 +216,7 @@ int main(int argc, char **argv)
     struct epoll_event listening = {0};
     int epoll_fd, status = 0;
     char err[512], absolute[PATH_MAX];
-    unsigned long served = 0;
+    unsigned long served = 0, drain_until = 0;
     struct timespec started;
 
     for (int i = 1; i < argc; i++) {
@@ -289,7 +296,7 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     clock_gettime(CLOCK_MONOTONIC, &started);
-    for (int current = 0, just_served = 0;;) {
+    for (int current = 0, just_served = 0, draining = 0;;) {
         struct http_request req;
         FCGX_Request *fcgi;
         int taken;
@@ -297,14 +304,15 @@ int main(int argc, char **argv)
         /* After a request on a connection now closed, the next connection
          * may already be queued: try to take it before waiting (one system
          * call fewer per request under load; a stop signal still waits for a
-         * wait that finds nothing). */
-        if (just_served && connections[current].ipcFd < 0) {
+         * wait that finds nothing). Not with connections kept: their
+         * requests would wait for as long as new connections come. */
+        if (just_served && connections[current].ipcFd < 0 && !kept_count && !draining) {
             current = free_connection();
         } else {
             if (just_served)
                 watch_kept(epoll_fd, current);
-            if ((current = wait_for_request(epoll_fd, &waiting)) < 0) {
-                status = stop_requested ? 0 : 1;
+            if ((current = wait_for_request(epoll_fd, draining, &waiting)) < 0) {
+                status = stop_requested || draining ? 0 : 1;
                 break;
             }
         }
@@ -331,9 +339,17 @@ int main(int argc, char **argv)
         http_request_memory_reset();
         served++;
         just_served = 1;
-        if (config.max_requests && served >= config.max_requests &&
-            seconds_since(&started) >= RECYCLE_MIN_SECONDS)
+        /* Recycling: no new connections, and the requests already waiting
+         * on kept ones are answered before the worker exits: one at most on
+         * each (a web server sends the next once this one is answered). */
+        if (draining && served >= drain_until)
             break;
+        if (config.max_requests && served >= config.max_requests && !draining &&
+            seconds_since(&started) >= RECYCLE_MIN_SECONDS) {
+            draining = 1;
+            drain_until = served + (unsigned long)kept_count + 1;
+            epoll_ctl(epoll_fd, EPOLL_CTL_DEL, 0, NULL);
+        }
     }
     fprintf(stderr, "files-fcgi: worker %d stopping after %lu requests\n", (int)getpid(), served);
     db_close();

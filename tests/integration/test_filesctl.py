@@ -411,6 +411,27 @@ class FsckTest(ApiTestCase):
         return proc
 
     @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
+    def test_a_database_another_process_creates_meanwhile_is_not_taken_for_a_moved_one(self):
+        # filesctl finds no files.db; before it looks for a write-ahead log,
+        # another process creates the database and its log. That log has its
+        # database: it must open it, not refuse as for one moved away.
+        data = tempfile.mkdtemp(prefix="files-api-ctl-create.")
+        self.addCleanup(shutil.rmtree, data, True)
+        env = dict(STACK._env(), FILES_API_PAUSE_AT="db_open_missing")
+        proc = subprocess.Popen([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
+                                 "--account", "acme", "--scopes", "*"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.assertIn("pausing 1 s at db_open_missing", proc.stderr.readline())
+        other = sqlite3.connect(os.path.join(data, "files.db"), isolation_level=None)
+        self.addCleanup(other.close)
+        other.execute("PRAGMA journal_mode = WAL")
+        other.execute("CREATE TABLE other_process (x)")
+        self.assertTrue(os.path.exists(os.path.join(data, "files.db-wal")))
+        out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 0, out + err)
+        self.assertNotIn("is missing", err)
+
+    @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
     def test_a_row_deleted_while_fsck_runs_is_no_problem(self):
         stack = self.stack("fsckrace")
         client = stack.new_client()

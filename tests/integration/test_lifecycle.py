@@ -333,8 +333,19 @@ def fcgi_params(pairs):
 FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN = 1, 3, 4, 5
 BEGIN = fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))  # responder, then close
 BEGIN_KEEP = fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 1))  # FCGI_KEEP_CONN
+# With CONTENT_LENGTH 0, as lighttpd sends it: without, the worker cannot tell
+# that no body is left, and closes with a linger of up to 2 s (which a client
+# that never closes its side, as here, waits out).
 HEALTH_PARAMS = fcgi_params([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/healthz"),
-                             (b"SERVER_PROTOCOL", b"HTTP/1.1")])
+                             (b"SERVER_PROTOCOL", b"HTTP/1.1"), (b"CONTENT_LENGTH", b"0")])
+LIST_PARAMS = fcgi_params([(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", b"/v1/files"),
+                           (b"SERVER_PROTOCOL", b"HTTP/1.1"), (b"CONTENT_LENGTH", b"0")])  # 401
+
+
+def keep_request(params):
+    """A request whose connection the web server keeps (FCGI_KEEP_CONN)."""
+    return (BEGIN_KEEP + fcgi_record(FCGI_PARAMS, params) + fcgi_record(FCGI_PARAMS, b"") +
+            fcgi_record(FCGI_STDIN, b""))
 
 
 def read_response(conn):
@@ -415,6 +426,70 @@ class StopDuringAcceptTest(ApiTestCase):
                         "the worker did not stop")
         for conn in (first, second):
             self.assertEqual(conn.recv(1), b"")
+
+    def test_a_kept_connection_is_answered_between_new_connections(self):
+        # After a request on a connection that closed, the worker took the
+        # next queued connection without waiting: a request on a kept
+        # connection waited for as long as new connections came.
+        stack, pid, kept = self.one_worker("keepturn")
+        kept.settimeout(5)
+        kept.sendall(keep_request(HEALTH_PARAMS))
+        self.assertIn(b"Status: 200", read_response(kept))
+        path = listening_socket_path(pid)
+        others = []
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for _ in range(30):
+                conn = socket.socket(socket.AF_UNIX)
+                self.addCleanup(conn.close)
+                conn.settimeout(10)
+                conn.connect(path)
+                conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
+                             fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
+                others.append(conn)
+            kept.sendall(keep_request(LIST_PARAMS))  # known in the log by its path
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertIn(b"Status: 401", read_response(kept))
+        for conn in others:
+            self.assertIn(b"Status: 200", read_to_end(conn))
+        served = [line for line in stack.log_text().splitlines() if line.startswith("access ")]
+        order = [' path="/v1/files" ' in line for line in served[-31:]]
+        self.assertIn(True, order)
+        self.assertLess(order.index(True), 5, "the kept connection's request came %d of 31"
+                        % (order.index(True) + 1))
+
+    def test_a_recycling_worker_answers_what_its_kept_connections_already_hold(self):
+        # A worker past max_requests exited at once: a request already sent on
+        # another connection it kept was lost (the web server saw a reset).
+        stack = Stack(workers=1, name="recyclekeep", config="max_requests = 1\n").start()
+        self.addCleanup(stack.stop)
+        (old,) = stack.worker_pids()
+        os.kill(old, signal.SIGKILL)  # a new one, that serves only this test's requests
+        self.assertTrue(wait_for(lambda: stack.worker_pids() not in ([], [old])))
+        (pid,) = stack.worker_pids()
+        started = time.monotonic()
+        kept = []
+        for _ in range(2):
+            conn = socket.socket(socket.AF_UNIX)
+            self.addCleanup(conn.close)
+            conn.settimeout(5)
+            conn.connect(listening_socket_path(pid))
+            conn.sendall(keep_request(HEALTH_PARAMS))
+            self.assertIn(b"Status: 200", read_response(conn))
+            kept.append(conn)
+        self.assertLess(time.monotonic() - started, 1.5, "too slow to test before 2 s")
+        time.sleep(2.2 - (time.monotonic() - started))  # now it recycles after a request
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            for conn in kept:
+                conn.sendall(keep_request(HEALTH_PARAMS))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        for conn in kept:
+            self.assertIn(b"Status: 200", read_response(conn))
+        self.assertTrue(wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                                 pid not in stack.worker_pids()), "the worker did not recycle")
 
     def test_connections_past_the_64_a_worker_keeps_are_closed_after_their_request(self):
         _, pid, unused = self.one_worker("keepmany")
