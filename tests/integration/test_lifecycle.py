@@ -379,6 +379,16 @@ class StopDuringAcceptTest(ApiTestCase):
         conn.connect(listening_socket_path(pid))
         return stack, pid, conn
 
+    def kept_connection(self, path):
+        """A connection to a worker's socket, kept after one request."""
+        conn = socket.socket(socket.AF_UNIX)
+        self.addCleanup(conn.close)
+        conn.settimeout(5)
+        conn.connect(path)
+        conn.sendall(keep_request(HEALTH_PARAMS))
+        self.assertIn(b"Status: 200", read_response(conn))
+        return conn
+
     def test_stop_while_a_request_is_being_accepted_answers_it(self):
         # libfcgi's accept also reads the request's parameters: a stop signal
         # that lands there waits until the request is answered.
@@ -399,25 +409,19 @@ class StopDuringAcceptTest(ApiTestCase):
         # connection, which the worker must watch as well as its socket.
         _, _, conn = self.one_worker("keepconn")
         conn.settimeout(3)
-        request = (BEGIN_KEEP + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
-                   fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
         for _ in range(3):
-            conn.sendall(request)
+            conn.sendall(keep_request(HEALTH_PARAMS))
             self.assertIn(b"Status: 200", read_response(conn))
 
     def test_an_idle_kept_connection_does_not_hold_up_new_ones(self):
         # A worker that waited on its kept connection alone left every new
         # connection queued for as long as the web server kept that one idle.
-        stack, pid, first = self.one_worker("keepidle")
-        request = (BEGIN_KEEP + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
-                   fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
-        second = socket.socket(socket.AF_UNIX)
-        self.addCleanup(second.close)
-        second.connect(listening_socket_path(pid))
-        for conn in (first, second):
-            conn.settimeout(3)
-        for conn in (first, second, first, second):  # each idle while the other is served
-            conn.sendall(request)
+        stack, pid, unused = self.one_worker("keepidle")
+        unused.close()  # (dropped by the worker at once)
+        first = self.kept_connection(listening_socket_path(pid))
+        second = self.kept_connection(listening_socket_path(pid))  # while first is kept, idle
+        for conn in (first, second):  # each idle while the other is served
+            conn.sendall(keep_request(HEALTH_PARAMS))
             self.assertIn(b"Status: 200", read_response(conn))
         # An idle worker still stops at once, closing the connections it keeps.
         os.kill(pid, signal.SIGTERM)
@@ -469,15 +473,7 @@ class StopDuringAcceptTest(ApiTestCase):
         self.assertTrue(wait_for(lambda: stack.worker_pids() not in ([], [old])))
         (pid,) = stack.worker_pids()
         started = time.monotonic()
-        kept = []
-        for _ in range(2):
-            conn = socket.socket(socket.AF_UNIX)
-            self.addCleanup(conn.close)
-            conn.settimeout(5)
-            conn.connect(listening_socket_path(pid))
-            conn.sendall(keep_request(HEALTH_PARAMS))
-            self.assertIn(b"Status: 200", read_response(conn))
-            kept.append(conn)
+        kept = [self.kept_connection(listening_socket_path(pid)) for _ in range(2)]
         self.assertLess(time.monotonic() - started, 1.5, "too slow to test before 2 s")
         time.sleep(2.2 - (time.monotonic() - started))  # now it recycles after a request
         os.kill(pid, signal.SIGSTOP)
@@ -494,21 +490,11 @@ class StopDuringAcceptTest(ApiTestCase):
     def test_connections_past_the_64_a_worker_keeps_are_closed_after_their_request(self):
         _, pid, unused = self.one_worker("keepmany")
         unused.close()  # (dropped by the worker at once)
-        request = (BEGIN_KEEP + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
-                   fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
-        conns = []
-        for _ in range(66):
-            conn = socket.socket(socket.AF_UNIX)
-            self.addCleanup(conn.close)
-            conn.settimeout(5)
-            conn.connect(listening_socket_path(pid))
-            conn.sendall(request)
-            self.assertIn(b"Status: 200", read_response(conn))
-            conns.append(conn)
+        conns = [self.kept_connection(listening_socket_path(pid)) for _ in range(66)]
         for conn in conns[64:]:
             self.assertEqual(conn.recv(1), b"")
         for conn in conns[:64]:
-            conn.sendall(request)
+            conn.sendall(keep_request(HEALTH_PARAMS))
             self.assertIn(b"Status: 200", read_response(conn))
 
     def test_a_connection_stalled_before_its_parameters_does_not_hold_a_stop(self):
