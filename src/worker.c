@@ -216,7 +216,7 @@ int main(int argc, char **argv)
     struct epoll_event listening = {0};
     int epoll_fd, status = 0;
     char err[512], absolute[PATH_MAX];
-    unsigned long served = 0, drain_until = 0;
+    unsigned long served = 0;
     struct timespec started;
 
     for (int i = 1; i < argc; i++) {
@@ -334,22 +334,22 @@ int main(int argc, char **argv)
         if (req.content_length != 0)
             limit_reads(fcgi->ipcFd, 0);
         api_handle(&req, &config);
+        /* Recycling: no new connections; the requests already waiting on
+         * kept ones are answered, each closing its connection with the
+         * response (kept, it would invite the next request), and the worker
+         * exits once none is left. */
+        if (!draining && config.max_requests && served + 1 >= config.max_requests &&
+            seconds_since(&started) >= RECYCLE_MIN_SECONDS) {
+            draining = 1;
+            epoll_ctl(epoll_fd, EPOLL_CTL_DEL, 0, NULL);
+        }
+        if (draining)
+            fcgi->keepConnection = 0;
         http_request_finish(&req);
         forget_closed(current);
         http_request_memory_reset();
         served++;
         just_served = 1;
-        /* Recycling: no new connections, and the requests already waiting
-         * on kept ones are answered before the worker exits: one at most on
-         * each (a web server sends the next once this one is answered). */
-        if (draining && served >= drain_until)
-            break;
-        if (config.max_requests && served >= config.max_requests && !draining &&
-            seconds_since(&started) >= RECYCLE_MIN_SECONDS) {
-            draining = 1;
-            drain_until = served + (unsigned long)kept_count + 1;
-            epoll_ctl(epoll_fd, EPOLL_CTL_DEL, 0, NULL);
-        }
     }
     fprintf(stderr, "files-fcgi: worker %d stopping after %lu requests\n", (int)getpid(), served);
     db_close();

@@ -487,6 +487,34 @@ class StopDuringAcceptTest(ApiTestCase):
         self.assertTrue(wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
                                  pid not in stack.worker_pids()), "the worker did not recycle")
 
+    def test_a_recycling_worker_closes_each_kept_connection_with_its_answer(self):
+        # Kept open, a connection answered while the worker recycles invites
+        # the web server's next request, which the exiting worker then drops.
+        stack = Stack(workers=1, name="recycleclose", config="max_requests = 1\n").start()
+        self.addCleanup(stack.stop)
+        (old,) = stack.worker_pids()
+        os.kill(old, signal.SIGKILL)  # a new one, that serves only this test's requests
+        self.assertTrue(wait_for(lambda: stack.worker_pids() not in ([], [old])))
+        (pid,) = stack.worker_pids()
+        started = time.monotonic()
+        answered, held = [self.kept_connection(listening_socket_path(pid)) for _ in range(2)]
+        self.assertLess(time.monotonic() - started, 1.5, "too slow to test before 2 s")
+        time.sleep(2.2 - (time.monotonic() - started))  # now it recycles after a request
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            answered.sendall(keep_request(HEALTH_PARAMS))
+            held.sendall(keep_request(HEALTH_PARAMS)[:10])  # the worker waits for the rest
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertIn(b"Status: 200", read_response(answered))
+        answered.settimeout(2)  # closed at once, while the worker still waits on the other
+        self.assertEqual(answered.recv(1), b"")
+        held.sendall(keep_request(HEALTH_PARAMS)[10:])
+        self.assertIn(b"Status: 200", read_response(held))
+        self.assertEqual(held.recv(1), b"")
+        self.assertTrue(wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+                                 pid not in stack.worker_pids()), "the worker did not recycle")
+
     def test_connections_past_the_64_a_worker_keeps_are_closed_after_their_request(self):
         _, pid, unused = self.one_worker("keepmany")
         unused.close()  # (dropped by the worker at once)
