@@ -389,6 +389,22 @@ class StopDuringAcceptTest(ApiTestCase):
         self.assertIn(b"Status: 200", read_response(conn))
         return conn
 
+    def worker_about_to_recycle(self, name):
+        """A one-worker stack with max_requests 1, its worker and two
+        connections it keeps, once it recycles after its next request (it
+        has lived 2 s)."""
+        stack = Stack(workers=1, name=name, config="max_requests = 1\n").start()
+        self.addCleanup(stack.stop)
+        (old,) = stack.worker_pids()
+        os.kill(old, signal.SIGKILL)  # a new one, that serves only this test's requests
+        self.assertTrue(wait_for(lambda: stack.worker_pids() not in ([], [old])))
+        (pid,) = stack.worker_pids()
+        started = time.monotonic()
+        kept = [self.kept_connection(listening_socket_path(pid)) for _ in range(2)]
+        self.assertLess(time.monotonic() - started, 1.5, "too slow to test before 2 s")
+        time.sleep(2.2 - (time.monotonic() - started))
+        return stack, pid, kept
+
     def test_stop_while_a_request_is_being_accepted_answers_it(self):
         # libfcgi's accept also reads the request's parameters: a stop signal
         # that lands there waits until the request is answered.
@@ -466,16 +482,7 @@ class StopDuringAcceptTest(ApiTestCase):
     def test_a_recycling_worker_answers_what_its_kept_connections_already_hold(self):
         # A worker past max_requests exited at once: a request already sent on
         # another connection it kept was lost (the web server saw a reset).
-        stack = Stack(workers=1, name="recyclekeep", config="max_requests = 1\n").start()
-        self.addCleanup(stack.stop)
-        (old,) = stack.worker_pids()
-        os.kill(old, signal.SIGKILL)  # a new one, that serves only this test's requests
-        self.assertTrue(wait_for(lambda: stack.worker_pids() not in ([], [old])))
-        (pid,) = stack.worker_pids()
-        started = time.monotonic()
-        kept = [self.kept_connection(listening_socket_path(pid)) for _ in range(2)]
-        self.assertLess(time.monotonic() - started, 1.5, "too slow to test before 2 s")
-        time.sleep(2.2 - (time.monotonic() - started))  # now it recycles after a request
+        stack, pid, kept = self.worker_about_to_recycle("recyclekeep")
         os.kill(pid, signal.SIGSTOP)
         try:
             for conn in kept:
@@ -490,16 +497,7 @@ class StopDuringAcceptTest(ApiTestCase):
     def test_a_recycling_worker_closes_each_kept_connection_with_its_answer(self):
         # Kept open, a connection answered while the worker recycles invites
         # the web server's next request, which the exiting worker then drops.
-        stack = Stack(workers=1, name="recycleclose", config="max_requests = 1\n").start()
-        self.addCleanup(stack.stop)
-        (old,) = stack.worker_pids()
-        os.kill(old, signal.SIGKILL)  # a new one, that serves only this test's requests
-        self.assertTrue(wait_for(lambda: stack.worker_pids() not in ([], [old])))
-        (pid,) = stack.worker_pids()
-        started = time.monotonic()
-        answered, held = [self.kept_connection(listening_socket_path(pid)) for _ in range(2)]
-        self.assertLess(time.monotonic() - started, 1.5, "too slow to test before 2 s")
-        time.sleep(2.2 - (time.monotonic() - started))  # now it recycles after a request
+        stack, pid, (answered, held) = self.worker_about_to_recycle("recycleclose")
         os.kill(pid, signal.SIGSTOP)
         try:
             answered.sendall(keep_request(HEALTH_PARAMS))
