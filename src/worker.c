@@ -95,9 +95,8 @@ static void watch_kept(int epoll_fd, int i)
 
     if (c->ipcFd < 0 || watched[i] == c->ipcFd)
         return;
-    if (i == KEPT_MAX || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->ipcFd, &event) != 0) {
-        if (i < KEPT_MAX)
-            perror("files-fcgi: watching a kept connection");
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, c->ipcFd, &event) != 0) {
+        perror("files-fcgi: watching a kept connection");
         /* A plain close: libfcgi's would wait up to 2 s for an end of input
          * that a web server keeping the connection never sends. */
         FCGX_Detach(c);
@@ -343,8 +342,8 @@ int main(int argc, char **argv)
             draining = 1;
             epoll_ctl(epoll_fd, EPOLL_CTL_DEL, 0, NULL);
         }
-        if (draining)
-            fcgi->keepConnection = 0;
+        if (draining || current == KEPT_MAX)
+            fcgi->keepConnection = 0; /* closed with the response */
         http_request_finish(&req);
         forget_closed(current);
         http_request_memory_reset();
