@@ -181,7 +181,8 @@ struct jsonl_validator {
     struct jsonl_spill_record *run; /* JSONL_SPILL_RUN records being gathered, owned */
     size_t run_len;
     uint64_t spilled; /* records in the store, in runs of JSONL_SPILL_RUN (the last may be short) */
-    int spill_failed; /* the store failed: reported as -2 */
+    uint64_t spilled_by_top[256]; /* of them, how many have each top byte of the fingerprint */
+    int spill_failed;             /* the store failed: reported as -2 */
     int spill_checked; /* the runs were merged (once, at the end or at the first problem) */
     struct jsonl_error error;
 };
@@ -469,16 +470,16 @@ static int jsonl_in_memory_set(const struct jsonl_validator *v)
     return !v->spilling || v->set_count < v->memory_ids;
 }
 
-/* Sorts records by fingerprint, in place and in linear time for the uniform
- * fingerprints of XXH3: a pass of American flag sort (McIlroy, Bostic and
- * McIlroy, 1993) on the top 8 bits, then insertion sort of each of the 256
- * small buckets. */
-static void jsonl_sort_records(struct jsonl_spill_record *r, size_t n)
+/* Groups records by the fingerprint's byte at shift, in place and in one pass
+ * of American flag sort (McIlroy, Bostic and McIlroy, 1993); end[b] gets the
+ * end of byte b's group. */
+static void jsonl_group_records(struct jsonl_spill_record *r, size_t n, unsigned shift,
+                                size_t end[256])
 {
-    size_t count[256] = {0}, next[256], end[256], at = 0;
+    size_t count[256] = {0}, next[256], at = 0;
 
     for (size_t i = 0; i < n; i++)
-        count[r[i].fingerprint >> 56]++;
+        count[(r[i].fingerprint >> shift) & 0xFF]++;
     for (int b = 0; b < 256; b++) {
         next[b] = at;
         at += count[b];
@@ -487,16 +488,26 @@ static void jsonl_sort_records(struct jsonl_spill_record *r, size_t n)
     for (int b = 0; b < 256; b++) {
         while (next[b] < end[b]) {
             struct jsonl_spill_record x = r[next[b]];
-            int home = (int)(x.fingerprint >> 56);
-            while (home != b) { /* carry x to its bucket, taking what was there */
+            int home = (int)((x.fingerprint >> shift) & 0xFF);
+            while (home != b) { /* carry x to its group, taking what was there */
                 struct jsonl_spill_record y = r[next[home]];
                 r[next[home]++] = x;
                 x = y;
-                home = (int)(x.fingerprint >> 56);
+                home = (int)((x.fingerprint >> shift) & 0xFF);
             }
             r[next[b]++] = x;
         }
     }
+}
+
+/* Sorts records that share the fingerprint's top byte, in linear time for the
+ * uniform fingerprints of XXH3: grouped by the next byte, then insertion sort
+ * of each small group. */
+static void jsonl_sort_bucket(struct jsonl_spill_record *r, size_t n)
+{
+    size_t end[256];
+
+    jsonl_group_records(r, n, 48, end);
     for (size_t b = 0, start = 0; b < 256; start = end[b++]) {
         for (size_t i = start + 1; i < end[b]; i++) {
             struct jsonl_spill_record x = r[i];
@@ -508,12 +519,15 @@ static void jsonl_sort_records(struct jsonl_spill_record *r, size_t n)
     }
 }
 
-/* Sorts the gathered run by fingerprint and appends it to the store. */
+/* Groups the gathered run by the fingerprint's top byte and appends it to
+ * the store: the merge reads every run one top byte at a time. */
 static void jsonl_spill_run(struct jsonl_validator *v)
 {
+    size_t end[256];
+
     if (v->run_len == 0 || v->spill_failed)
         return;
-    jsonl_sort_records(v->run, v->run_len);
+    jsonl_group_records(v->run, v->run_len, 56, end);
     if (v->spill.write(v->spill.ctx, v->run, v->run_len * sizeof *v->run) != 0)
         v->spill_failed = 1;
     v->spilled += v->run_len;
@@ -535,6 +549,7 @@ static void jsonl_spill_add(struct jsonl_validator *v)
         .line = v->line,
         .column = v->id_offset - v->line_start + 1,
     };
+    v->spilled_by_top[v->id_fingerprint >> 56]++;
     if (v->run_len == JSONL_SPILL_RUN)
         jsonl_spill_run(v);
 }
@@ -561,58 +576,61 @@ static int jsonl_cursor_fill(struct jsonl_validator *v, struct jsonl_run_cursor 
     return 0;
 }
 
-static const struct jsonl_spill_record *jsonl_cursor_top(const struct jsonl_run_cursor *c)
+/* In records sorted by fingerprint, finds the duplicate whose second use
+ * comes first (within a group of equal ones, the two earliest lines count):
+ * if it comes before *second (or nothing was found yet), *second gets that
+ * use, *first the earliest one, and *found is set. */
+static void jsonl_first_duplicate(const struct jsonl_spill_record *r, size_t n,
+                                  struct jsonl_spill_record *second, uint64_t *first, int *found)
 {
-    return &c->buf[c->pos];
-}
-
-/* The merge's min-heap: each run's next fingerprint, kept beside its cursor. */
-struct jsonl_heap_entry {
-    uint64_t key;
-    struct jsonl_run_cursor *cursor;
-};
-
-static void jsonl_heap_down(struct jsonl_heap_entry *heap, size_t n, size_t i)
-{
-    struct jsonl_heap_entry x = heap[i];
-    for (;;) {
-        size_t l = 2 * i + 1, m = l;
-        if (l >= n)
-            break;
-        if (l + 1 < n && heap[l + 1].key < heap[l].key)
-            m = l + 1;
-        if (heap[m].key >= x.key)
-            break;
-        heap[i] = heap[m];
-        i = m;
+    for (size_t i = 0, j; i < n; i = j) {
+        struct jsonl_spill_record group_first = r[i], group_second = {.line = UINT64_MAX};
+        for (j = i + 1; j < n && r[j].fingerprint == r[i].fingerprint; j++) {
+            if (r[j].line < group_first.line) {
+                group_second = group_first;
+                group_first = r[j];
+            } else if (r[j].line < group_second.line) {
+                group_second = r[j];
+            }
+        }
+        if (group_second.line != UINT64_MAX && (!*found || group_second.line < second->line)) {
+            *second = group_second;
+            *first = group_first.line;
+            *found = 1;
+        }
     }
-    heap[i] = x;
 }
 
-/* Merges the sorted runs and finds the duplicate whose second use comes
- * first: *second gets that use, *first the earliest one. Returns 1 if there is
- * a duplicate, 0 if none, -1 if the store or memory failed. */
+/* Merges the runs and finds the duplicate whose second use comes first:
+ * *second gets that use, *first the earliest one. Every run is grouped by the
+ * fingerprint's top byte, so equal fingerprints share a top byte: for each
+ * byte, each run's records of it are gathered, sorted, and their groups
+ * checked. Returns 1 if there is a duplicate, 0 if none, -1 if the store or
+ * memory failed. */
 static int jsonl_spill_merge(struct jsonl_validator *v, struct jsonl_spill_record *second,
                              uint64_t *first)
 {
-    uint64_t runs = (v->spilled + JSONL_SPILL_RUN - 1) / JSONL_SPILL_RUN;
+    uint64_t runs = (v->spilled + JSONL_SPILL_RUN - 1) / JSONL_SPILL_RUN, biggest = 1;
     struct jsonl_run_cursor *cursors = JSONL_CALLOC(runs ? runs : 1, sizeof *cursors);
-    struct jsonl_heap_entry *heap = JSONL_CALLOC(runs ? runs : 1, sizeof *heap);
-    struct jsonl_spill_record group_first = {0}, group_second = {0};
+    struct jsonl_spill_record *bucket = NULL;
     /* The read-ahead shares the run buffer, free once the last run is out:
      * the fewer the runs, the more each reads at a time (each read is a
      * system call). Past JSONL_SPILL_RUN / JSONL_SPILL_READ runs, a buffer
      * of JSONL_SPILL_READ records each. */
     size_t per_run = runs ? JSONL_SPILL_RUN / runs : 0;
     struct jsonl_spill_record *ahead = v->run, *own = NULL;
-    int found = 0, in_group = 0, rc = 0;
-    size_t n = 0;
+    int found = 0, rc = 0;
 
+    for (int b = 0; b < 256; b++)
+        if (v->spilled_by_top[b] > biggest)
+            biggest = v->spilled_by_top[b];
+    if (biggest <= SIZE_MAX / sizeof *bucket)
+        bucket = JSONL_MALLOC((size_t)biggest * sizeof *bucket);
     if (per_run < JSONL_SPILL_READ) {
         per_run = JSONL_SPILL_READ;
         ahead = own = JSONL_CALLOC(runs, JSONL_SPILL_READ * sizeof *own);
     }
-    if (!cursors || !heap || !ahead) {
+    if (!cursors || !bucket || !ahead) {
         rc = -1;
         goto out;
     }
@@ -626,50 +644,30 @@ static int jsonl_spill_merge(struct jsonl_validator *v, struct jsonl_spill_recor
             rc = -1;
             goto out;
         }
-        heap[n++] = (struct jsonl_heap_entry){jsonl_cursor_top(c)->fingerprint, c};
     }
-    for (size_t i = n; i-- > 0;)
-        jsonl_heap_down(heap, n, i);
-    /* Records come out by fingerprint; within a group of equal ones keep the
-     * two earliest lines. */
-    while (n > 0) {
-        struct jsonl_run_cursor *c = heap[0].cursor;
-        struct jsonl_spill_record r = *jsonl_cursor_top(c);
-        if (++c->pos == c->len) {
-            int filled = jsonl_cursor_fill(v, c);
-            if (filled < 0) {
-                rc = -1;
-                goto out;
+    for (unsigned b = 0; b < 256; b++) {
+        size_t n = 0;
+        for (uint64_t i = 0; i < runs; i++) {
+            struct jsonl_run_cursor *c = &cursors[i];
+            while (c->pos < c->len && c->buf[c->pos].fingerprint >> 56 == b) {
+                if (n == v->spilled_by_top[b]) {
+                    rc = -1; /* the store gave back other records than it was given */
+                    goto out;
+                }
+                bucket[n++] = c->buf[c->pos];
+                if (++c->pos == c->len && jsonl_cursor_fill(v, c) < 0) {
+                    rc = -1;
+                    goto out;
+                }
             }
-            if (filled == 1)
-                heap[0] = heap[--n];
-            else
-                heap[0].key = jsonl_cursor_top(c)->fingerprint;
-        } else {
-            heap[0].key = jsonl_cursor_top(c)->fingerprint;
         }
-        if (n > 0)
-            jsonl_heap_down(heap, n, 0);
-        if (!in_group || r.fingerprint != group_first.fingerprint) {
-            group_first = r;
-            group_second.line = UINT64_MAX;
-            in_group = 1;
-        } else if (r.line < group_first.line) {
-            group_second = group_first;
-            group_first = r;
-        } else if (r.line < group_second.line) {
-            group_second = r;
-        }
-        if (group_second.line != UINT64_MAX && (!found || group_second.line < second->line)) {
-            *second = group_second;
-            *first = group_first.line;
-            found = 1;
-        }
+        jsonl_sort_bucket(bucket, n);
+        jsonl_first_duplicate(bucket, n, second, first, &found);
     }
     rc = found;
 out:
     JSONL_FREE(cursors);
-    JSONL_FREE(heap);
+    JSONL_FREE(bucket);
     JSONL_FREE(own);
     return rc;
 }
