@@ -55,6 +55,13 @@ void http_request_memory_reset(void);
 /* Reads up to size body bytes. Returns the count; fewer than size only at the end. */
 size_t http_read_body(struct http_request *req, char *buf, size_t size);
 
+/* Once http_read_body came up short, after received bytes in all: 1 if that
+ * was the body's end, 0 if the body was cut off: the connection to the web
+ * server broke, or it ended the input before the declared CONTENT_LENGTH (a
+ * web server that passes the body on as it comes does either when its client
+ * goes away mid-request). */
+int http_body_complete(struct http_request *req, uint64_t received);
+
 /* Starts a response: status line and the given header lines (each ending in
  * "\r\n", may be NULL), then X-Request-Id and the blank line. */
 void http_send_head(struct http_request *req, int status, const char *headers);

@@ -217,6 +217,12 @@ static int receive(struct http_request *req, struct upload *up)
         if (got > 0 && (rc = multipart_parser_feed(&parser, chunk, got)) != MULTIPART_OK)
             break;
         if (got < sizeof chunk) {
+            if (!http_body_complete(req, received)) {
+                error_set(up->error, ERR_MALFORMED_REQUEST, NULL,
+                          "the request body was cut off after %llu bytes (the client went away?)",
+                          (unsigned long long)received);
+                return -1;
+            }
             rc = multipart_parser_finish(&parser);
             break;
         }

@@ -177,6 +177,13 @@ size_t http_read_body(struct http_request *req, char *buf, size_t size)
     return total;
 }
 
+int http_body_complete(struct http_request *req, uint64_t received)
+{
+    if (FCGX_GetError(req->fcgi->in) != 0)
+        return 0;
+    return req->content_length < 0 || received >= (uint64_t)req->content_length;
+}
+
 static const char *reason_phrase(int status)
 {
     switch (status) {

@@ -168,6 +168,50 @@ class FastCgiCloseTest(unittest.TestCase):
         self.assertTrue(out.startswith(b"Status: 413"), out[:200])
         self.assertTrue(peer_still_reads(sock))
 
+    def upload_body(self, marker):
+        content = batch_jsonl(3, tag=marker)
+        return (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n'
+                b'Content-Type: application/jsonl\r\n\r\n' + content + b'\r\n--b--\r\n')
+
+    def ids_listed(self):
+        """Every stored file's id; the worker answers one request at a time,
+        so an upload sent before this has been dealt with."""
+        _, out = self.exchange(request_bytes(self.params("GET", "/v1/files?limit=100",
+                                                         QUERY_STRING="limit=100",
+                                                         CONTENT_LENGTH="0")))
+        self.assertTrue(out.startswith(b"Status: 200"), out[:200])
+        return [f["id"] for f in json.loads(out.split(b"\r\n\r\n", 1)[1])["data"]]
+
+    def test_a_body_shorter_than_its_declared_length_is_refused(self):
+        # A web server that passes the body on as it comes (Apache) ends the
+        # input early when its client goes away before sending all it declared.
+        before = self.ids_listed()
+        body = self.upload_body("short-body")
+        sock, out = self.exchange(request_bytes(
+            self.params("POST", "/v1/files", CONTENT_LENGTH=str(len(body) + 10),
+                        CONTENT_TYPE="multipart/form-data; boundary=b"), body))
+        self.assertTrue(out.startswith(b"Status: 400"), out[:300])
+        error = json.loads(out.split(b"\r\n\r\n", 1)[1])["error"]
+        self.assertEqual(error["code"], "VALIDATION_4001")
+        self.assertIn("cut off", error["message"])
+        self.assertEqual(self.ids_listed(), before)
+
+    def test_a_body_cut_off_by_a_broken_connection_is_not_stored(self):
+        # The web server forwarded the whole multipart body, then closed the
+        # connection without ending the input: with and without a length.
+        before = self.ids_listed()
+        for declared in (True, False):
+            body = self.upload_body("broken-connection")
+            extra = {"CONTENT_LENGTH": str(len(body) + 10)} if declared else {}
+            sock = self.connect()
+            sock.sendall(request_bytes(
+                self.params("POST", "/v1/files", CONTENT_TYPE="multipart/form-data; boundary=b",
+                            **extra), body, end_input=False))
+            time.sleep(0.2)
+            sock.close()
+            self.assertEqual(self.ids_listed(), before, "declared length: %s" % declared)
+
     def connect(self):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.addCleanup(sock.close)
