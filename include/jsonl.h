@@ -79,6 +79,12 @@ int jsonl_validator_feed(struct jsonl_validator *v, const void *data, size_t len
  * Same returns as feed; calling it again returns the same result. */
 int jsonl_validator_finish(struct jsonl_validator *v);
 
+/* The input stops here without ending (the caller takes no more of it, e.g.
+ * at a size limit): settles what the lines so far decide, as finish does (the
+ * custom_ids in the spill store are compared), but does not take this for the
+ * end of the last line. Same returns as finish; finish then returns the same. */
+int jsonl_validator_stop(struct jsonl_validator *v);
+
 /* The first problem once feed or finish returned -1 (or "out of memory" after
  * -2); NULL while there is none. Owned by v, valid until jsonl_validator_free. */
 const struct jsonl_error *jsonl_validator_error(const struct jsonl_validator *v);

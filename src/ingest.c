@@ -77,20 +77,24 @@ static int check_slot(void *ctx, const unsigned char *data, size_t len)
     return in->check_rc;
 }
 
-/* Stage 1: the content hash and the temporary file. */
+/* Stage 1: the content hash and the temporary file. A failed write (a full
+ * disk) ends the storing but not the job: the validator goes on, as content
+ * that could never be accepted is better told so (3303, or 4016 past the
+ * limit) than sent back for a retry (507, see ingest_end). */
 static int store_slot(void *ctx, const unsigned char *data, size_t len)
 {
     struct ingest *in = ctx;
 
+    if (in->store_errno)
+        return 0;
     digest_update(&in->digest, data, len);
-    if (store_write(&in->store, data, len) != 0) {
-        in->store_errno = errno;
-        return -1;
-    }
+    if (store_write(&in->store, data, len) != 0)
+        in->store_errno = errno ? errno : EIO;
     return 0;
 }
 
-/* Ends the pipeline job; returns 0 or -1 with the failing stage's error. */
+/* Ends the pipeline job; returns 0 or -1 with the validator's error (the
+ * only stage that fails). */
 static int finish_stages(struct ingest *in, struct api_error *error)
 {
     int stage = pipeline_finish();
@@ -98,10 +102,6 @@ static int finish_stages(struct ingest *in, struct api_error *error)
     in->running = 0;
     if (stage == 0)
         return fail_jsonl(in, in->check_rc, error);
-    if (stage == 1) {
-        errno = in->store_errno;
-        return fail_io(error, "writing the temporary file");
-    }
     return 0;
 }
 
@@ -155,11 +155,16 @@ int ingest_write(struct ingest *in, const void *data, size_t len, struct api_err
         /* A problem in the bytes up to the limit is reported first, also when
          * this piece holds both. */
         size_t room = (size_t)(in->config->max_file_bytes - in->bytes);
+        int rc;
         if (room > 0 && pipeline_push(data, room) != 0)
             return finish_stages(in, error);
         in->bytes += room;
         if (finish_stages(in, error) != 0)
             return -1;
+        /* a duplicate among the custom_ids in the spill store too */
+        rc = jsonl_validator_stop(in->jsonl);
+        if (rc != 0)
+            return fail_jsonl(in, rc, error);
         error_set(error, ERR_FILE_TOO_LARGE, "file", "the file is larger than %llu bytes",
                   (unsigned long long)in->config->max_file_bytes);
         return -1;
@@ -182,9 +187,16 @@ int ingest_end(struct ingest *in, struct api_error *error)
         return -1;
     /* The disk flushes the last bytes while the validator merges the spilled
      * custom_ids (if any). */
-    store_flush_start(&in->store);
+    if (!in->store_errno)
+        store_flush_start(&in->store);
     rc = jsonl_validator_finish(in->jsonl);
-    return rc == 0 ? 0 : fail_jsonl(in, rc, error);
+    if (rc != 0)
+        return fail_jsonl(in, rc, error);
+    if (in->store_errno) {
+        errno = in->store_errno;
+        return fail_io(error, "writing the temporary file");
+    }
+    return 0;
 }
 
 int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *error)

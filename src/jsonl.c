@@ -2044,6 +2044,14 @@ int jsonl_validator_finish(struct jsonl_validator *v)
     return jsonl_spill_verdict(v);
 }
 
+int jsonl_validator_stop(struct jsonl_validator *v)
+{
+    if (v->status || v->finished)
+        return v->status;
+    v->finished = 1;
+    return jsonl_spill_verdict(v);
+}
+
 /* The end of input for the scanner: the state it was left in. */
 static int jsonl_finish_scan(struct jsonl_validator *v)
 {

@@ -7,8 +7,8 @@ web server's own limit) however the workers are started."""
 
 import itertools
 
-from harness import (ApiTestCase, ContentGen, Stack, config_key_variables, field_part, file_part,
-                     multipart)
+from harness import (ApiTestCase, ContentGen, Stack, batch_line, config_key_variables, field_part,
+                     file_part, multipart)
 
 LIMIT = 1 << 20
 STACK = None
@@ -132,6 +132,27 @@ class SmallLimitTest(ApiTestCase):
         self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + 1), chunked=False))
         gen = ContentGen(1000)
         self.assert_stored(self.c.upload_stream(gen, chunked=False), gen)
+
+
+class SpilledDuplicateBeforeTheLimitTest(ApiTestCase):
+    def test_a_duplicate_custom_id_kept_on_disk_is_reported_over_too_large(self):
+        # Past 16,384 lines the custom_ids go to the validator's scratch file,
+        # compared at the end of the file, and also where the limit cuts it.
+        limit = 2 << 20
+        stack = Stack(workers=1, config="max_file_bytes = %d\n" % limit, name="limits-spill")
+        self.addCleanup(stack.stop)
+        stack.start()
+        client = stack.new_client()
+        ids = ["id%d" % i for i in range(1, 29001)]  # 2,105,894 bytes
+        ids[19999] = ids[16999]  # line 20,000 repeats line 17,000's custom_id
+        content = "".join(batch_line(i, url="/v1/embeddings", body={}) + "\n" for i in ids)
+        self.assertGreater(len(content), limit)
+        self.assertLess(len(content[:limit].encode().split(b"\n")), 29000)
+        resp = client.upload(content.encode())
+        self.assertError(resp, 400, "INFERENCE_3303", param="file")
+        self.assertEqual(resp.json()["error"]["details"]["line"], 20000)
+        self.assertEqual(resp.json()["error"]["details"]["reason_code"], "duplicate_custom_id")
+        self.assertEqual(client.all_ids(), [])
 
 
 class LimitFromEnvironmentTest(ApiTestCase):

@@ -41,6 +41,21 @@ def mount_tmpfs(path, size_mib):
                    check=True)
 
 
+def fill_disk(path, leave_bytes=0):
+    """Fills the file system of path with a file (returned) but leave_bytes."""
+    filler = os.path.join(path, "filler")
+    with open(filler, "wb", buffering=0) as f:
+        for piece in (1 << 20, 4096):
+            try:
+                while True:
+                    f.write(b"\0" * piece)
+            except OSError:
+                pass
+    if leave_bytes:
+        os.truncate(filler, os.path.getsize(filler) - leave_bytes)
+    return filler
+
+
 def used_bytes(path):
     st = os.statvfs(path)
     return (st.f_blocks - st.f_bfree) * st.f_frsize
@@ -104,17 +119,9 @@ class DiskFullTest(ResourceCase):
         stack = self.run_stack(mounts=[("data", 8)], name="dbfull", workers=1,
                                spool_outside=True)
         client = stack.new_client()
-        filler = os.path.join(stack.data_dir, "filler")
-        with open(filler, "wb", buffering=0) as f:
-            for piece in (1 << 20, 4096):
-                try:
-                    while True:
-                        f.write(b"\0" * piece)
-                except OSError:
-                    pass
         # Two pages free: the upload's content (one page) fits, the WAL's
         # frames for its row (4 KiB each, several) do not.
-        os.truncate(filler, os.path.getsize(filler) - 2 * 4096)
+        filler = fill_disk(stack.data_dir, leave_bytes=2 * 4096)
         resp = client.upload(batch_jsonl(2))
         self.assertError(resp, 507, "SYSTEM_9007")
         self.assertIn("database or disk is full",
@@ -125,6 +132,21 @@ class DiskFullTest(ResourceCase):
         self.assertEqual(client.all_ids(), [again["id"]])
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
+
+    def test_content_that_could_never_be_accepted_is_told_so_on_a_full_disk(self):
+        # A full disk stops the storing, not the validation: a 507 would have
+        # the SDK send the file again, to be refused once there is room.
+        stack = self.run_stack(mounts=[("data", 8)], name="fullbad", workers=1,
+                               spool_outside=True)
+        client = stack.new_client()
+        filler = fill_disk(stack.data_dir)
+        resp = client.upload(batch_jsonl(2) + b'{"custom_id":"x"')  # ends inside an object
+        self.assertError(resp, 400, "INFERENCE_3303")
+        self.assertEqual(resp.json()["error"]["details"]["line"], 3)
+        resp = client.upload(batch_jsonl(2))
+        self.assertError(resp, 507, "SYSTEM_9007")
+        os.unlink(filler)
+        self.assertEqual(client.all_ids(), [])
 
     @unittest.skipIf((os.environ.get("FILES_API_SERVER") or "").startswith("apache"),
                      "Apache passes bodies to the worker as they arrive: it has no spool to fill")

@@ -1729,6 +1729,58 @@ static void spill_many_runs(unsigned runs, int broken_after)
     free(store.data);
 }
 
+/* Feeds lines ids[0..n) and then half of one more, and stops there (as at a
+ * size limit): returns stop's verdict, *line the problem's line. */
+static int stop_after(const unsigned *ids, unsigned n, size_t memory_ids, struct mem_store *store,
+                      uint64_t *line)
+{
+    struct jsonl_spill spill = {mem_write, mem_read, store};
+    struct jsonl_options o = {.check_batch = 1,
+                              .hash_seed = 77,
+                              .memory_ids = memory_ids,
+                              .spill = memory_ids ? &spill : NULL};
+    struct jsonl_validator *v = jsonl_validator_new(&o);
+    char text[200];
+    int rc = 0;
+    size_t len;
+
+    if (store)
+        store->len = 0;
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        len = spill_line(text, sizeof text, ids[i], 0);
+        rc = jsonl_validator_feed(v, text, len);
+    }
+    len = spill_line(text, sizeof text, 999999, 0);
+    if (rc == 0)
+        rc = jsonl_validator_feed(v, text, len / 2);
+    if (rc == 0)
+        rc = jsonl_validator_stop(v);
+    CHECK(jsonl_validator_finish(v) == rc); /* no end-of-input check after a stop */
+    *line = rc ? jsonl_validator_error(v)->line : 0;
+    jsonl_validator_free(v);
+    return rc;
+}
+
+/* Stopped mid-file, a duplicate among the spilled custom_ids is found as the
+ * set alone finds it; the cut line is not taken for the file's last. */
+static void test_stop(void)
+{
+    unsigned ids[100];
+    struct mem_store store = {0};
+    uint64_t with_line, without_line;
+
+    for (unsigned i = 0; i < 100; i++)
+        ids[i] = i;
+    CHECK(stop_after(ids, 100, 3, &store, &with_line) == 0);
+    CHECK(store.len > 0);
+    CHECK(stop_after(ids, 100, 0, NULL, &without_line) == 0);
+    ids[80] = 40; /* line 81 repeats line 41's custom_id; both spilled */
+    CHECK(stop_after(ids, 100, 3, &store, &with_line) == -1);
+    CHECK(stop_after(ids, 100, 0, NULL, &without_line) == -1);
+    CHECK(with_line == 81 && without_line == 81);
+    free(store.data);
+}
+
 static void test_spill_many_runs(void)
 {
     unsigned shared_max = JSONL_SPILL_RUN / JSONL_SPILL_READ;
@@ -1832,6 +1884,7 @@ int main(void)
     test_far_duplicate();
     test_spilled_ids();
     test_spill_many_runs();
+    test_stop();
     test_spilled_id_on_a_line_with_another_problem();
     test_big_string();
     test_against_reference();
