@@ -7,8 +7,8 @@
  * the validator itself (about 1 KiB plus max_depth/8 bytes) and, in batch
  * mode, about 9 bytes per line for the custom_id uniqueness set, or, given a
  * spill store, a fixed amount whatever the number of lines (the ids beyond
- * memory_ids go to the store in sorted runs, merged at the end to find
- * duplicates among them). The store is the caller's: the validator itself
+ * memory_ids go to the store in runs, compared at the end to find duplicates
+ * among them). The store is the caller's: the validator itself
  * still does no I/O. Every decision about what is accepted is in docs/jsonl.md.
  */
 #ifndef JSONL_H
@@ -37,7 +37,8 @@ struct jsonl_options {
 #define JSONL_DEFAULT_MEMORY_IDS 16384
 
 /* An append-only scratch store that the caller provides (a temporary file).
- * Each function returns 0, or -1 on failure (feed/finish then return -2). */
+ * Each function returns 0, or -1 on failure (finish then returns -2, unless the file has a problem:
+ * see feed). */
 struct jsonl_spill {
     int (*write)(void *ctx, const void *data, size_t len);          /* appends */
     int (*read)(void *ctx, uint64_t offset, void *buf, size_t len); /* of what was written */
@@ -70,8 +71,9 @@ struct jsonl_validator *jsonl_validator_new(const struct jsonl_options *options)
 /* Feeds the next chunk (any size, any split, down to one byte; len 0 is a
  * no-op). Returns 0 while the input is valid so far, -1 once a problem was
  * found (sticky: later calls return -1 and do nothing), -2 on out of memory
- * or a failed spill store (also sticky; the validator can then only be
- * freed). Feeding after
+ * (also sticky; the validator can then only be freed). A failed spill store
+ * does not stop the validation: the custom_ids past it go unchecked, and
+ * finish (or stop) returns -2 unless a problem is found (-1). Feeding after
  * jsonl_validator_finish returns -1. */
 int jsonl_validator_feed(struct jsonl_validator *v, const void *data, size_t len);
 

@@ -161,9 +161,10 @@ int ingest_write(struct ingest *in, const void *data, size_t len, struct api_err
         in->bytes += room;
         if (finish_stages(in, error) != 0)
             return -1;
-        /* a duplicate among the custom_ids in the spill store too */
+        /* a duplicate among the custom_ids in the spill store too; if they
+         * could not be compared (-2), the file is too large all the same */
         rc = jsonl_validator_stop(in->jsonl);
-        if (rc != 0)
+        if (rc == -1)
             return fail_jsonl(in, rc, error);
         error_set(error, ERR_FILE_TOO_LARGE, "file", "the file is larger than %llu bytes",
                   (unsigned long long)in->config->max_file_bytes);

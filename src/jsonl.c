@@ -58,10 +58,13 @@
 #define JSONL_SET_PAD 2 /* bytes after the last slot, for 8-byte slot access */
 #define JSONL_SET_MIN_CAP 8u
 #define JSONL_SET_MAX_CAP (UINT32_MAX / 2)
-/* Spilled custom_ids: records per sorted run, and the least read ahead per
- * run when merging. */
+/* Spilled custom_ids: records per run, the least read ahead per run when
+ * merging, the records of one top byte the merge holds before it compacts
+ * them, and the size below which a sort goes by insertion. */
 #define JSONL_SPILL_RUN 4096
 #define JSONL_SPILL_READ 32
+#define JSONL_BUCKET_MAX 16384
+#define JSONL_SORT_SMALL 32
 
 struct jsonl_spill_record {
     uint64_t fingerprint;
@@ -174,7 +177,7 @@ struct jsonl_validator {
     struct jsonl_shard *shards; /* JSONL_SET_SHARDS, owned; allocated at the first custom_id */
     uint64_t set_count;
     /* beyond memory_ids custom_ids (with a spill store): the set only answers
-     * lookups, and the fingerprints go to the store in sorted runs */
+     * lookups, and the fingerprints go to the store in runs */
     struct jsonl_spill spill;
     int spilling; /* options->spill was given */
     uint64_t memory_ids;
@@ -182,7 +185,7 @@ struct jsonl_validator {
     size_t run_len;
     uint64_t spilled; /* records in the store, in runs of JSONL_SPILL_RUN (the last may be short) */
     uint64_t spilled_by_top[256]; /* of them, how many have each top byte of the fingerprint */
-    int spill_failed;             /* the store failed: reported as -2 */
+    int spill_failed;  /* the store failed: later ids go unchecked; -2 unless a problem is found */
     int spill_checked; /* the runs were merged (once, at the end or at the first problem) */
     struct jsonl_error error;
 };
@@ -500,43 +503,56 @@ static void jsonl_group_records(struct jsonl_spill_record *r, size_t n, unsigned
     }
 }
 
-/* Sorts records that share the fingerprint's top byte, in linear time for the
- * uniform fingerprints of XXH3: grouped by the next byte, then insertion sort
- * of each small group. */
-static void jsonl_sort_bucket(struct jsonl_spill_record *r, size_t n)
+/* Sorts records by fingerprint, most significant byte first from the byte at
+ * shift down: grouped by that byte, then each group on the next byte, small
+ * groups by insertion. Linear for the uniform fingerprints of XXH3, and for
+ * many copies of one fingerprint too (they go down the bytes together). */
+static void jsonl_sort_records(struct jsonl_spill_record *r, size_t n, unsigned shift)
 {
     size_t end[256];
 
-    jsonl_group_records(r, n, 48, end);
-    for (size_t b = 0, start = 0; b < 256; start = end[b++]) {
-        for (size_t i = start + 1; i < end[b]; i++) {
+    if (n <= JSONL_SORT_SMALL) {
+        for (size_t i = 1; i < n; i++) {
             struct jsonl_spill_record x = r[i];
             size_t j = i;
-            for (; j > start && r[j - 1].fingerprint > x.fingerprint; j--)
+            for (; j > 0 && r[j - 1].fingerprint > x.fingerprint; j--)
                 r[j] = r[j - 1];
             r[j] = x;
         }
+        return;
     }
+    jsonl_group_records(r, n, shift, end);
+    if (shift == 0)
+        return; /* each group is one fingerprint */
+    for (size_t b = 0, start = 0; b < 256; start = end[b++])
+        if (end[b] - start > 1)
+            jsonl_sort_records(r + start, end[b] - start, shift - 8);
 }
 
 /* Groups the gathered run by the fingerprint's top byte and appends it to
- * the store: the merge reads every run one top byte at a time. */
+ * the store: the merge reads every run one top byte at a time. Once the
+ * store has failed, the run is dropped. */
 static void jsonl_spill_run(struct jsonl_validator *v)
 {
     size_t end[256];
 
-    if (v->run_len == 0 || v->spill_failed)
-        return;
-    jsonl_group_records(v->run, v->run_len, 56, end);
-    if (v->spill.write(v->spill.ctx, v->run, v->run_len * sizeof *v->run) != 0)
-        v->spill_failed = 1;
-    v->spilled += v->run_len;
+    if (v->run_len > 0 && !v->spill_failed) {
+        jsonl_group_records(v->run, v->run_len, 56, end);
+        if (v->spill.write(v->spill.ctx, v->run, v->run_len * sizeof *v->run) != 0)
+            v->spill_failed = 1;
+        v->spilled += v->run_len;
+    }
     v->run_len = 0;
 }
 
-/* Keeps the current line's custom_id for the merge at the end. */
+/* Keeps the current line's custom_id for the merge at the end. Once the store
+ * has failed (or the run could not be allocated), the custom_ids past the set
+ * go unchecked: the rest of the file is still validated (see
+ * jsonl_spill_verdict). */
 static void jsonl_spill_add(struct jsonl_validator *v)
 {
+    if (v->spill_failed)
+        return;
     if (!v->run) {
         v->run = JSONL_MALLOC(JSONL_SPILL_RUN * sizeof *v->run);
         if (!v->run) {
@@ -601,83 +617,130 @@ static void jsonl_first_duplicate(const struct jsonl_spill_record *r, size_t n,
     }
 }
 
-/* Merges the runs and finds the duplicate whose second use comes first:
- * *second gets that use, *first the earliest one. Every run is grouped by the
- * fingerprint's top byte, so equal fingerprints share a top byte: for each
- * byte, each run's records of it are gathered, sorted, and their groups
- * checked. Returns 1 if there is a duplicate, 0 if none, -1 if the store or
- * memory failed. */
-static int jsonl_spill_merge(struct jsonl_validator *v, struct jsonl_spill_record *second,
-                             uint64_t *first)
+/* One top byte's records, gathered from the runs. */
+struct jsonl_bucket {
+    struct jsonl_spill_record *r;
+    size_t n, cap;
+};
+
+/* The bucket is full: keeps only the two earliest uses of each fingerprint
+ * (all the merge needs of it), and if that leaves it more than half full,
+ * doubles it. So memory follows the distinct fingerprints of one top byte,
+ * however often a custom_id repeats. Returns 0, or -1 on out of memory. */
+static int jsonl_bucket_make_room(struct jsonl_bucket *b)
 {
-    uint64_t runs = (v->spilled + JSONL_SPILL_RUN - 1) / JSONL_SPILL_RUN, biggest = 1;
+    size_t kept = 0;
+
+    jsonl_sort_records(b->r, b->n, 48);
+    for (size_t i = 0, j; i < b->n; i = j) {
+        struct jsonl_spill_record earliest = b->r[i], next = {.line = UINT64_MAX};
+        for (j = i + 1; j < b->n && b->r[j].fingerprint == b->r[i].fingerprint; j++) {
+            if (b->r[j].line < earliest.line) {
+                next = earliest;
+                earliest = b->r[j];
+            } else if (b->r[j].line < next.line) {
+                next = b->r[j];
+            }
+        }
+        b->r[kept++] = earliest;
+        if (next.line != UINT64_MAX)
+            b->r[kept++] = next;
+    }
+    b->n = kept;
+    if (kept > b->cap / 2) {
+        struct jsonl_spill_record *bigger = NULL;
+        if (b->cap <= SIZE_MAX / 2 / sizeof *bigger)
+            bigger = JSONL_MALLOC(2 * b->cap * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        memcpy(bigger, b->r, kept * sizeof *bigger);
+        JSONL_FREE(b->r);
+        b->r = bigger;
+        b->cap *= 2;
+    }
+    return 0;
+}
+
+/* Merges the runs and finds the duplicate whose second use comes first,
+ * among the records of lines before below_line: *second gets that use,
+ * *first the earliest one. Every run is grouped by the fingerprint's top
+ * byte, so equal fingerprints share a top byte: for each byte, each run's
+ * records of it are gathered, sorted, and their groups checked. Returns 1 if
+ * there is a duplicate, 0 if none, -1 if the store or memory failed (or the
+ * store gave back other records than it was given). */
+static int jsonl_spill_merge(struct jsonl_validator *v, uint64_t below_line,
+                             struct jsonl_spill_record *second, uint64_t *first)
+{
+    uint64_t runs = (v->spilled + JSONL_SPILL_RUN - 1) / JSONL_SPILL_RUN;
     struct jsonl_run_cursor *cursors = JSONL_CALLOC(runs ? runs : 1, sizeof *cursors);
-    struct jsonl_spill_record *bucket = NULL;
+    struct jsonl_bucket bucket = {.cap = 1};
     /* The read-ahead shares the run buffer, free once the last run is out:
      * the fewer the runs, the more each reads at a time (each read is a
      * system call). Past JSONL_SPILL_RUN / JSONL_SPILL_READ runs, a buffer
      * of JSONL_SPILL_READ records each. */
     size_t per_run = runs ? JSONL_SPILL_RUN / runs : 0;
     struct jsonl_spill_record *ahead = v->run, *own = NULL;
-    int found = 0, rc = 0;
+    int found = 0, rc = -1;
 
     for (int b = 0; b < 256; b++)
-        if (v->spilled_by_top[b] > biggest)
-            biggest = v->spilled_by_top[b];
-    if (biggest <= SIZE_MAX / sizeof *bucket)
-        bucket = JSONL_MALLOC((size_t)biggest * sizeof *bucket);
+        if (v->spilled_by_top[b] > bucket.cap)
+            bucket.cap =
+                v->spilled_by_top[b] < JSONL_BUCKET_MAX ? v->spilled_by_top[b] : JSONL_BUCKET_MAX;
+    bucket.r = JSONL_MALLOC(bucket.cap * sizeof *bucket.r);
     if (per_run < JSONL_SPILL_READ) {
         per_run = JSONL_SPILL_READ;
         ahead = own = JSONL_CALLOC(runs, JSONL_SPILL_READ * sizeof *own);
     }
-    if (!cursors || !bucket || !ahead) {
-        rc = -1;
+    if (!cursors || !bucket.r || !ahead)
         goto out;
-    }
     for (uint64_t i = 0; i < runs; i++) {
         struct jsonl_run_cursor *c = &cursors[i];
         c->buf = ahead + i * per_run;
         c->cap = per_run;
         c->next = i * JSONL_SPILL_RUN;
         c->end = c->next + JSONL_SPILL_RUN < v->spilled ? c->next + JSONL_SPILL_RUN : v->spilled;
-        if (jsonl_cursor_fill(v, c) < 0) {
-            rc = -1;
+        if (jsonl_cursor_fill(v, c) < 0)
             goto out;
-        }
     }
     for (unsigned b = 0; b < 256; b++) {
-        size_t n = 0;
+        uint64_t taken = 0;
+        bucket.n = 0;
         for (uint64_t i = 0; i < runs; i++) {
             struct jsonl_run_cursor *c = &cursors[i];
             while (c->pos < c->len && c->buf[c->pos].fingerprint >> 56 == b) {
-                if (n == v->spilled_by_top[b]) {
-                    rc = -1; /* the store gave back other records than it was given */
+                struct jsonl_spill_record r = c->buf[c->pos];
+                if (++c->pos == c->len && jsonl_cursor_fill(v, c) < 0)
                     goto out;
-                }
-                bucket[n++] = c->buf[c->pos];
-                if (++c->pos == c->len && jsonl_cursor_fill(v, c) < 0) {
-                    rc = -1;
+                taken++;
+                if (r.line >= below_line)
+                    continue;
+                if (bucket.n == bucket.cap && jsonl_bucket_make_room(&bucket) != 0)
                     goto out;
-                }
+                bucket.r[bucket.n++] = r;
             }
         }
-        jsonl_sort_bucket(bucket, n);
-        jsonl_first_duplicate(bucket, n, second, first, &found);
+        if (taken != v->spilled_by_top[b])
+            goto out; /* the store gave back other records than it was given */
+        jsonl_sort_records(bucket.r, bucket.n, 48);
+        jsonl_first_duplicate(bucket.r, bucket.n, second, first, &found);
     }
     rc = found;
 out:
     JSONL_FREE(cursors);
-    JSONL_FREE(bucket);
+    JSONL_FREE(bucket.r);
     JSONL_FREE(own);
     return rc;
 }
 
-/* At the end, or at the first other problem: a duplicate among the spilled
- * custom_ids whose second use comes first is the first problem: on an earlier
- * line, or on the same line when that line's batch problem was noted after its
- * custom_id (as the set alone would have found the duplicate first; a line's
- * grammar problem always wins). Returns the validator's status. */
-static int jsonl_spill_verdict(struct jsonl_validator *v)
+/* At the end, at the first other problem, or where the input stops: a
+ * duplicate among the spilled custom_ids (of lines before below_line) whose
+ * second use comes first is the first problem: on an earlier line, or on the
+ * same line when that line's batch problem was noted after its custom_id (as
+ * the set alone would have found the duplicate first; a line's grammar
+ * problem always wins). If the store failed, a problem found is kept (a
+ * spilled duplicate before it cannot be ruled out, but the file is refused
+ * either way); with none, the verdict is -2. Returns the validator's status. */
+static int jsonl_spill_verdict(struct jsonl_validator *v, uint64_t below_line)
 {
     struct jsonl_spill_record second = {0};
     uint64_t first = 0;
@@ -689,12 +752,12 @@ static int jsonl_spill_verdict(struct jsonl_validator *v)
     if (v->spilled == 0 && v->run_len == 0 && !v->spill_failed)
         return v->status; /* nothing went past the set */
     jsonl_spill_run(v);
-    found = v->spill_failed ? -1 : jsonl_spill_merge(v, &second, &first);
-    if (found < 0) {
+    found = v->spill_failed ? -1 : jsonl_spill_merge(v, below_line, &second, &first);
+    if (found < 0 && v->status != -1) {
         jsonl_set_error(v, v->consumed, NULL, "could not keep the custom_ids to compare");
         v->status = -2;
-    } else if (found && (v->status == 0 || second.line < v->error.line ||
-                         (second.line == v->error.line && v->error_after_spilled_id))) {
+    } else if (found > 0 && (v->status == 0 || second.line < v->error.line ||
+                             (second.line == v->error.line && v->error_after_spilled_id))) {
         struct jsonl_error *e = &v->error;
         e->line = second.line;
         e->column = second.column;
@@ -2026,11 +2089,7 @@ int jsonl_validator_feed(struct jsonl_validator *v, const void *data, size_t len
         return 0;
     rc = jsonl_scan(v, data, (const unsigned char *)data + len);
     v->consumed += len;
-    if (JSONL_UNLIKELY(v->spill_failed) && rc == 0) {
-        jsonl_set_error(v, v->consumed, NULL, "could not keep the custom_ids to compare");
-        v->status = rc = -2;
-    }
-    return rc == -1 ? jsonl_spill_verdict(v) : rc;
+    return rc == -1 ? jsonl_spill_verdict(v, UINT64_MAX) : rc;
 }
 
 static int jsonl_finish_scan(struct jsonl_validator *v);
@@ -2041,7 +2100,7 @@ int jsonl_validator_finish(struct jsonl_validator *v)
         return v->status;
     v->finished = 1;
     jsonl_finish_scan(v);
-    return jsonl_spill_verdict(v);
+    return jsonl_spill_verdict(v, UINT64_MAX);
 }
 
 int jsonl_validator_stop(struct jsonl_validator *v)
@@ -2049,7 +2108,10 @@ int jsonl_validator_stop(struct jsonl_validator *v)
     if (v->status || v->finished)
         return v->status;
     v->finished = 1;
-    return jsonl_spill_verdict(v);
+    /* The cut line never ends: its custom_id, if it went to the store (a
+     * problem noted after it settles it early), is not compared, as the set
+     * alone would report it only at the line's end. */
+    return jsonl_spill_verdict(v, v->line);
 }
 
 /* The end of input for the scanner: the state it was left in. */

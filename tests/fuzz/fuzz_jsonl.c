@@ -48,24 +48,30 @@ struct outcome {
     char message[256];
 };
 
+enum run_mode {
+    RUN_TWO_PIECES, /* d[0..cut), d[cut..len), finish */
+    RUN_BYTEWISE,   /* one byte at a time, finish */
+    RUN_STOPPED,    /* d[0..cut), then stop (as at a size limit) */
+};
+
 static void run(const uint8_t *d, size_t len, const struct jsonl_options *o, size_t cut,
-                int bytewise, struct outcome *out)
+                enum run_mode mode, struct outcome *out)
 {
     struct jsonl_validator *v = jsonl_validator_new(o);
     int rc = 0;
     memset(out, 0, sizeof *out);
     if (!v)
         abort();
-    if (bytewise) {
+    if (mode == RUN_BYTEWISE) {
         for (size_t i = 0; i < len && rc == 0; i++)
             rc = jsonl_validator_feed(v, d + i, 1);
     } else {
         rc = jsonl_validator_feed(v, d, cut);
-        if (rc == 0)
+        if (rc == 0 && mode == RUN_TWO_PIECES)
             rc = jsonl_validator_feed(v, d + cut, len - cut);
     }
     if (rc == 0)
-        rc = jsonl_validator_finish(v);
+        rc = mode == RUN_STOPPED ? jsonl_validator_stop(v) : jsonl_validator_finish(v);
     out->rc = rc;
     out->objects = jsonl_validator_objects(v);
     if (rc) {
@@ -78,7 +84,7 @@ static void run(const uint8_t *d, size_t len, const struct jsonl_options *o, siz
         snprintf(out->message, sizeof out->message, "%s", e->message);
         if (e->line < 1 || e->column < 1 || !e->reason[0])
             abort();
-    } else if (out->objects == 0 || jsonl_validator_error(v) != NULL) {
+    } else if ((out->objects == 0 && mode != RUN_STOPPED) || jsonl_validator_error(v) != NULL) {
         abort();
     }
     jsonl_validator_free(v);
@@ -384,11 +390,11 @@ static void check_splits(const uint8_t *d, size_t len, const struct jsonl_option
     uint64_t h = 1469598103934665603u;
     for (size_t i = 0; i < len; i++)
         h = (h ^ d[i]) * 1099511628211u;
-    run(d, len, o, len ? (size_t)(h % (len + 1)) : 0, 0, &part);
+    run(d, len, o, len ? (size_t)(h % (len + 1)) : 0, RUN_TWO_PIECES, &part);
     if (!same(&part, whole))
         mismatch("split at a point changes the outcome", d, len, &part);
     if (len <= 256) {
-        run(d, len, o, 0, 1, &part);
+        run(d, len, o, 0, RUN_BYTEWISE, &part);
         if (!same(&part, whole))
             mismatch("one byte at a time changes the outcome", d, len, &part);
     }
@@ -432,8 +438,10 @@ static int spill_read(void *ctx, uint64_t offset, void *buf, size_t len)
 
 /* With every custom_id but the first spilled, the verdict is the set's: same
  * status, line and column, and the same reason_code except that on one line a
- * spilled duplicate may lose to another batch problem of that line. */
-static void check_spilled(const uint8_t *d, size_t len, const struct outcome *set_only)
+ * spilled duplicate may lose to another batch problem of that line. The same
+ * holds for the input stopped at cut (as at a size limit) when stopped. */
+static void check_spilled(const uint8_t *d, size_t len, size_t cut, enum run_mode mode,
+                          const struct outcome *set_only)
 {
     static const struct jsonl_spill spill = {spill_write, spill_read, NULL};
     static const struct jsonl_options spilled = {.max_depth = FUZZ_MAX_DEPTH, .check_batch = 1,
@@ -441,7 +449,7 @@ static void check_spilled(const uint8_t *d, size_t len, const struct outcome *se
                                                  .memory_ids = 1};
     struct outcome out;
     spill_len = 0;
-    run(d, len, &spilled, len, 0, &out);
+    run(d, len, &spilled, cut, mode, &out);
     if (out.rc != set_only->rc || out.line != set_only->line)
         mismatch("spilled custom_ids: another verdict than the set's", d, len, &out);
     if (out.code != set_only->code &&
@@ -464,12 +472,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t len)
     unsigned batch_codes_deserved = 0;
     int unknown = 0;
 
-    run(d, len, &plain, len, 0, &whole);
+    run(d, len, &plain, len, RUN_TWO_PIECES, &whole);
     check_splits(d, len, &plain, &whole);
     if (with_batch) {
-        run(d, len, &batch, len, 0, &bwhole);
+        run(d, len, &batch, len, RUN_TWO_PIECES, &bwhole);
         check_splits(d, len, &batch, &bwhole);
-        check_spilled(d, len, &bwhole);
+        struct outcome bstopped;
+        size_t cut = len ? (size_t)((d[len - 1] * 2654435761u) % (len + 1)) : 0;
+        check_spilled(d, len, len, RUN_TWO_PIECES, &bwhole);
+        run(d, len, &batch, cut, RUN_STOPPED, &bstopped);
+        check_spilled(d, len, cut, RUN_STOPPED, &bstopped);
     }
 
     /* the oracle, line by line */

@@ -9,7 +9,7 @@
 
 static char data_dir[] = "/tmp/files-api-test-ingest.XXXXXX";
 static struct config config;
-static int disk_full; /* the temporary file's writes fail with ENOSPC */
+static int disk_full; /* the temporary and scratch files' writes fail with ENOSPC */
 
 /* Ingests content in 64 KiB pieces, as an upload would push it. Returns what
  * ingest_end returned; *kind is the error's kind (ERR_NONE on success). */
@@ -24,7 +24,8 @@ static int ingest_all(uint64_t size_hint, const char *content, size_t len, size_
     if (rc == 0 && disk_full) {
         int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
         CHECK(full >= 0 && dup2(full, in.store.fd) == in.store.fd);
-        close(full);
+        in.spill_fd = full; /* the validator's scratch file, opened at its first spill */
+        in.spill_open = 1;
     }
     for (size_t at = 0; rc == 0 && at < len; at += 65536)
         rc = ingest_write(&in, content + at, len - at < 65536 ? len - at : 65536, &error);
@@ -120,8 +121,8 @@ int main(void)
     disk_full = 1;
     config_defaults(&config);
     snprintf(config.data_dir, sizeof config.data_dir, "%s", data_dir);
-    bad = batch_lines(20000, 15000, &bad_len);
-    good = batch_lines(20000, 0, &len);
+    bad = batch_lines(30000, 25000, &bad_len); /* past the first failed spill (~20,500) */
+    good = batch_lines(30000, 0, &len);
     for (int threaded = 0; threaded < 2; threaded++) {
         uint64_t hint = threaded ? INGEST_INLINE_BYTES + 1 : 0;
         CHECK(ingest_all(hint, good, len, &inline_bytes, &kind) == -1);

@@ -1469,6 +1469,7 @@ struct mem_store {
     size_t len, cap;
     int fail_write, fail_read;
     int same_top_byte; /* reads give every fingerprint the top byte 0 */
+    int reversed;      /* reads give the records in reverse order */
 };
 
 static int mem_write(void *ctx, const void *data, size_t len)
@@ -1495,6 +1496,14 @@ static int mem_read(void *ctx, uint64_t offset, void *buf, size_t len)
         struct jsonl_spill_record *r = buf;
         for (size_t i = 0; i < len / sizeof *r; i++)
             r[i].fingerprint &= ~(UINT64_C(0xFF) << 56);
+    }
+    if (m->reversed) {
+        struct jsonl_spill_record *r = buf, x;
+        for (size_t i = 0, j = len / sizeof *r; i + 1 < j; i++, j--) {
+            x = r[i];
+            r[i] = r[j - 1];
+            r[j - 1] = x;
+        }
     }
     return 0;
 }
@@ -1627,6 +1636,34 @@ static void test_spilled_ids(void)
     r = spill_run(ids, N, 0, 4, &store);
     CHECK(r.rc == -2);
     store.same_top_byte = 0;
+    store.reversed = 1; /* each top byte's records are not where the merge looks */
+    r = spill_run(ids, N, 0, 4, &store);
+    CHECK(r.rc == -2);
+    store.reversed = 0;
+    /* a failed store does not stop the validation: a later problem is still
+     * found (-1), only a file without one is -2 */
+    store.fail_write = 1;
+    r = spill_run(ids, N, 9000, 4, &store);
+    CHECK(r.rc == -1 && r.line == 9000);
+    store.fail_write = 0;
+    /* one chunk of many lines after the store failed: the ids past it are
+     * dropped, not gathered past the run buffer (the sanitizer build checks) */
+    {
+        static char text[N * 120];
+        size_t len = 0;
+        struct jsonl_spill spill = {mem_write, mem_read, &store};
+        struct jsonl_options o = {
+            .check_batch = 1, .hash_seed = 77, .memory_ids = 4, .spill = &spill};
+        struct jsonl_validator *v = jsonl_validator_new(&o);
+        for (unsigned i = 0; i < N; i++)
+            len += spill_line(text + len, sizeof text - len, i, 0);
+        store.len = 0;
+        store.fail_write = 1;
+        CHECK(jsonl_validator_feed(v, text, len) == 0); /* two runs' writes fail in it */
+        CHECK(jsonl_validator_finish(v) == -2);
+        store.fail_write = 0;
+        jsonl_validator_free(v);
+    }
 
     /* random files with duplicates and broken lines: the same verdict, line
      * and column with a store (memory_ids 3) as with the set alone */
@@ -1761,6 +1798,28 @@ static int stop_after(const unsigned *ids, unsigned n, size_t memory_ids, struct
     return rc;
 }
 
+/* One custom_id on every line past the 10th: the merge's memory stays
+ * bounded (it keeps the two earliest uses of a fingerprint), and the
+ * duplicate is the one the set alone finds. */
+static void test_spilled_id_repeated_on_every_line(void)
+{
+    enum { N = 60000 };
+    static unsigned ids[N];
+    struct mem_store store = {0};
+    struct spill_result with, without;
+    size_t before;
+
+    for (unsigned i = 0; i < N; i++)
+        ids[i] = i < 10 ? i : 777777;
+    before = test_alloc_peak = test_alloc_live;
+    with = spill_run(ids, N, 0, 3, &store);
+    CHECKF(test_alloc_peak - before < 1024 * 1024, "%zu bytes at once", test_alloc_peak - before);
+    without = spill_run(ids, N, 0, 0, NULL);
+    CHECK(with.rc == -1 && with.line == 12 && without.rc == -1 && without.line == 12);
+    CHECK(with.column == without.column);
+    free(store.data);
+}
+
 /* Stopped mid-file, a duplicate among the spilled custom_ids is found as the
  * set alone finds it; the cut line is not taken for the file's last. */
 static void test_stop(void)
@@ -1778,6 +1837,26 @@ static void test_stop(void)
     CHECK(stop_after(ids, 100, 3, &store, &with_line) == -1);
     CHECK(stop_after(ids, 100, 0, NULL, &without_line) == -1);
     CHECK(with_line == 81 && without_line == 81);
+
+    /* the cut line repeats a spilled custom_id and has a problem noted after
+     * it (which settles the id early): it never ends, so neither is reported */
+    for (int with_store = 0; with_store < 2; with_store++) {
+        struct jsonl_spill spill = {mem_write, mem_read, &store};
+        struct jsonl_options o = {.check_batch = 1,
+                                  .hash_seed = 77,
+                                  .memory_ids = 3,
+                                  .spill = with_store ? &spill : NULL};
+        struct jsonl_validator *v = jsonl_validator_new(&o);
+        static const char cut[] = "{\"custom_id\":\"id-50\",\"method\":\"GET\",\"url\":\"/v1/chat/";
+        char text[200];
+        int rc = 0;
+        store.len = 0;
+        for (unsigned i = 0; i < 100 && rc == 0; i++)
+            rc = jsonl_validator_feed(v, text, spill_line(text, sizeof text, i, 0));
+        CHECK(rc == 0 && jsonl_validator_feed(v, cut, sizeof cut - 1) == 0);
+        CHECKF(jsonl_validator_stop(v) == 0, "with a store: %d", with_store);
+        jsonl_validator_free(v);
+    }
     free(store.data);
 }
 
@@ -1884,6 +1963,7 @@ int main(void)
     test_far_duplicate();
     test_spilled_ids();
     test_spill_many_runs();
+    test_spilled_id_repeated_on_every_line();
     test_stop();
     test_spilled_id_on_a_line_with_another_problem();
     test_big_string();
