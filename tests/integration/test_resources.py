@@ -143,6 +143,13 @@ class DiskFullTest(ResourceCase):
         resp = client.upload(batch_jsonl(2) + b'{"custom_id":"x"')  # ends inside an object
         self.assertError(resp, 400, "INFERENCE_3303")
         self.assertEqual(resp.json()["error"]["details"]["line"], 3)
+        # past 16,384 lines the validator's own scratch file (on the same full
+        # disk) fails too: the rest is still validated
+        lines = batch_jsonl(30000).split(b"\n")
+        lines[24999] = lines[24999][:-1]  # line 25,000 does not close its object
+        resp = client.upload(b"\n".join(lines))
+        self.assertError(resp, 400, "INFERENCE_3303")
+        self.assertEqual(resp.json()["error"]["details"]["line"], 25000)
         resp = client.upload(batch_jsonl(2))
         self.assertError(resp, 507, "SYSTEM_9007")
         os.unlink(filler)
