@@ -592,26 +592,41 @@ static int jsonl_cursor_fill(struct jsonl_validator *v, struct jsonl_run_cursor 
     return 0;
 }
 
+/* In records sorted by fingerprint, the group of equal ones that starts at
+ * r[i]: *earliest and *next get its two earliest uses (next.line is
+ * UINT64_MAX if it has one). Returns where the next group starts. */
+static size_t jsonl_two_earliest(const struct jsonl_spill_record *r, size_t n, size_t i,
+                                 struct jsonl_spill_record *earliest,
+                                 struct jsonl_spill_record *next)
+{
+    size_t j = i + 1;
+
+    *earliest = r[i];
+    *next = (struct jsonl_spill_record){.line = UINT64_MAX};
+    for (; j < n && r[j].fingerprint == r[i].fingerprint; j++) {
+        if (r[j].line < earliest->line) {
+            *next = *earliest;
+            *earliest = r[j];
+        } else if (r[j].line < next->line) {
+            *next = r[j];
+        }
+    }
+    return j;
+}
+
 /* In records sorted by fingerprint, finds the duplicate whose second use
- * comes first (within a group of equal ones, the two earliest lines count):
- * if it comes before *second (or nothing was found yet), *second gets that
- * use, *first the earliest one, and *found is set. */
+ * comes first: if it comes before *second (or nothing was found yet),
+ * *second gets that use, *first the earliest one, and *found is set. */
 static void jsonl_first_duplicate(const struct jsonl_spill_record *r, size_t n,
                                   struct jsonl_spill_record *second, uint64_t *first, int *found)
 {
-    for (size_t i = 0, j; i < n; i = j) {
-        struct jsonl_spill_record group_first = r[i], group_second = {.line = UINT64_MAX};
-        for (j = i + 1; j < n && r[j].fingerprint == r[i].fingerprint; j++) {
-            if (r[j].line < group_first.line) {
-                group_second = group_first;
-                group_first = r[j];
-            } else if (r[j].line < group_second.line) {
-                group_second = r[j];
-            }
-        }
-        if (group_second.line != UINT64_MAX && (!*found || group_second.line < second->line)) {
-            *second = group_second;
-            *first = group_first.line;
+    struct jsonl_spill_record earliest, next;
+
+    for (size_t i = 0; i < n;) {
+        i = jsonl_two_earliest(r, n, i, &earliest, &next);
+        if (next.line != UINT64_MAX && (!*found || next.line < second->line)) {
+            *second = next;
+            *first = earliest.line;
             *found = 1;
         }
     }
@@ -629,19 +644,12 @@ struct jsonl_bucket {
  * however often a custom_id repeats. Returns 0, or -1 on out of memory. */
 static int jsonl_bucket_make_room(struct jsonl_bucket *b)
 {
+    struct jsonl_spill_record earliest, next;
     size_t kept = 0;
 
     jsonl_sort_records(b->r, b->n, 48);
-    for (size_t i = 0, j; i < b->n; i = j) {
-        struct jsonl_spill_record earliest = b->r[i], next = {.line = UINT64_MAX};
-        for (j = i + 1; j < b->n && b->r[j].fingerprint == b->r[i].fingerprint; j++) {
-            if (b->r[j].line < earliest.line) {
-                next = earliest;
-                earliest = b->r[j];
-            } else if (b->r[j].line < next.line) {
-                next = b->r[j];
-            }
-        }
+    for (size_t i = 0; i < b->n;) {
+        i = jsonl_two_earliest(b->r, b->n, i, &earliest, &next);
         b->r[kept++] = earliest;
         if (next.line != UINT64_MAX)
             b->r[kept++] = next;
