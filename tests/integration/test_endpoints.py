@@ -102,7 +102,7 @@ class InterruptedUploadTest(ApiTestCase):
             time.sleep(0.3)
         # A web server that passes the body on as it comes (Apache) hands the
         # request to a worker, which must refuse it; the others never do.
-        STACK.wait_for_log(lambda text: posts(text) > before, timeout=1.5)
+        STACK.wait_for_log(lambda text: posts(text) > before, timeout=1.0)
         time.sleep(0.2)
         self.assertEqual(c.all_ids(), [], "an interrupted upload became a file")
         leftovers = []
