@@ -37,8 +37,7 @@ struct jsonl_options {
 #define JSONL_DEFAULT_MEMORY_IDS 16384
 
 /* An append-only scratch store that the caller provides (a temporary file).
- * Each function returns 0, or -1 on failure (finish then returns -2, unless the file has a problem:
- * see feed). */
+ * Each function returns 0, or -1 on failure (see feed for what follows). */
 struct jsonl_spill {
     int (*write)(void *ctx, const void *data, size_t len);          /* appends */
     int (*read)(void *ctx, uint64_t offset, void *buf, size_t len); /* of what was written */
