@@ -414,8 +414,11 @@ int config_resolve(struct config *c, const char *config_path, const char *data_d
     const char *installed = FILES_API_SYSCONFDIR "/files-api/files-api.conf";
 
     config_defaults(c);
-    if (!config_path)
+    if (!config_path) {
         config_path = getenv("FILES_API_CONFIG");
+        if (config_path && !*config_path)
+            config_path = NULL; /* empty counts as unset, as every $FILES_API_ variable */
+    }
     if (!config_path && access(installed, R_OK) == 0)
         config_path = installed;
     if (config_path && *config_path && config_load_file(c, config_path, err, err_size) != 0)

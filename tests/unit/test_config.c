@@ -1,4 +1,6 @@
 /* Unit tests: configuration defaults, file parsing and limits (src/config.c). */
+#undef FILES_API_SYSCONFDIR /* an installed configuration of the test's own */
+#define FILES_API_SYSCONFDIR "/tmp/files-api-test-sysconfdir"
 #include "../../src/config.c"
 
 #include "testlib.h"
@@ -133,6 +135,23 @@ int main(void)
         CHECK(c.download_mode == DOWNLOAD_X_SENDFILE);
         CHECK_STR(c.data_dir, "./var");
         unlink(path);
+    }
+    /* The installed file is read when neither --config nor $FILES_API_CONFIG
+     * names one; an empty $FILES_API_CONFIG counts as unset (a web server
+     * may pass it on empty); an explicit empty --config reads none. */
+    {
+        const char *installed = FILES_API_SYSCONFDIR "/files-api/files-api.conf";
+        FILE *f;
+        CHECK(system("mkdir -p " FILES_API_SYSCONFDIR "/files-api") == 0);
+        f = fopen(installed, "w");
+        CHECK(f && fputs("max_requests = 7\n", f) >= 0 && fclose(f) == 0);
+        CHECK(config_resolve(&c, NULL, NULL, err, sizeof err) == 0 && c.max_requests == 7);
+        setenv("FILES_API_CONFIG", "", 1);
+        CHECK(config_resolve(&c, NULL, NULL, err, sizeof err) == 0);
+        CHECKF(c.max_requests == 7, "max_requests %u", (unsigned)c.max_requests);
+        unsetenv("FILES_API_CONFIG");
+        CHECK(config_resolve(&c, "", NULL, err, sizeof err) == 0 && c.max_requests == 0);
+        CHECK(system("rm -rf " FILES_API_SYSCONFDIR) == 0);
     }
     /* A $FILES_API_* that is no setting is warned about, not ignored in silence. */
     {
