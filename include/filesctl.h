@@ -42,6 +42,9 @@ int filesctl_db_failure(const char *what, int status);
 void filesctl_progress(const char *what, uint64_t done, uint64_t total);
 
 int filesctl_keys_create(const struct config *config, const struct filesctl_args *args);
+/* Its arguments' values, checked before the data directory is opened (or
+ * made): 0, or 2 having said what is wrong. */
+int filesctl_keys_create_check(const struct filesctl_args *args);
 int filesctl_keys_list(const struct config *config, const struct filesctl_args *args);
 int filesctl_keys_revoke(const struct config *config, const struct filesctl_args *args);
 int filesctl_files_import(const struct config *config, const struct filesctl_args *args);

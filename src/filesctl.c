@@ -406,6 +406,8 @@ int main(int argc, char **argv)
         print_command(stdout, command);
         return 0;
     }
+    if (rc == 0 && command->run == filesctl_keys_create) /* a refused key makes no store */
+        rc = filesctl_keys_create_check(&args);
     if (rc != 0)
         return rc;
     umask(0077); /* whatever filesctl creates in the data directory is private too */

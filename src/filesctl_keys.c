@@ -55,16 +55,12 @@ static int scopes_well_formed(const char *scopes)
     return 1;
 }
 
-int filesctl_keys_create(const struct config *config, const struct filesctl_args *args)
+int filesctl_keys_create_check(const struct filesctl_args *args)
 {
     const char *account = filesctl_option(args, "--account");
     const char *scopes = filesctl_option(args, "--scopes");
     const char *label = filesctl_option(args, "--name");
-    char key[128], key_id[32];
-    unsigned char hash[AUTH_HASH_SIZE];
-    int64_t account_id;
     const char *why;
-    int status;
 
     if (!account || !*account || !scopes) {
         fprintf(stderr, "filesctl: keys create needs --account NAME and --scopes LIST\n");
@@ -93,6 +89,20 @@ int filesctl_keys_create(const struct config *config, const struct filesctl_args
                         "(comma-separated), or give '' for a full-access legacy key\n");
         return 2;
     }
+    return 0;
+}
+
+/* Its arguments passed filesctl_keys_create_check. */
+int filesctl_keys_create(const struct config *config, const struct filesctl_args *args)
+{
+    const char *account = filesctl_option(args, "--account");
+    const char *scopes = filesctl_option(args, "--scopes");
+    const char *label = filesctl_option(args, "--name");
+    char key[128], key_id[32];
+    unsigned char hash[AUTH_HASH_SIZE];
+    int64_t account_id;
+    int status;
+
     if (auth_new_key(key, sizeof key, config->key_prefix) != 0 ||
         ids_make(key_id, sizeof key_id, IDS_KEY_ID_PREFIX, IDS_KEY_ID_RANDOM) != 0 ||
         auth_hash_key(key, strlen(key), hash) != 0) {

@@ -507,6 +507,12 @@ class ArgumentsTest(ApiTestCase):
             ("bogus",): "unknown command bogus",
             ("keys",): "keys needs a command",
             ("keys", "make"): "unknown command keys make",
+            # values keys create refuses: no new data directory for a key not made
+            ("keys", "create", "--account", "a", "--scopes", "a,,b"): "--scopes has an empty item",
+            ("keys", "create", "--account", "a b", "--scopes", ""): "an account name is",
+            ("keys", "create", "--account", "a" * 128, "--scopes", ""): "too long",
+            ("keys", "create", "--account", "a", "--scopes", "a b"): "a scope is",
+            ("keys", "create", "--account", "a", "--scopes", "", "--name", "a\x01"): "bad --name",
         }
         for args, message in cases.items():
             with self.subTest(args=args), tempfile.TemporaryDirectory() as cwd:
