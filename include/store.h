@@ -69,7 +69,8 @@ void store_abort(struct store_upload *upload);
 /* Writes "files/XY/<id>" (relative to the data directory) into out. */
 int store_relative_path(char *out, size_t size, const char *id);
 
-/* Opens stored content for reading. Returns an fd, or -1 (errno). */
+/* Opens stored content for reading. Returns an fd, or -1 (errno; EINVAL if
+ * what is there is not a regular file). */
 int store_open(const char *data_dir, const char *id);
 
 /* 1 if id's content is in place, 0 if not, -1 if that cannot be told (errno). */

@@ -394,10 +394,21 @@ void store_abort(struct store_upload *upload)
 int store_open(const char *data_dir, const char *id)
 {
     char path[4096];
+    struct stat st;
+    int fd;
 
     if (content_path(path, sizeof path, data_dir, id) != 0)
         return -1;
-    return open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking: a FIFO put where content belongs must not hang the reader. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || fcntl(fd, F_SETFL, 0) != 0) {
+        close(fd);
+        errno = EINVAL; /* not a regular file */
+        return -1;
+    }
+    return fd;
 }
 
 int store_exists(const char *data_dir, const char *id)

@@ -119,6 +119,16 @@ static void test_commit_and_read(void)
     CHECK(store_remove(data_dir, id) == 0);
     CHECK(store_open(data_dir, id) == -1 && errno == ENOENT);
     CHECK(store_remove(data_dir, id) == -1 && errno == ENOENT);
+    /* Not a regular file where the content belongs: refused at once (a FIFO
+     * without a writer would block an open for reading forever). */
+    snprintf(path, sizeof path, "%s/%s", data_dir, relative);
+    CHECK(mkfifo(path, 0600) == 0);
+    alarm(10); /* a hang fails the test */
+    CHECK(store_open(data_dir, id) == -1 && errno == EINVAL);
+    alarm(0);
+    CHECK(unlink(path) == 0 && mkdir(path, 0700) == 0);
+    CHECK(store_open(data_dir, id) == -1 && errno == EINVAL);
+    CHECK(rmdir(path) == 0);
 }
 
 /* A shard another worker has just made may not be durable yet: the commit
