@@ -25,6 +25,7 @@ if [ -z "${_FILES_API_SERVE_SIGNALS:-}" ]; then
     _FILES_API_SERVE_SIGNALS=1 exec env --default-signal=INT,TERM "$BASH" "$0" "$@"
 fi
 unset _FILES_API_SERVE_SIGNALS
+serve_args=("$@")
 
 # Graceful stop: the web server first (it finishes the requests in flight:
 # SIGINT for lighttpd, SIGQUIT for nginx, SIGWINCH for Apache), then the pool
@@ -210,10 +211,13 @@ worker_args=()
 # configuration and warns (once) of a $FILES_API_* that is no setting.
 settings=$("$bin_dir/filesctl" "${worker_args[@]}" config show)
 # The workers would each repeat that warning at every start: they do not get
-# those variables (a name that is no shell identifier cannot be unset).
+# those variables. A name that is no shell identifier cannot be unset: for
+# those, start again without them (the warning above was the one).
+not_unset=()
 while read -r name; do
-    unset "$name" 2>/dev/null || true
+    if [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then unset "$name"; else not_unset+=(-u "$name"); fi
 done < <("$bin_dir/filesctl" "${worker_args[@]}" config unknown-env)
+[ ${#not_unset[@]} -eq 0 ] || exec env "${not_unset[@]}" "$BASH" "$0" "${serve_args[@]}"
 ctl() { sed -n "s/^$1 = //p" <<<"$settings"; }
 data_dir=$(ctl data_dir)
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

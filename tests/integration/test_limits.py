@@ -160,14 +160,16 @@ class LimitFromEnvironmentTest(ApiTestCase):
         self.assertIn("FILES_API_MAX_FILE_BYTES", config_key_variables())
         stack = Stack(workers=1, name="limit-env",
                       env={"FILES_API_MAX_FILE_BYTES": str(LIMIT),
-                           "FILES_API_MAX_FILE_SIZE": "1"}).start()  # no such setting
+                           "FILES_API_MAX_FILE_SIZE": "1",  # no such setting
+                           "FILES_API_MAX-FILE-BYTES": "1"}).start()  # nor a shell name
         self.addCleanup(stack.stop)
         self.assertEqual(int(stack.config_get("max_file_bytes")), LIMIT)
         # The misspelling is said once, by serve.sh's filesctl: the workers are
         # not given it, so they do not repeat it.
-        warning = ": warning: $FILES_API_MAX_FILE_SIZE is not a setting and is ignored"
-        self.assertEqual(stack.log_text().count("filesctl" + warning), 1, stack.log_text())
-        self.assertNotIn("files-fcgi" + warning, stack.log_text())
+        for name in ("FILES_API_MAX_FILE_SIZE", "FILES_API_MAX-FILE-BYTES"):
+            warning = ": warning: $%s is not a setting and is ignored" % name
+            self.assertEqual(stack.log_text().count("filesctl" + warning), 1, stack.log_text())
+            self.assertNotIn("files-fcgi" + warning, stack.log_text())
         c = stack.new_client()
         gen = ContentGen(LIMIT)
         resp = c.upload_stream(gen, chunked=False)
