@@ -1524,23 +1524,29 @@ struct spill_result {
     char reason[192];
 };
 
+/* A batch validator with a spill store (emptied first) keeping memory_ids in
+ * memory, or without one (memory_ids 0, or store NULL). */
+static struct jsonl_validator *spill_validator(size_t memory_ids, struct mem_store *store)
+{
+    struct jsonl_spill spill = {mem_write, mem_read, store}; /* copied by new */
+    struct jsonl_options o = {.check_batch = 1,
+                              .hash_seed = 77,
+                              .memory_ids = memory_ids,
+                              .spill = memory_ids && store ? &spill : NULL};
+    if (store)
+        store->len = 0;
+    return jsonl_validator_new(&o);
+}
+
 /* Validates the lines ids[0..n) (broken_line: 1-based line left unclosed, 0
  * none), with a spill store keeping memory_ids in memory, or without one
  * (memory_ids 0). */
 static struct spill_result spill_run(const unsigned *ids, unsigned n, unsigned broken_line,
                                      size_t memory_ids, struct mem_store *store)
 {
-    struct jsonl_spill spill = {mem_write, mem_read, store};
-    struct jsonl_options o = {.check_batch = 1,
-                              .hash_seed = 77,
-                              .memory_ids = memory_ids,
-                              .spill = memory_ids ? &spill : NULL};
-    struct jsonl_validator *v;
+    struct jsonl_validator *v = spill_validator(memory_ids, store);
     struct spill_result r = {0};
     char line[200];
-    if (store)
-        store->len = 0; /* a fresh store for each run */
-    v = jsonl_validator_new(&o);
     for (unsigned i = 0; i < n && r.rc == 0; i++) {
         size_t len = spill_line(line, sizeof line, ids[i], i + 1 == broken_line);
         r.rc = jsonl_validator_feed(v, line, len);
@@ -1651,13 +1657,9 @@ static void test_spilled_ids(void)
     {
         static char text[N * 120];
         size_t len = 0;
-        struct jsonl_spill spill = {mem_write, mem_read, &store};
-        struct jsonl_options o = {
-            .check_batch = 1, .hash_seed = 77, .memory_ids = 4, .spill = &spill};
-        struct jsonl_validator *v = jsonl_validator_new(&o);
+        struct jsonl_validator *v = spill_validator(4, &store);
         for (unsigned i = 0; i < N; i++)
             len += spill_line(text + len, sizeof text - len, i, 0);
-        store.len = 0;
         store.fail_write = 1;
         CHECK(jsonl_validator_feed(v, text, len) == 0); /* two runs' writes fail in it */
         CHECK(jsonl_validator_finish(v) == -2);
@@ -1771,18 +1773,11 @@ static void spill_many_runs(unsigned runs, int broken_after)
 static int stop_after(const unsigned *ids, unsigned n, size_t memory_ids, struct mem_store *store,
                       uint64_t *line)
 {
-    struct jsonl_spill spill = {mem_write, mem_read, store};
-    struct jsonl_options o = {.check_batch = 1,
-                              .hash_seed = 77,
-                              .memory_ids = memory_ids,
-                              .spill = memory_ids ? &spill : NULL};
-    struct jsonl_validator *v = jsonl_validator_new(&o);
+    struct jsonl_validator *v = spill_validator(memory_ids, store);
     char text[200];
     int rc = 0;
     size_t len;
 
-    if (store)
-        store->len = 0;
     for (unsigned i = 0; i < n && rc == 0; i++) {
         len = spill_line(text, sizeof text, ids[i], 0);
         rc = jsonl_validator_feed(v, text, len);
@@ -1841,16 +1836,10 @@ static void test_stop(void)
     /* the cut line repeats a spilled custom_id and has a problem noted after
      * it (which settles the id early): it never ends, so neither is reported */
     for (int with_store = 0; with_store < 2; with_store++) {
-        struct jsonl_spill spill = {mem_write, mem_read, &store};
-        struct jsonl_options o = {.check_batch = 1,
-                                  .hash_seed = 77,
-                                  .memory_ids = 3,
-                                  .spill = with_store ? &spill : NULL};
-        struct jsonl_validator *v = jsonl_validator_new(&o);
+        struct jsonl_validator *v = spill_validator(3, with_store ? &store : NULL);
         static const char cut[] = "{\"custom_id\":\"id-50\",\"method\":\"GET\",\"url\":\"/v1/chat/";
         char text[200];
         int rc = 0;
-        store.len = 0;
         for (unsigned i = 0; i < 100 && rc == 0; i++)
             rc = jsonl_validator_feed(v, text, spill_line(text, sizeof text, i, 0));
         CHECK(rc == 0 && jsonl_validator_feed(v, cut, sizeof cut - 1) == 0);
