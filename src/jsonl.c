@@ -186,7 +186,7 @@ struct jsonl_validator {
     uint64_t spilled; /* records in the store, in runs of JSONL_SPILL_RUN (the last may be short) */
     uint64_t spilled_by_top[256]; /* of them, how many have each top byte of the fingerprint */
     int spill_failed;  /* the store failed: later ids go unchecked; -2 unless a problem is found */
-    int spill_checked; /* the runs were merged (once, at the end or at the first problem) */
+    int spill_checked; /* the runs were compared (once: at the end, the first problem or a stop) */
     struct jsonl_error error;
 };
 
