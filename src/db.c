@@ -362,6 +362,26 @@ static int create_flag(const char *path)
     return -1;
 }
 
+/* Turning a new database to WAL takes an exclusive lock, which SQLite does
+ * not wait for where waiting could deadlock (processes starting together on
+ * a new database each hold a shared lock): "database is locked" at once,
+ * whatever the busy timeout. So it is tried again, within that timeout. */
+static int use_wal(int busy_timeout_ms)
+{
+    int rc, waited_ms = 0;
+
+    while ((rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL)) == SQLITE_BUSY &&
+           waited_ms < busy_timeout_ms) {
+        usleep(10 * 1000);
+        waited_ms += 10;
+    }
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "files-api: sqlite: switching to WAL: %s\n", sqlite3_errstr(rc));
+        return DB_ERROR;
+    }
+    return DB_OK;
+}
+
 int db_open(const char *data_dir, int busy_timeout_ms)
 {
     char path[PATH_MAX];
@@ -388,7 +408,8 @@ int db_open(const char *data_dir, int busy_timeout_ms)
     sqlite3_busy_timeout(db, busy_timeout_ms);
     sqlite3_wal_hook(db, restart_wal, NULL);
     /* synchronous=FULL: a committed upload survives power loss, as SPEC promises. */
-    if (exec_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+    if (use_wal(busy_timeout_ms) != DB_OK ||
+        exec_sql("PRAGMA synchronous = FULL; "
                  "PRAGMA foreign_keys = ON; PRAGMA journal_size_limit = 67108864; "
                  /* 512 KiB of page cache: the hot pages are few, and a worker's
                   * memory budget is small (16 MiB during a 105 MiB upload). */

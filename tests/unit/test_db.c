@@ -4,6 +4,7 @@
 #include "testlib.h"
 
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char data_dir[] = "/tmp/files-api-test-db.XXXXXX";
@@ -250,6 +251,39 @@ static void test_no_database_beside_an_orphaned_log(void)
     CHECK(db_open(data_dir, 1000) == DB_OK);
 }
 
+/* Processes starting at the same moment on a new data directory all open
+ * it: the switch to WAL waits for the others instead of failing at once. */
+static void test_processes_starting_together_on_a_new_database(void)
+{
+    int failed = 0;
+
+    db_close();
+    for (int round = 0; round < 30; round++) {
+        char dir[] = "/tmp/files-api-test-db-start.XXXXXX", command[300];
+        int gate[2];
+        CHECK(mkdtemp(dir) != NULL && pipe(gate) == 0);
+        for (int i = 0; i < 4; i++) {
+            if (fork() == 0) {
+                char go;
+                close(gate[1]);
+                _exit(read(gate[0], &go, 1) == 0 && db_open(dir, 5000) == DB_OK ? 0 : 1);
+            }
+        }
+        close(gate[0]);
+        usleep(2000);
+        close(gate[1]); /* all four start now */
+        for (int i = 0; i < 4; i++) {
+            int status;
+            if (wait(&status) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                failed++;
+        }
+        snprintf(command, sizeof command, "rm -rf %s", dir);
+        CHECK(system(command) == 0);
+    }
+    CHECKF(failed == 0, "%d of 120 opens failed", failed);
+    CHECK(db_open(data_dir, 1000) == DB_OK);
+}
+
 /* Another connection holding the write lock: writes give DB_BUSY after the
  * timeout, reads still work (WAL). */
 static void test_busy(int64_t acme)
@@ -360,6 +394,7 @@ int main(void)
     test_query_plans();
     test_reopen();
     test_no_database_beside_an_orphaned_log();
+    test_processes_starting_together_on_a_new_database();
     test_busy(acme);
     test_write_lock();
     test_created_at_follows_commit_order(acme);
