@@ -63,7 +63,9 @@
  * them, and the size below which a sort goes by insertion. */
 #define JSONL_SPILL_RUN 4096
 #define JSONL_SPILL_READ 32
+#ifndef JSONL_BUCKET_MAX /* the unit test makes it small, to compact and grow it often */
 #define JSONL_BUCKET_MAX 16384
+#endif
 #define JSONL_SORT_SMALL 32
 
 struct jsonl_spill_record {

@@ -57,6 +57,10 @@ static void test_free(void *p)
 #define JSONL_MALLOC(n) test_malloc(n)
 #define JSONL_CALLOC(n, size) test_calloc((n), (size))
 #define JSONL_FREE(p) test_free(p)
+/* The merge's bucket, small: the spill tests below fill it, compact it and grow
+ * it (past 32 distinct fingerprints of one top byte), each checked against the
+ * set alone. */
+#define JSONL_BUCKET_MAX 64
 
 #include "../../src/jsonl.c"
 #include "testlib.h"
