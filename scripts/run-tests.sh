@@ -25,7 +25,7 @@ suite_seconds=${SUITE_SECONDS:-1200} # each suite takes 2-4 minutes here
 run_suite() {
     local name=$1; shift
     local log=$log_dir/${name//\//_}.log status counts pid interrupted="" signalled
-    local limit=$((suite_seconds + ${extra_seconds:-0}))
+    local limit=$((suite_seconds + ${extra_seconds:-0})) started=$SECONDS
     echo "== $name"
     # The suite writes to its log, which is followed until the suite itself
     # exits: a process it left behind holding its output cannot hold up the
@@ -53,6 +53,7 @@ run_suite() {
         exit 130
     fi
     case $status in 124|137) echo "== $name: stopped after $limit s" ;; esac
+    echo "== $name: $((SECONDS - started)) s"
     counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
     if [ -z "$counts" ]; then
         echo "== $name: no result line (exit $status): counted as 1 failure"
