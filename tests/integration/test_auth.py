@@ -31,6 +31,24 @@ def every_route(c, fid):
     ]
 
 
+class KeysAtRestTest(ApiTestCase):
+    """Here, not in test_filesctl.py: each web server writes its own logs."""
+
+    def test_keys_are_stored_as_hashes_and_never_logged(self):
+        client = STACK.new_client()
+        self.assertEqual(client.list().status, 200)
+        secret = client.key.encode()
+        for name in os.listdir(STACK.data_dir):
+            path = os.path.join(STACK.data_dir, name)
+            if os.path.isfile(path) and name.startswith("files.db"):
+                with open(path, "rb") as f:
+                    self.assertNotIn(secret, f.read(), name)
+        self.assertNotIn(client.key, STACK.log_text())
+        listing = STACK.filesctl("keys", "list").stdout
+        self.assertNotIn(client.key, listing)
+        self.assertIn(client.account, listing)
+
+
 class KeyHeaderTest(ApiTestCase):
     def test_bearer_scheme_case_insensitive(self):
         c = STACK.new_client()

@@ -8,12 +8,12 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import REPO
+from harness import REPO, once_is_enough
 
 CONFIG_OBJ = "build/release/obj/config.o"
 
 
-@unittest.skipIf(os.environ.get("FILES_API_SERVER"), "no web server in it: once is enough")
+@once_is_enough
 class SysconfdirTest(unittest.TestCase):
     def setUp(self):
         self.tree = tempfile.mkdtemp(prefix="files-api-it-build-")

@@ -14,7 +14,7 @@ import threading
 import time
 import unittest
 
-from harness import DEFAULT_MAX_FILE_BYTES, ApiTestCase, ContentGen, Stack, batch_jsonl
+from harness import DEFAULT_MAX_FILE_BYTES, ApiTestCase, ContentGen, Stack, batch_jsonl, once_is_enough
 
 MIB = 1024 * 1024
 
@@ -190,6 +190,7 @@ class BusyDatabaseTest(ResourceCase):
 
 
 class WalAndModesTest(ResourceCase):
+    @once_is_enough  # the database's WAL
     def test_wal_stays_bounded_under_constant_reads(self):
         stack = self.run_stack(name="wal", workers=4)
         client = stack.new_client()
@@ -218,6 +219,7 @@ class WalAndModesTest(ResourceCase):
         # pages the committing worker restarts the WAL (db.c): ~4.1 MB every run.
         self.assertLess(largest, 4.5 * MIB, "WAL grew to %d bytes" % largest)
 
+    @once_is_enough  # the database's WAL
     def test_a_long_reader_costs_one_restart_attempt_per_1000_pages(self):
         """A reader that holds the WAL keeps it from starting over; the commits
         after a failed restart do not each wait for it again, and once the

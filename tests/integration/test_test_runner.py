@@ -8,7 +8,7 @@ import tempfile
 import time
 import unittest
 
-from harness import REPO
+from harness import REPO, once_is_enough
 
 RUN_TESTS = REPO / "scripts" / "run-tests.sh"
 
@@ -21,7 +21,7 @@ def alive(pid):
         return False
 
 
-@unittest.skipIf(os.environ.get("FILES_API_SERVER"), "no web server in it: once is enough")
+@once_is_enough
 class RunTestsTest(unittest.TestCase):
     def suites(self, **scripts):
         """A directory of unit "suites" (name -> script); strays write their
