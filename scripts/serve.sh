@@ -365,17 +365,40 @@ mkdir -p "$run/docroot" "$run/errors"
 # Errors the web server answers itself are in the API's JSON format too: a
 # request it cannot parse (400, 414, 431, 501, 505; Apache's 404 for an encoded
 # NUL or '/' in the path), a method it refuses (nginx's 405 for TRACE), a
-# precondition it judges (412), a body over its limit (413, the worker's own
+# precondition it judges (412), an expectation it does not meet (417), a body over its limit (413, the worker's own
 # VALIDATION_4016), a client too slow (408), a spool it cannot write (500), a
 # worker that died mid-request (502/500), an overloaded backend (503), a
 # timeout (504). The status stays the server's; the code is the nearest in SPEC.
 # The worker's routes (as regular expressions over the raw path) and the
 # Allow header of each, for the 405s that nginx and Apache answer themselves.
+# The worker routes the percent-decoded path: so do these (encoded_route).
 route_allows() {
-    printf '%s\n' "/healthz|GET, HEAD" "/v1/files|GET, HEAD, POST" \
-        "/v1/files/[^/? ]+|GET, HEAD, DELETE" "/v1/files/[^/? ]+/content|GET, HEAD"
+    local route
+    for route in "/healthz|GET, HEAD" "/v1/files|GET, HEAD, POST" \
+        "/v1/files/ID|GET, HEAD, DELETE" "/v1/files/ID/content|GET, HEAD"; do
+        printf '%s\t%s\n' "$(encoded_route "${route%%|*}")" "${route#*|}"
+    done
 }
-error_statuses="400 404 405 408 411 412 413 414 431 500 501 502 503 504 505"
+# PCRE (nginx's and Apache's) for a route whose every character may come
+# percent-encoded, and whose ID is a segment with no '/' (nor %2F) in it.
+encoded_route() {
+    local route=$1 out="" c hex low
+    while [ -n "$route" ]; do
+        case $route in
+        ID*)
+            out+='(?:[^/?% ]|%(?!2[fF])[0-9A-Fa-f]{2})+'
+            route=${route#ID} ;;
+        *)
+            c=${route:0:1} route=${route:1}
+            printf -v hex '%02X' "'$c"
+            low=${hex:1}
+            [[ $low != [A-F] ]] || low="[$low${low,,}]"
+            out+="(?:$c|%${hex:0:1}$low)" ;;
+        esac
+    done
+    printf '%s' "$out"
+}
+error_statuses="400 404 405 408 411 412 413 414 417 431 500 501 502 503 504 505"
 error_json() { # status code message
     local type=invalid_request_error param=null
     case $2 in SYSTEM_*) type=server_error ;; esac
@@ -392,6 +415,7 @@ error_json 411 VALIDATION_4001 "the request body needs a Content-Length or chunk
 error_json 412 VALIDATION_4002 "a precondition of the request (If-Match, If-Unmodified-Since) does not hold"
 error_json 413 VALIDATION_4016 "the request is over the web server's limit of $max_request_bytes bytes (a file may have at most $max_file_bytes)"
 error_json 414 VALIDATION_4001 "the URL is too long"
+error_json 417 VALIDATION_4001 "the web server meets no Expect but 100-continue"
 error_json 431 VALIDATION_4001 "the request's header fields are too large"
 error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, or its request-body spool is full); retry later"
 error_json 501 VALIDATION_4001 "the web server does not implement this request (its method or transfer coding)"
@@ -508,7 +532,7 @@ FcgidMaxProcessesPerClass $workers
 # would send for that route. (mod_proxy_fcgi passes TRACE on to the worker.)
 TraceEnable off
 <Location "/_files_api_errors/">
-$(route_allows | while IFS='|' read -r path allow; do
+$(route_allows | while IFS=$'\t' read -r path allow; do
     printf '    Header always set Allow "%s" "expr=%%{REQUEST_STATUS} == 405 && %%{THE_REQUEST} =~ m#^[^ ]+ %s/?([?][^ ]*)? #"\n' "$allow" "$path"
 done)
 </Location>
@@ -553,6 +577,9 @@ LimitRequestBody $max_request_bytes
     # The worker answers Range itself (206/416 in the API's format); Apache
     # would otherwise cut its whole-content answers (and X-Sendfile'd files).
     MaxRanges none
+    # With Max-Forwards: 0, mod_proxy would answer TRACE (echoing the request,
+    # its key included) and OPTIONS itself: the worker answers them (405).
+    RequestHeader unset Max-Forwards
 $( [ "$server" = apache ] && echo "    $backend" )
 $( [ "$download_mode" = x-sendfile ] && printf '    XSendFile On\n    XSendFilePath "%s"\n' "$data_dir/files" )
 </Location>
@@ -609,7 +636,7 @@ http {
     # for that route (an empty value adds no header).
     map "\$status \$request_uri" \$files_api_allow {
         default "";
-$(route_allows | while IFS='|' read -r path allow; do
+$(route_allows | while IFS=$'\t' read -r path allow; do
     printf '        "~^405 %s/?([?][^ ]*)?$" "%s";\n' "$path" "$allow"
 done)
     }
