@@ -417,7 +417,7 @@ error_json 413 VALIDATION_4016 "the request is over the web server's limit of $m
 error_json 414 VALIDATION_4001 "the URL is too long"
 error_json 417 VALIDATION_4001 "the web server meets no Expect but 100-continue"
 error_json 431 VALIDATION_4001 "the request's header fields are too large"
-error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, or its request-body spool is full); retry later"
+error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, its request-body spool is full, or the request body did not all arrive); retry later"
 error_json 501 VALIDATION_4001 "the web server does not implement this request (its method or transfer coding)"
 error_json 502 SYSTEM_9001 "the worker handling the request stopped; retry"
 error_json 503 SYSTEM_9003 "the service is busy; retry shortly"
@@ -515,6 +515,11 @@ LoadModule alias_module $modules/mod_alias.so
 LoadModule env_module $modules/mod_env.so
 LoadModule mime_module $modules/mod_mime.so
 LoadModule headers_module $modules/mod_headers.so
+LoadModule reqtimeout_module $modules/mod_reqtimeout.so
+# Debian's defaults for mod_reqtimeout: mod_proxy_fcgi passes a body on as it
+# comes, so a client that stops sending holds a worker; 10 s (and 500 bytes/s
+# after) instead of Apache's Timeout (60 s), then 408.
+RequestReadTimeout header=20-40,MinRate=500 body=10,MinRate=500
 $( [ "$server" = apache-fcgid ] && cat <<FCGID
 LoadModule fcgid_module $modules/mod_fcgid.so
 LoadModule rewrite_module $modules/mod_rewrite.so

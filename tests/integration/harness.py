@@ -18,6 +18,7 @@ import atexit
 import contextlib
 import hashlib
 import http.client
+import io
 import json
 import os
 import re
@@ -391,6 +392,16 @@ class Response:
         self.headers = headers  # http.client.HTTPMessage (case-insensitive get)
         self.body = body
         self.raw_headers = raw_headers
+
+    @classmethod
+    def from_wire(cls, raw):
+        """The response in raw bytes off a socket (its body as sent: not de-chunked)."""
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        if not sep:
+            raise AssertionError("no complete response head: %r" % raw[:300])
+        status_line, _, header_block = head.partition(b"\r\n")
+        headers = http.client.parse_headers(io.BytesIO(header_block + b"\r\n\r\n"))
+        return cls(int(status_line.split()[1]), "", headers, body)
 
     def header(self, name, default=None):
         return self.headers.get(name, default)
