@@ -532,18 +532,35 @@ static int input_complete(struct http_request *req)
     return req->content_length == 0 && FCGX_GetChar(in) == EOF;
 }
 
+/* Reads what is left of the request's input, up to its end-of-input record.
+ * 0 if it ended properly. The web servers that keep connections (nginx)
+ * receive a body whole before passing it on: this does not wait on a client. */
+static int drain_input(struct http_request *req)
+{
+    FCGX_Stream *in = req->fcgi->in;
+    char scratch[16384];
+
+    while (FCGX_GetStr(scratch, sizeof scratch, in) > 0)
+        ;
+    return FCGX_GetError(in) == 0 ? 0 : -1;
+}
+
 void http_request_finish(struct http_request *req)
 {
     char line[ACCESS_LINE_MAX];
     size_t n = format_access_line(req, line);
     ssize_t ignored;
 
+    /* On a connection the server keeps, input left unread (a body refused
+     * before it was read) would meet libfcgi as the next request's first
+     * record, and it would drop the connection unanswered. */
+    if (req->fcgi->keepConnection && drain_input(req) != 0)
+        req->fcgi->keepConnection = 0;
     /* libfcgi's close shuts the socket down and reads until the server's EOF
      * (up to 2 s), so that unread input cannot turn into a reset that loses
      * the response. With no input left that is three system calls and a wait
-     * for nothing: detaching makes it a plain close. (A connection the server
-     * keeps open is not closed at all.) */
-    if (!req->fcgi->keepConnection && input_complete(req))
+     * for nothing: detaching makes it a plain close. */
+    else if (!req->fcgi->keepConnection && input_complete(req))
         FCGX_Detach(req->fcgi);
     FCGX_Finish_r(req->fcgi);
     /* One write per line (every worker shares the same stderr), after the

@@ -5,7 +5,8 @@ FastCGI to its socket itself. When the server has sent all of a request's input,
 the worker closes the connection at once; when input is left unread (a body
 refused before it was read), it shuts down its side and keeps reading until the
 server's EOF, so that the unread bytes cannot reset the connection and lose the
-response.
+response. On a connection the server keeps, input left unread is read off
+after the answer, so that the next request finds the connection clean.
 """
 
 import json
@@ -35,8 +36,9 @@ def name_value(name, value):
     return length(len(name)) + length(len(value)) + name + value
 
 
-def request_bytes(params, body=b"", end_input=True):
-    out = record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, 0))
+def request_bytes(params, body=b"", end_input=True, keep=False):
+    """keep: FCGI_KEEP_CONN, the web server keeps the connection for more requests."""
+    out = record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", RESPONDER, 1 if keep else 0))
     out += record(FCGI_PARAMS, b"".join(name_value(k, v) for k, v in params.items()))
     out += record(FCGI_PARAMS)
     for at in range(0, len(body), 65535):
@@ -167,6 +169,34 @@ class FastCgiCloseTest(unittest.TestCase):
                         CONTENT_TYPE="multipart/form-data; boundary=b"), body, end_input=False))
         self.assertTrue(out.startswith(b"Status: 413"), out[:200])
         self.assertTrue(peer_still_reads(sock))
+
+    def test_a_kept_connection_takes_the_next_request_after_a_body_refused_unread(self):
+        # A body refused before it was read (a wrong key, content type or
+        # purpose), which the web server sent whole, is read off the kept
+        # connection: left there, it met libfcgi as the next request's first
+        # record, and the connection was dropped unanswered.
+        body = b"x" * 300_000
+        upload = self.upload_body("kept") + b"y" * 300_000
+        cases = [
+            ("text/plain", body, {}, b"Status: 400"),
+            ("multipart/form-data; boundary=b", upload,
+             {"HTTP_AUTHORIZATION": "Bearer sk-not-a-key"}, b"Status: 401"),
+            ("multipart/form-data; boundary=b", upload.replace(b"\r\nbatch\r\n", b"\r\nnope\r\n"),
+             {}, b"Status: 400"),
+        ]
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(30)
+        sock.connect(self.socket_path)
+        for content_type, content, extra, status in cases:
+            with self.subTest(status=status, content_type=content_type):
+                sock.sendall(request_bytes(self.params(
+                    "POST", "/v1/files", CONTENT_LENGTH=str(len(content)),
+                    CONTENT_TYPE=content_type, **extra), content, keep=True))
+                self.assertTrue(read_response(sock).startswith(status))
+                sock.sendall(request_bytes(self.params(
+                    "GET", "/v1/files/" + self.file_id, CONTENT_LENGTH="0"), keep=True))
+                self.assertTrue(read_response(sock).startswith(b"Status: 200"))
 
     def upload_body(self, marker):
         content = batch_jsonl(3, tag=marker)
