@@ -365,8 +365,9 @@ mkdir -p "$run/docroot" "$run/errors"
 # Errors the web server answers itself are in the API's JSON format too: a
 # request it cannot parse (400, 414, 431, 501, 505; Apache's 404 for an encoded
 # NUL or '/' in the path), a method it refuses (nginx's 405 for TRACE), a
-# precondition it judges (412), an expectation it does not meet (417), a body over its limit (413, the worker's own
-# VALIDATION_4016), a client too slow (408), a spool it cannot write (500), a
+# precondition it judges (412), an expectation it does not meet (417), a body
+# over its limit (413, the worker's own VALIDATION_4016), a client too slow
+# (408), a spool it cannot write or a body that did not all arrive (500), a
 # worker that died mid-request (502/500), an overloaded backend (503), a
 # timeout (504). The status stays the server's; the code is the nearest in SPEC.
 # The worker's routes (as regular expressions over the raw path) and the

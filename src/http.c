@@ -551,17 +551,19 @@ void http_request_finish(struct http_request *req)
     size_t n = format_access_line(req, line);
     ssize_t ignored;
 
-    /* On a connection the server keeps, input left unread (a body refused
-     * before it was read) would meet libfcgi as the next request's first
-     * record, and it would drop the connection unanswered. */
-    if (req->fcgi->keepConnection && drain_input(req) != 0)
-        req->fcgi->keepConnection = 0;
-    /* libfcgi's close shuts the socket down and reads until the server's EOF
-     * (up to 2 s), so that unread input cannot turn into a reset that loses
-     * the response. With no input left that is three system calls and a wait
-     * for nothing: detaching makes it a plain close. */
-    else if (!req->fcgi->keepConnection && input_complete(req))
+    if (req->fcgi->keepConnection) {
+        /* Input left unread (a body refused before it was read) would meet
+         * libfcgi as the next request's first record, and it would drop the
+         * connection unanswered. */
+        if (drain_input(req) != 0)
+            req->fcgi->keepConnection = 0;
+    } else if (input_complete(req)) {
+        /* libfcgi's close shuts the socket down and reads until the server's
+         * EOF (up to 2 s), so that unread input cannot turn into a reset that
+         * loses the response. With no input left that is three system calls
+         * and a wait for nothing: detaching makes it a plain close. */
         FCGX_Detach(req->fcgi);
+    }
     FCGX_Finish_r(req->fcgi);
     /* One write per line (every worker shares the same stderr), after the
      * response is on its way. */
