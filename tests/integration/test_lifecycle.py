@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 
 from harness import (BIN_DIR, REPO, SERVE, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port,
-                     group_alive, multipart, read_to_end)
+                     group_alive, multipart, once_is_enough, read_to_end)
 
 # In the shared-hosting shapes the web server itself runs the workers; these
 # tests are about the spawn-fcgi + multiwatch pool.
@@ -371,7 +371,7 @@ def read_response(conn):
         data += piece
 
 
-@unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+@once_is_enough  # FastCGI spoken to the worker's socket, with serve.sh's pool
 class StopDuringAcceptTest(ApiTestCase):
     def one_worker(self, name):
         """A one-worker stack, its worker's pid, and a connection to its socket."""
