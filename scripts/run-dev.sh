@@ -17,6 +17,10 @@ dev_key_active() {
     "$filesctl" --data-dir "$data_dir" keys list 2>/dev/null |
         awk '$2 == "dev" && $3 == "active" && $NF == "dev-key" { found = 1 } END { exit !found }'
 }
+if [ -e "$key_file" ] && [ ! -f "$key_file" ]; then
+    echo "make run: $key_file, where the dev key is kept, is not a file" >&2
+    exit 1
+fi
 if [ ! -s "$key_file" ] || [ ! -e "$data_dir/files.db" ] || ! dev_key_active; then
     if ! (umask 077 && "$filesctl" --data-dir "$data_dir" keys create --account dev \
         --scopes '*' --name dev-key >"$key_file.new"); then
@@ -24,7 +28,7 @@ if [ ! -s "$key_file" ] || [ ! -e "$data_dir/files.db" ] || ! dev_key_active; th
         echo "make run: no API key could be made (the reason is above)" >&2
         exit 1
     fi
-    mv "$key_file.new" "$key_file"
+    mv -T "$key_file.new" "$key_file"
 fi
 key=$(cat "$key_file")
 # Printed by serve.sh once it answers: not when it cannot start (port taken).
@@ -37,4 +41,6 @@ Try:
   curl http://127.0.0.1:$port/v1/files -H "Authorization: Bearer $key"
 MSG
 )
-exec scripts/serve.sh --port "$port" --data-dir "$data_dir" --workers 4 --banner "$banner"
+# Through a pipe: in serve.sh's arguments, the key would show in any user's ps.
+exec scripts/serve.sh --port "$port" --data-dir "$data_dir" --workers 4 \
+    --banner-file <(printf '%s\n' "$banner")

@@ -5,7 +5,7 @@
 # SIGINT, SIGTERM or SIGHUP stops everything it started.
 #
 #   scripts/serve.sh [--server lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
-#                    [--download-mode auto|stream|x-sendfile|x-accel-redirect] [--banner TEXT]
+#                    [--download-mode auto|stream|x-sendfile|x-accel-redirect] [--banner-file FILE]
 #
 # Downloads are handed to the web server (auto, the default): X-Sendfile for
 # lighttpd and for Apache (with mod_xsendfile, when its children can read the
@@ -14,7 +14,9 @@
 # $FILES_API_DOWNLOAD_MODE in the environment counts as --download-mode.
 # Without --data-dir, the data directory is the configuration's data_dir
 # ($FILES_API_DATA_DIR, the file's, else ./var), as for the worker and filesctl.
-# --banner TEXT is printed after the "listening" line, so only once it holds.
+# --banner-file FILE's text (read at start; a file, not an argument, so that a
+# secret in it, such as make run's key, never shows in the process list) is
+# printed after the "listening" line, so only once it holds.
 set -euo pipefail
 set +m # no job control even if asked (bash -m): background jobs stay in our group
 # Started in the background by a non-interactive shell, we find SIGINT ignored,
@@ -139,7 +141,7 @@ usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 refuse() { echo "serve.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
-    --server|--port|--data-dir|--workers|--config|--download-mode|--banner)
+    --server|--port|--data-dir|--workers|--config|--download-mode|--banner-file)
         [ $# -ge 2 ] && [ -n "$2" ] && [[ $2 != --* ]] || refuse "$1 needs a value" ;;
     esac
     case $1 in
@@ -149,7 +151,7 @@ while [ $# -gt 0 ]; do
     --workers) workers=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --download-mode) download_mode=$2; shift 2 ;;
-    --banner) banner=$2; shift 2 ;;
+    --banner-file) banner=$(cat -- "$2") || refuse "--banner-file: cannot read $2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac

@@ -684,6 +684,13 @@ class MakeRunTest(ApiTestCase):
         proc, text = self.make_run(data)
         first, status = self.key_works(text)
         self.assertEqual(status, b"HTTP/1.1 200 OK", text)
+        # Not in any process's arguments, which every user can read.
+        for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
+            try:
+                with open(cmdline, "rb") as f:
+                    self.assertNotIn(first.encode(), f.read(), cmdline)
+            except OSError:  # gone meanwhile
+                pass
         stop_serve(proc)
         proc, text = self.make_run(data)  # kept
         self.assertEqual(self.key_works(text), (first, b"HTTP/1.1 200 OK"))
@@ -704,6 +711,14 @@ class MakeRunTest(ApiTestCase):
         self.assertIn("max_file_bytes", text)
         self.assertIn("no API key could be made", text)
         self.assertFalse(os.path.exists(os.path.join(data, "dev-key")))
+
+    def test_a_key_file_that_is_not_a_file_is_refused_before_any_key_is_made(self):
+        data = os.path.join(scratch_dir(self, "run"), "var")
+        os.makedirs(os.path.join(data, "dev-key"))
+        proc, text = self.make_run(data)
+        self.assertEqual(proc.wait(30), 1, text)
+        self.assertIn("dev-key, where the dev key is kept, is not a file", text)
+        self.assertFalse(os.path.exists(os.path.join(data, "files.db")), text)
 
     def test_no_key_is_shown_when_the_port_is_taken(self):
         tmp = scratch_dir(self, "run")
