@@ -5,6 +5,9 @@
 
 #include "testlib.h"
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+
 static int load_text(struct config *c, const char *text, char *err, size_t err_size)
 {
     char path[] = "/tmp/files-api-test-config.XXXXXX";
@@ -151,6 +154,25 @@ int main(void)
         CHECKF(c.max_requests == 7, "max_requests %u", (unsigned)c.max_requests);
         unsetenv("FILES_API_CONFIG");
         CHECK(config_resolve(&c, "", NULL, err, sizeof err) == 0 && c.max_requests == 0);
+        /* One the user cannot read stops the program, as a named one does: it
+         * was skipped without a word, and the service ran on the defaults. */
+        CHECK(chmod(FILES_API_SYSCONFDIR, 0755) == 0 &&
+              chmod(FILES_API_SYSCONFDIR "/files-api", 0755) == 0 && chmod(installed, 0) == 0);
+        {
+            pid_t child = fork();
+            int status = -1;
+            if (child == 0) {
+                /* root reads any file: the child is nobody */
+                if (geteuid() == 0 &&
+                    (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0))
+                    _exit(3);
+                if (config_resolve(&c, NULL, NULL, err, sizeof err) != -1)
+                    _exit(1);
+                _exit(strstr(err, installed) && strstr(err, "Permission denied") ? 0 : 2);
+            }
+            CHECK(child > 0 && waitpid(child, &status, 0) == child);
+            CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+        }
         CHECK(system("rm -rf " FILES_API_SYSCONFDIR) == 0);
     }
     /* A $FILES_API_* that is no setting is warned about, not ignored in silence. */
