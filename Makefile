@@ -118,7 +118,13 @@ fuzz: deps $(FUZZ_BINS)
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/files-api $(DESTDIR)$(DOCDIR)/examples/systemd
 	install -m 0755 $(BIN)/files-fcgi $(BIN)/filesctl $(DESTDIR)$(BINDIR)/
-	install -m 0644 conf/files-api.conf $(DESTDIR)$(SYSCONFDIR)/files-api/
+	@# An operator's edited configuration is kept: the new default goes beside it.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/files-api/files-api.conf ]; then \
+		install -m 0644 conf/files-api.conf $(DESTDIR)$(SYSCONFDIR)/files-api/files-api.conf.new; \
+		echo "install: $(SYSCONFDIR)/files-api/files-api.conf kept; the new default is files-api.conf.new"; \
+	else \
+		install -m 0644 conf/files-api.conf $(DESTDIR)$(SYSCONFDIR)/files-api/; \
+	fi
 	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 conf/*-files-api.conf $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 conf/systemd/* $(DESTDIR)$(DOCDIR)/examples/systemd/

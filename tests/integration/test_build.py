@@ -1,6 +1,6 @@
 """The Makefile itself: the configuration file's default path, compiled in,
 follows PREFIX/SYSCONFDIR from one build to the next (README: build with the
-same PREFIX you install with)."""
+same PREFIX you install with); make install keeps an edited configuration."""
 
 import os
 import shutil
@@ -42,6 +42,28 @@ class SysconfdirTest(unittest.TestCase):
         self.assertEqual(self.make("SYSCONFDIR=/etc", CONFIG_OBJ).returncode, 0)
         self.assertIn(b"/etc/files-api/files-api.conf", self.compiled_in())
         self.assertNotIn(b"/opt/fa/etc", self.compiled_in())
+
+
+@once_is_enough
+class InstallTest(unittest.TestCase):
+    def test_a_second_install_keeps_the_edited_configuration(self):
+        dest = tempfile.mkdtemp(prefix="files-api-it-install-")
+        self.addCleanup(shutil.rmtree, dest, True)
+        install = ["make", "-s", "--no-print-directory", "install", "DESTDIR=" + dest]
+        first = subprocess.run(install, cwd=REPO, capture_output=True, text=True, timeout=300)
+        self.assertEqual(first.returncode, 0, first.stderr)
+        conf = os.path.join(dest, "usr/local/etc/files-api/files-api.conf")
+        for program in ("files-fcgi", "filesctl"):
+            self.assertTrue(os.access(os.path.join(dest, "usr/local/bin", program), os.X_OK))
+        with open(conf, "a") as f:
+            f.write("max_file_bytes = 1000\n")
+        again = subprocess.run(install, cwd=REPO, capture_output=True, text=True, timeout=300)
+        self.assertEqual(again.returncode, 0, again.stderr)
+        self.assertIn("files-api.conf kept", again.stdout)
+        with open(conf) as f:
+            self.assertIn("max_file_bytes = 1000\n", f.read())
+        with open(conf + ".new") as f, open(REPO / "conf/files-api.conf") as shipped:
+            self.assertEqual(f.read(), shipped.read())
 
 
 if __name__ == "__main__":
