@@ -1,6 +1,6 @@
 # Files API — a FastCGI worker (bin/files-fcgi) and its admin tool (bin/filesctl).
 #   make            build          make test       install deps, build, run every test
-#   make run        serve locally  make install    PREFIX=/usr/local DESTDIR=
+#   make run        serve locally  make install    PREFIX=/usr/local STATEDIR=/var/lib/files-api DESTDIR=
 #   make test SANITIZE=1           build and test with ASan+UBSan
 #   make bench / make fuzz FUZZ_SECONDS=N / make soak SECONDS=N CLIENTS=M
 
@@ -9,6 +9,7 @@ BINDIR     ?= $(PREFIX)/bin
 SYSCONFDIR ?= $(PREFIX)/etc
 DATADIR    ?= $(PREFIX)/share
 DOCDIR     ?= $(DATADIR)/doc/files-api
+STATEDIR   ?= /var/lib/files-api
 DESTDIR    ?=
 
 CC      ?= cc
@@ -119,12 +120,15 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/files-api $(DESTDIR)$(DOCDIR)/examples/systemd
 	install -m 0755 $(BIN)/files-fcgi $(BIN)/filesctl $(DESTDIR)$(BINDIR)/
 	@# An operator's edited configuration is kept: the new default goes beside it.
-	@if [ -e $(DESTDIR)$(SYSCONFDIR)/files-api/files-api.conf ]; then \
-		install -m 0644 conf/files-api.conf $(DESTDIR)$(SYSCONFDIR)/files-api/files-api.conf.new; \
+	@# Its data_dir is STATEDIR, where the systemd units' workers and filesctl
+	@# run by hand both find the data (./var would depend on the directory).
+	@conf=$(DESTDIR)$(SYSCONFDIR)/files-api/files-api.conf; \
+	if [ -e "$$conf" ]; then \
 		echo "install: $(SYSCONFDIR)/files-api/files-api.conf kept; the new default is files-api.conf.new"; \
-	else \
-		install -m 0644 conf/files-api.conf $(DESTDIR)$(SYSCONFDIR)/files-api/; \
-	fi
+		conf=$$conf.new; \
+	fi; \
+	sed 's|^data_dir = \./var$$|data_dir = $(STATEDIR)|' conf/files-api.conf >"$$conf" && \
+	chmod 0644 "$$conf" && grep -qx 'data_dir = $(STATEDIR)' "$$conf"
 	install -m 0644 README.md $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/
 	install -m 0644 conf/*-files-api.conf $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 conf/systemd/* $(DESTDIR)$(DOCDIR)/examples/systemd/
