@@ -133,8 +133,11 @@ install: all
 	install -m 0644 conf/*-files-api.conf $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 conf/systemd/* $(DESTDIR)$(DOCDIR)/examples/systemd/
 	install -d $(DESTDIR)$(DATADIR)/files-api/errors
-	install -m 0644 conf/errors/413.json $(DESTDIR)$(DATADIR)/files-api/errors/
-	install -m 0644 conf/errors/413.json $(DESTDIR)$(DATADIR)/files-api/errors/status-413.html
+	install -m 0644 conf/errors/*.json $(DESTDIR)$(DATADIR)/files-api/errors/
+	@# lighttpd's server.errorfile-prefix wants status-NNN.html
+	for page in conf/errors/*.json; do \
+		install -m 0644 $$page $(DESTDIR)$(DATADIR)/files-api/errors/status-$$(basename $$page .json).html; \
+	done
 
 SECONDS ?= 60
 CLIENTS ?= 16

@@ -401,31 +401,18 @@ encoded_route() {
     done
     printf '%s' "$out"
 }
-error_statuses="400 404 405 408 411 412 413 414 417 431 500 501 502 503 504 505"
-error_json() { # status code message
-    local type=invalid_request_error param=null
-    case $2 in SYSTEM_*) type=server_error ;; esac
-    [ "$1" = 413 ] && param='"file"'
-    printf '{"error":{"code":"%s","message":"%s","type":"%s","param":%s,"details":{}}}\n' \
-        "$2" "$3" "$type" "$param" >"$run/errors/$1.json"
-    cp "$run/errors/$1.json" "$run/errors/status-$1.html"
-}
-error_json 400 VALIDATION_4001 "the web server could not parse the request (its request line, URL or a header)"
-error_json 404 INFERENCE_3302 "no such file (deleted just now, or the URL holds an encoded NUL or '/', or names no route)"
-error_json 405 VALIDATION_4005 "the web server does not allow this method here"
-error_json 408 VALIDATION_4001 "the request did not arrive in time"
-error_json 411 VALIDATION_4001 "the request body needs a Content-Length or chunked transfer coding"
-error_json 412 VALIDATION_4002 "a precondition of the request (If-Match, If-Unmodified-Since) does not hold"
-error_json 413 VALIDATION_4016 "the request is over the web server's limit of $max_request_bytes bytes (a file may have at most $max_file_bytes)"
-error_json 414 VALIDATION_4001 "the URL is too long"
-error_json 417 VALIDATION_4001 "the web server meets no Expect but 100-continue"
-error_json 431 VALIDATION_4001 "the request's header fields are too large"
-error_json 500 SYSTEM_9001 "the web server could not complete the request (a worker stopped, its request-body spool is full, or the request body did not all arrive); retry later"
-error_json 501 VALIDATION_4001 "the web server does not implement this request (its method or transfer coding)"
-error_json 502 SYSTEM_9001 "the worker handling the request stopped; retry"
-error_json 503 SYSTEM_9003 "the service is busy; retry shortly"
-error_json 504 SYSTEM_9001 "the worker did not answer in time; retry"
-error_json 505 VALIDATION_4001 "the HTTP version is not supported"
+# The pages are conf/errors/, which make install installs for the snippets;
+# the 413's limits are this service's own.
+error_statuses=
+for page in "$here"/conf/errors/[0-9][0-9][0-9].json; do
+    status=$(basename "$page" .json)
+    error_statuses+=" $status"
+    cp "$page" "$run/errors/$status.json"
+    cp "$page" "$run/errors/status-$status.html"
+done
+printf '{"error":{"code":"VALIDATION_4016","message":"%s","type":"invalid_request_error","param":"file","details":{}}}\n' \
+    "the request is over the web server's limit of $max_request_bytes bytes (a file may have at most $max_file_bytes)" \
+    | tee "$run/errors/status-413.html" >"$run/errors/413.json"
 
 
 # Apache's children drop root for www-data: the socket must be theirs to use.

@@ -65,6 +65,13 @@ class InstallTest(unittest.TestCase):
                 text = f.read()
             self.assertIn("Environment=FILES_API_CONFIG=/usr/local/etc/files-api/files-api.conf\n", text)
             self.assertNotIn("FILES_API_DATA_DIR", text)
+        # Every JSON error page serve.sh uses, for the snippets (lighttpd's prefix
+        # wants status-NNN.html).
+        errors = os.path.join(dest, "usr/local/share/files-api/errors")
+        for name in os.listdir(REPO / "conf/errors"):
+            for installed in (name, "status-" + name.replace(".json", ".html")):
+                with open(os.path.join(errors, installed), "rb") as f:
+                    self.assertEqual(f.read(), (REPO / "conf/errors" / name).read_bytes())
         with open(conf, "a") as f:
             f.write("max_file_bytes = 1000\n")
         again = subprocess.run(install, cwd=REPO, capture_output=True, text=True, timeout=300)

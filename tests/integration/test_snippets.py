@@ -1,6 +1,7 @@
 """The web-server snippets shipped in conf/, as an operator installs them:
 conf/apache-files-api.conf included in a configuration that denies every
-directory, as Debian's apache2.conf does, in front of a worker on its socket."""
+directory, as Debian's apache2.conf does, in front of a worker on its socket;
+conf/nginx-files-api.conf in a server block, in front of a pool that is gone."""
 
 import json
 import os
@@ -11,9 +12,57 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN_DIR, REPO, Response, free_port, once_is_enough, read_to_end
+from harness import BIN_DIR, REPO, Response, free_port, once_is_enough
 
 MODULES = "/usr/lib/apache2/modules"
+
+
+def installed_error_pages(tmp):
+    """conf/errors/ as make install installs it, in tmp/errors."""
+    errors = os.path.join(tmp, "errors")
+    os.mkdir(errors, 0o755)
+    for name in os.listdir(REPO / "conf/errors"):
+        shutil.copy(REPO / "conf/errors" / name, errors)
+    return errors
+
+
+def wait_for_port(port, *procs):
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            raise RuntimeError("the web server did not start")
+        time.sleep(0.05)
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def request(port, head):
+    """The response, read up to its Content-Length (a server that refused a
+    body lingers a while before it closes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(head.encode())
+        raw = b""
+        while True:
+            head_end = raw.find(b"\r\n\r\n")
+            if head_end >= 0 and len(raw) - head_end - 4 >= int(
+                    Response.from_wire(raw).header("Content-Length", "0")):
+                return Response.from_wire(raw)
+            piece = s.recv(65536)
+            if not piece:
+                return Response.from_wire(raw)
+            raw += piece
 
 
 @once_is_enough
@@ -27,9 +76,7 @@ class ApacheSnippetTest(unittest.TestCase):
         os.chmod(cls.tmp, 0o755)  # Apache's children, not root, read the error pages
         data = os.path.join(cls.tmp, "data")
         os.mkdir(data, 0o700)
-        errors = os.path.join(cls.tmp, "errors")
-        os.mkdir(errors, 0o755)
-        shutil.copy(REPO / "conf/errors/413.json", errors)
+        errors = installed_error_pages(cls.tmp)
         sock = os.path.join(cls.tmp, "fcgi.sock")
         cls.key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
                                   "--account", "snippet", "--scopes", "*"],
@@ -37,8 +84,11 @@ class ApacheSnippetTest(unittest.TestCase):
         pool = subprocess.Popen(["spawn-fcgi", "-n", "-s", sock, "-M", "0666", "--",
                                  str(BIN_DIR / "files-fcgi"), "--data-dir", data],
                                 stderr=subprocess.DEVNULL)
-        cls.addClassCleanup(cls.stop, pool)
+        cls.addClassCleanup(stop, pool)
         snippet = (REPO / "conf/apache-files-api.conf").read_text()
+        # /healthz in front of a pool that is gone, for Apache's own 503
+        snippet = snippet.replace("unix:/run/files-api/fcgi.sock|fcgi://localhost/healthz",
+                                  "unix:%s/gone.sock|fcgi://localhost/healthz" % cls.tmp)
         snippet = snippet.replace("/run/files-api/fcgi.sock", sock)
         snippet = snippet.replace("/usr/local/share/files-api/errors", errors)
         cls.port = free_port()
@@ -55,32 +105,15 @@ class ApacheSnippetTest(unittest.TestCase):
             f.write(snippet)
         apache = subprocess.Popen(["apache2", "-f", conf, "-DFOREGROUND"],
                                   stderr=subprocess.DEVNULL)
-        cls.addClassCleanup(cls.stop, apache)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", cls.port), timeout=1).close()
-                if os.path.exists(sock):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or apache.poll() is not None or pool.poll() is not None:
-                raise RuntimeError("Apache or the worker did not start")
+        cls.addClassCleanup(stop, apache)
+        wait_for_port(cls.port, apache, pool)
+        for _ in range(600):  # spawn-fcgi's socket, 30 s at most
+            if os.path.exists(sock):
+                break
             time.sleep(0.05)
 
-    @staticmethod
-    def stop(proc):
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
     def request(self, head):
-        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
-            s.sendall(head.encode())
-            return Response.from_wire(read_to_end(s))
+        return request(self.port, head)
 
     def test_the_worker_answers_through_it(self):
         resp = self.request("GET /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
@@ -106,6 +139,56 @@ class ApacheSnippetTest(unittest.TestCase):
         self.assertEqual(resp.status, 405, resp.body)
         self.assertNotIn(self.key.encode(), resp.body)
         self.assertEqual(resp.header("Allow"), "GET, HEAD, POST")
+
+    def test_apaches_own_answers_on_the_routes_are_json(self):
+        # /healthz's pool is gone (see setUpClass): Apache answers 503 itself.
+        resp = self.request("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(resp.status, 503, resp.body)
+        self.assertTrue(resp.header("Content-Type", "").startswith("application/json"))
+        self.assertEqual(json.loads(resp.body)["error"]["code"], "SYSTEM_9003")
+        self.assertEqual(resp.header("Retry-After"), "1")
+
+
+@once_is_enough
+class NginxSnippetTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("nginx"):
+            raise unittest.SkipTest("nginx is not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="files-api-it-snippet-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        os.chmod(cls.tmp, 0o755)
+        errors = installed_error_pages(cls.tmp)
+        spool = os.path.join(cls.tmp, "spool")
+        os.mkdir(spool)
+        snippet = (REPO / "conf/nginx-files-api.conf").read_text()
+        snippet = snippet.replace("/run/files-api/fcgi.sock", os.path.join(cls.tmp, "gone.sock"))
+        snippet = snippet.replace("/usr/local/share/files-api/errors", errors)
+        snippet = snippet.replace("/var/spool/files-api", spool)
+        snippet = snippet.replace("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")
+        cls.port = free_port()
+        conf = os.path.join(cls.tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("daemon off;\nuser root;\npid %s/nginx.pid;\nerror_log /dev/null;\n"
+                    "events {}\nhttp {\naccess_log off;\n" % cls.tmp)
+            for temp in ("fastcgi", "proxy", "uwsgi", "scgi"):
+                f.write("%s_temp_path %s/%s;\n" % (temp, cls.tmp, temp))
+            f.write("server {\nlisten 127.0.0.1:%d;\n%s\n}\n}\n" % (cls.port, snippet))
+        nginx = subprocess.Popen(["nginx", "-c", conf], stderr=subprocess.DEVNULL)
+        cls.addClassCleanup(stop, nginx)
+        wait_for_port(cls.port, nginx)
+
+    def test_a_pool_that_is_gone_is_a_json_error(self):
+        resp = request(self.port, "GET /v1/files HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual(resp.status, 502, resp.body)
+        self.assertTrue(resp.header("Content-Type", "").startswith("application/json"))
+        self.assertEqual(json.loads(resp.body)["error"]["code"], "SYSTEM_9001")
+
+    def test_a_body_over_nginxs_limit_is_a_json_error(self):
+        resp = request(self.port, "POST /v1/files HTTP/1.1\r\nHost: x\r\n"
+                                  "Content-Length: 111149057\r\nConnection: close\r\n\r\n")
+        self.assertEqual(resp.status, 413, resp.body)
+        self.assertEqual(json.loads(resp.body)["error"]["code"], "VALIDATION_4016")
 
 
 if __name__ == "__main__":
