@@ -598,6 +598,16 @@ class Client:
         raise AssertionError("pagination did not end")
 
 
+def terminate(proc, timeout=20):
+    """Stops a process we started: SIGTERM, then SIGKILL after timeout seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def read_to_end(conn):
     """Every byte a socket receives until the other side closes it."""
     out = b""

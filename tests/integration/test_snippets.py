@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN_DIR, REPO, Response, free_port, once_is_enough
+from harness import BIN_DIR, REPO, Response, free_port, once_is_enough, terminate
 
 MODULES = "/usr/lib/apache2/modules"
 
@@ -37,15 +37,6 @@ def wait_for_port(port, *procs):
         if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
             raise RuntimeError("the web server did not start")
         time.sleep(0.05)
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def request(port, head):
@@ -84,7 +75,7 @@ class ApacheSnippetTest(unittest.TestCase):
         pool = subprocess.Popen(["spawn-fcgi", "-n", "-s", sock, "-M", "0666", "--",
                                  str(BIN_DIR / "files-fcgi"), "--data-dir", data],
                                 stderr=subprocess.DEVNULL)
-        cls.addClassCleanup(stop, pool)
+        cls.addClassCleanup(terminate, pool)
         snippet = (REPO / "conf/apache-files-api.conf").read_text()
         # /healthz in front of a pool that is gone, for Apache's own 503
         snippet = snippet.replace("unix:/run/files-api/fcgi.sock|fcgi://localhost/healthz",
@@ -105,7 +96,7 @@ class ApacheSnippetTest(unittest.TestCase):
             f.write(snippet)
         apache = subprocess.Popen(["apache2", "-f", conf, "-DFOREGROUND"],
                                   stderr=subprocess.DEVNULL)
-        cls.addClassCleanup(stop, apache)
+        cls.addClassCleanup(terminate, apache)
         wait_for_port(cls.port, apache, pool)
         for _ in range(600):  # spawn-fcgi's socket, 30 s at most
             if os.path.exists(sock):
@@ -175,7 +166,7 @@ class NginxSnippetTest(unittest.TestCase):
                 f.write("%s_temp_path %s/%s;\n" % (temp, cls.tmp, temp))
             f.write("server {\nlisten 127.0.0.1:%d;\n%s\n}\n}\n" % (cls.port, snippet))
         nginx = subprocess.Popen(["nginx", "-c", conf], stderr=subprocess.DEVNULL)
-        cls.addClassCleanup(stop, nginx)
+        cls.addClassCleanup(terminate, nginx)
         wait_for_port(cls.port, nginx)
 
     def test_a_pool_that_is_gone_is_a_json_error(self):

@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN_DIR, REPO
+from harness import BIN_DIR, REPO, terminate
 from test_fastcgi_close import request_bytes
 
 UNIT = os.path.join(REPO, "conf", "systemd", "files-api.service")
@@ -123,7 +123,7 @@ class SystemdUnitTest(unittest.TestCase):
         env.pop("FILES_API_CONFIG", None)
         pool = subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL,
                                 preexec_fn=lambda: os.umask(0o077))  # UMask=0077
-        self.addCleanup(self.stop, pool)
+        self.addCleanup(terminate, pool, 30)
         # spawn-fcgi binds the socket, then gives it away, drops to the user and
         # runs multiwatch, which starts the worker: wait for all of it.
         deadline = time.monotonic() + 30
@@ -140,13 +140,6 @@ class SystemdUnitTest(unittest.TestCase):
         except OSError:
             return False
 
-    def stop(self, pool):
-        pool.terminate()
-        try:
-            pool.wait(30)
-        except subprocess.TimeoutExpired:
-            pool.kill()
-            pool.wait()
 
     def ask_as(self, user, group):
         request = request_bytes({"REQUEST_METHOD": "GET", "REQUEST_URI": "/healthz",
