@@ -131,7 +131,7 @@ data_dir= # none given: the configuration's
 workers=4
 config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
-banner=
+banner= banner_file=
 # Ours to decide (it may say "auto"): filesctl must read the file's own mode.
 download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
 unset FILES_API_DOWNLOAD_MODE
@@ -151,7 +151,7 @@ while [ $# -gt 0 ]; do
     --workers) workers=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
     --download-mode) download_mode=$2; shift 2 ;;
-    --banner-file) banner=$(cat -- "$2") || refuse "--banner-file: cannot read $2"; shift 2 ;;
+    --banner-file) banner_file=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac
@@ -220,6 +220,10 @@ while read -r name; do
     if [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then unset "$name"; else not_unset+=(-u "$name"); fi
 done < <("$bin_dir/filesctl" "${worker_args[@]}" config unknown-env)
 [ ${#not_unset[@]} -eq 0 ] || exec env "${not_unset[@]}" "$BASH" "$0" "${serve_args[@]}"
+# Read once, after any start again above (a pipe gives its text only once).
+if [ -n "$banner_file" ]; then
+    banner=$(cat -- "$banner_file") || refuse "--banner-file: cannot read $banner_file"
+fi
 ctl() { sed -n "s/^$1 = //p" <<<"$settings"; }
 data_dir=$(ctl data_dir)
 if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then

@@ -712,6 +712,14 @@ class MakeRunTest(ApiTestCase):
         self.assertIn("no API key could be made", text)
         self.assertFalse(os.path.exists(os.path.join(data, "dev-key")))
 
+    def test_the_key_is_shown_when_serve_sh_starts_again_without_a_variable(self):
+        # serve.sh starts itself again without a $FILES_API_ name that is no
+        # shell identifier; the banner comes through a pipe, read only once.
+        data = os.path.join(scratch_dir(self, "run"), "var")
+        proc, text = self.make_run(data, **{"FILES_API_X-Y": "1"})
+        self.assertIn("FILES_API_X-Y", text)  # the warning
+        self.assertEqual(self.key_works(text)[1], b"HTTP/1.1 200 OK", text)
+
     def test_a_key_file_that_is_not_a_file_is_refused_before_any_key_is_made(self):
         data = os.path.join(scratch_dir(self, "run"), "var")
         os.makedirs(os.path.join(data, "dev-key"))
