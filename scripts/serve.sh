@@ -387,13 +387,15 @@ route_allows() {
     done
 }
 # PCRE (nginx's and Apache's) for a route whose every character may come
-# percent-encoded, and whose ID is a segment with no '/' (nor %2F) in it.
+# percent-encoded, and whose ID is a segment with no '/' (nor %2F, nor %00) in
+# it. Where they are used, an absolute-form target (http://host/...) and one
+# trailing '/' (or %2F) are allowed too, as the worker allows them.
 encoded_route() {
     local route=$1 out="" c hex low
     while [ -n "$route" ]; do
         case $route in
         ID*)
-            out+='(?:[^/?% ]|%(?!2[fF])[0-9A-Fa-f]{2})+'
+            out+='(?:[^/?% ]|%(?!2[fF]|00)[0-9A-Fa-f]{2})+'
             route=${route#ID} ;;
         *)
             c=${route:0:1} route=${route:1}
@@ -405,6 +407,7 @@ encoded_route() {
     done
     printf '%s' "$out"
 }
+absolute_form='(?:[hH][tT][tT][pP][sS]?://[^/? ]*)?' trailing_slash='(?:/|%2[fF])?'
 # The pages are conf/errors/, which make install installs for the snippets;
 # the 413's limits are this service's own.
 error_statuses=
@@ -532,7 +535,8 @@ FcgidMaxProcessesPerClass $workers
 TraceEnable off
 <Location "/_files_api_errors/">
 $(route_allows | while IFS=$'\t' read -r path allow; do
-    printf '    Header always set Allow "%s" "expr=%%{REQUEST_STATUS} == 405 && %%{THE_REQUEST} =~ m#^[^ ]+ %s/?([?][^ ]*)? #"\n' "$allow" "$path"
+    printf '    Header always set Allow "%s" "expr=%%{REQUEST_STATUS} == 405 && %%{THE_REQUEST} =~ m#^[^ ]+ %s%s%s([?][^ ]*)? #"\n' \
+        "$allow" "$absolute_form" "$path" "$trailing_slash"
 done)
 </Location>
 FcgidInitialEnv FILES_API_DATA_DIR "$data_dir"
@@ -636,7 +640,7 @@ http {
     map "\$status \$request_uri" \$files_api_allow {
         default "";
 $(route_allows | while IFS=$'\t' read -r path allow; do
-    printf '        "~^405 %s/?([?][^ ]*)?$" "%s";\n' "$path" "$allow"
+    printf '        "~^405 %s%s%s([?][^ ]*)?$" "%s";\n' "$absolute_form" "$path" "$trailing_slash" "$allow"
 done)
     }
     server {
