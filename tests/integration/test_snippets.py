@@ -1,6 +1,7 @@
 """The web-server snippets shipped in conf/, as an operator installs them:
 conf/apache-files-api.conf included in a configuration that denies every
-directory, as Debian's apache2.conf does, in front of a worker on its socket;
+directory and refuses TRACE, as Debian's apache2.conf and security.conf do, in
+front of a worker on its socket;
 conf/nginx-files-api.conf in a server block, in front of a pool that is gone."""
 
 import json
@@ -90,7 +91,7 @@ class ApacheSnippetTest(unittest.TestCase):
                 "headers")))
             f.write("ServerName 127.0.0.1\nListen 127.0.0.1:%d\nPidFile %s/apache.pid\n"
                     "DefaultRuntimeDir %s\nMutex file:%s default\nErrorLog /dev/null\n"
-                    "TypesConfig /dev/null\n"
+                    "TypesConfig /dev/null\nTraceEnable Off\n"  # Debian's security.conf
                     "<Directory />\n    AllowOverride None\n    Require all denied\n</Directory>\n"
                     % (cls.port, cls.tmp, cls.tmp, cls.tmp))
             f.write(snippet)
@@ -124,12 +125,21 @@ class ApacheSnippetTest(unittest.TestCase):
         self.assertTrue(resp.header("Content-Type", "").startswith("application/json"))
         self.assertEqual(json.loads(resp.body)["error"]["code"], "VALIDATION_4016")
 
-    def test_trace_with_max_forwards_0_reaches_the_worker(self):
-        resp = self.request("TRACE /v1/files HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n"
-                            "Authorization: Bearer %s\r\nConnection: close\r\n\r\n" % self.key)
-        self.assertEqual(resp.status, 405, resp.body)
-        self.assertNotIn(self.key.encode(), resp.body)
-        self.assertEqual(resp.header("Allow"), "GET, HEAD, POST")
+    def test_trace_is_refused_in_json_with_the_routes_allow_header(self):
+        # Debian's TraceEnable Off: Apache refuses TRACE itself; without it, the
+        # worker does (Max-Forwards: 0 once made mod_proxy echo the request).
+        cases = {"/v1/files": "GET, HEAD, POST", "/v1/%66iles/": "GET, HEAD, POST",
+                 "/healthz": "GET, HEAD", "/v1/files/file_abc": "GET, HEAD, DELETE",
+                 "/v1/files/file_abc/content?x=1": "GET, HEAD"}
+        for path, allow in cases.items():
+            with self.subTest(path=path):
+                resp = self.request("TRACE %s HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n"
+                                    "Authorization: Bearer %s\r\nConnection: close\r\n\r\n"
+                                    % (path, self.key))
+                self.assertEqual(resp.status, 405, resp.body)
+                self.assertTrue(resp.header("Content-Type", "").startswith("application/json"))
+                self.assertNotIn(self.key.encode(), resp.body)
+                self.assertEqual(resp.header("Allow"), allow)
 
     def test_apaches_own_answers_on_the_routes_are_json(self):
         # /healthz's pool is gone (see setUpClass): Apache answers 503 itself.
