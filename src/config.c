@@ -419,9 +419,10 @@ int config_resolve(struct config *c, const char *config_path, const char *data_d
         if (config_path && !*config_path)
             config_path = NULL; /* empty counts as unset, as every $FILES_API_ variable */
     }
-    /* There, even if it cannot be read: then the error says so (run on the
-     * defaults instead, a service would ignore what the operator meant). */
-    if (!config_path && access(installed, F_OK) == 0)
+    /* There, or perhaps there (a directory the user cannot search), even if
+     * it cannot be read: then the error says so (run on the defaults instead,
+     * a service would ignore what the operator meant). */
+    if (!config_path && (access(installed, F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR)))
         config_path = installed;
     if (config_path && *config_path && config_load_file(c, config_path, err, err_size) != 0)
         return -1;

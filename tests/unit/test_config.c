@@ -158,8 +158,13 @@ int main(void)
          * was skipped without a word, and the service ran on the defaults. */
         CHECK(chmod(FILES_API_SYSCONFDIR, 0755) == 0 &&
               chmod(FILES_API_SYSCONFDIR "/files-api", 0755) == 0 && chmod(installed, 0) == 0);
-        {
-            pid_t child = fork();
+        /* the file unreadable, then its directory closed to the user */
+        for (int closed_dir = 0; closed_dir < 2; closed_dir++) {
+            pid_t child;
+            if (closed_dir)
+                CHECK(chmod(installed, 0644) == 0 &&
+                      chmod(FILES_API_SYSCONFDIR "/files-api", 0) == 0);
+            child = fork();
             int status = -1;
             if (child == 0) {
                 /* root reads any file: the child is nobody */
@@ -171,8 +176,10 @@ int main(void)
                 _exit(strstr(err, installed) && strstr(err, "Permission denied") ? 0 : 2);
             }
             CHECK(child > 0 && waitpid(child, &status, 0) == child);
-            CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+            CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d (closed_dir %d)",
+                   status, closed_dir);
         }
+        CHECK(chmod(FILES_API_SYSCONFDIR "/files-api", 0755) == 0);
         CHECK(system("rm -rf " FILES_API_SYSCONFDIR) == 0);
     }
     /* A $FILES_API_* that is no setting is warned about, not ignored in silence. */
