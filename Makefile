@@ -123,8 +123,12 @@ install: all
 	@# Its data_dir is STATEDIR, where the systemd units' workers and filesctl
 	@# run by hand both find the data (./var would depend on the directory).
 	@conf=$(DESTDIR)$(SYSCONFDIR)/files-api/files-api.conf; \
-	if [ -e "$$conf" ]; then \
+	if [ -e "$$conf" ] || [ -L "$$conf" ]; then \
 		echo "install: $(SYSCONFDIR)/files-api/files-api.conf kept; the new default is files-api.conf.new"; \
+		if grep -qx 'data_dir = ./var' "$$conf"; then \
+			echo "install: warning: its data_dir is ./var, relative to each program's directory;" \
+				"the systemd units use $(STATEDIR)" >&2; \
+		fi; \
 		conf=$$conf.new; \
 	fi; \
 	sed 's|^data_dir = \./var$$|data_dir = $(STATEDIR)|' conf/files-api.conf >"$$conf" && \

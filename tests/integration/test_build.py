@@ -64,7 +64,7 @@ class InstallTest(unittest.TestCase):
             with open(os.path.join(dest, "usr/local/share/doc/files-api/examples/systemd", unit)) as f:
                 text = f.read()
             self.assertIn("Environment=FILES_API_CONFIG=/usr/local/etc/files-api/files-api.conf\n", text)
-            self.assertNotIn("FILES_API_DATA_DIR", text)
+            self.assertIn("Environment=FILES_API_DATA_DIR=/var/lib/files-api\n", text)
         # Every JSON error page serve.sh uses, for the snippets (lighttpd's prefix
         # wants status-NNN.html).
         errors = os.path.join(dest, "usr/local/share/files-api/errors")
@@ -77,10 +77,17 @@ class InstallTest(unittest.TestCase):
         again = subprocess.run(install, cwd=REPO, capture_output=True, text=True, timeout=300)
         self.assertEqual(again.returncode, 0, again.stderr)
         self.assertIn("files-api.conf kept", again.stdout)
+        self.assertNotIn("warning", again.stderr)
         with open(conf) as f:
             self.assertIn("max_file_bytes = 1000\n", f.read())
         with open(conf + ".new") as f:
             self.assertIn("\ndata_dir = /var/lib/files-api\n", f.read())
+        # One kept from an older install, whose data_dir was ./var: said so.
+        with open(conf, "w") as f:
+            f.write("data_dir = ./var\n")
+        old = subprocess.run(install, cwd=REPO, capture_output=True, text=True, timeout=300)
+        self.assertEqual(old.returncode, 0, old.stderr)
+        self.assertIn("warning: its data_dir is ./var", old.stderr)
 
 
 if __name__ == "__main__":
