@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define obstack_chunk_alloc malloc
@@ -532,16 +535,35 @@ static int input_complete(struct http_request *req)
     return req->content_length == 0 && FCGX_GetChar(in) == EOF;
 }
 
+/* How long the rest of a refused body may take to read off a kept connection. */
+enum { DRAIN_SECONDS = 5 };
+
 /* Reads what is left of the request's input, up to its end-of-input record.
- * 0 if it ended properly. The web servers that keep connections (nginx)
- * receive a body whole before passing it on: this does not wait on a client. */
+ * 0 if it ended properly. A web server that buffers bodies (nginx's default)
+ * sends the rest at once; one that passes a body on as it comes (nginx with
+ * fastcgi_request_buffering off, for a body of declared length) makes this
+ * wait on the client: the answer is sent first, a read may wait 1 s and the
+ * whole DRAIN_SECONDS, else -1. With no length declared (a GET) only the
+ * end-of-input record is left, sent with the request's variables. */
 static int drain_input(struct http_request *req)
 {
     FCGX_Stream *in = req->fcgi->in;
+    struct timeval second = {.tv_sec = 1};
+    struct timespec started, now;
     char scratch[16384];
 
-    while (FCGX_GetStr(scratch, sizeof scratch, in) > 0)
-        ;
+    if (FCGX_HasSeenEOF(in) == EOF)
+        return FCGX_GetError(in) == 0 ? 0 : -1;
+    if (req->content_length > 0) {
+        FCGX_FFlush(req->fcgi->out);
+        setsockopt(req->fcgi->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &second, sizeof second);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &started);
+    while (FCGX_GetStr(scratch, sizeof scratch, in) > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - started.tv_sec >= DRAIN_SECONDS)
+            return -1;
+    }
     return FCGX_GetError(in) == 0 ? 0 : -1;
 }
 

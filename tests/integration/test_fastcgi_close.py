@@ -198,6 +198,25 @@ class FastCgiCloseTest(unittest.TestCase):
                     "GET", "/v1/files/" + self.file_id, CONTENT_LENGTH="0"), keep=True))
                 self.assertTrue(read_response(sock).startswith(b"Status: 200"))
 
+    def test_a_refused_body_still_coming_holds_a_kept_connection_only_for_the_bound(self):
+        # A web server that passes a body on as it comes (nginx with
+        # fastcgi_request_buffering off) keeps the connection: the refusal is
+        # answered at once, and the rest of the body, stalled at the client,
+        # is waited for only a while before the connection is closed.
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(10)
+        sock.connect(self.socket_path)
+        started = time.monotonic()
+        sock.sendall(request_bytes(self.params(
+            "POST", "/v1/files", CONTENT_LENGTH="1000000", CONTENT_TYPE="multipart/form-data; boundary=b",
+            HTTP_AUTHORIZATION="Bearer sk-not-a-key"), b"x" * 1000, end_input=False, keep=True))
+        self.assertTrue(read_response(sock).startswith(b"Status: 401"))
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertEqual(sock.recv(1), b"")  # closed: nothing more is read on it
+        self.assertLess(time.monotonic() - started, 9)
+        self.assertIn(self.file_id, self.ids_listed())  # the worker takes new connections
+
     def upload_body(self, marker):
         content = batch_jsonl(3, tag=marker)
         return (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
