@@ -116,7 +116,7 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard src/*.c include/*.h)
 fuzz: deps $(FUZZ_BINS)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) fuzz
 
-install: all
+install: $(BIN)/files-fcgi $(BIN)/filesctl
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSCONFDIR)/files-api $(DESTDIR)$(DOCDIR)/examples/systemd
 	install -m 0755 $(BIN)/files-fcgi $(BIN)/filesctl $(DESTDIR)$(BINDIR)/
 	@# An operator's edited configuration is kept: the new default goes beside it.
