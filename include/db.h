@@ -57,6 +57,10 @@ struct db_list_query {
 int db_open(const char *data_dir, int busy_timeout_ms);
 void db_close(void);
 
+/* 0 once files.db was removed or replaced while this process has it open
+ * (writes are then refused, DB_ERROR), else 1. */
+int db_in_place(void);
+
 /* The reads between these two see one snapshot, under one WAL read lock
  * (two system calls) instead of one lock for each statement. Only for reads,
  * and short ones: an open read transaction holds back checkpoints. Returns

@@ -208,9 +208,29 @@ static int step_change(sqlite3_stmt *stmt)
     return status;
 }
 
+int db_in_place(void)
+{
+    int moved = 0;
+
+    return sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && !moved;
+}
+
+/* A database removed or replaced under the running service would go on
+ * taking writes into the unlinked file: acknowledged, then lost with the
+ * process. One stat() per write transaction refuses them instead. */
 static int write_begin(void)
 {
-    return step_done(statements[STMT_BEGIN]);
+    int status = step_done(statements[STMT_BEGIN]);
+
+    if (status == DB_OK && !db_in_place()) {
+        step_done(statements[STMT_ROLLBACK]);
+        fprintf(stderr,
+                "files-api: sqlite: %s is no longer at its path (removed or replaced "
+                "while in use): writes are refused until the service is restarted\n",
+                sqlite3_db_filename(db, "main"));
+        return DB_ERROR;
+    }
+    return status;
 }
 
 /* Commits, or rolls back when status says the work failed. Returns the status of the whole. */

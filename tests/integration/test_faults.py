@@ -110,6 +110,30 @@ class DeleteDuringDownloadTest(FaultCase):
         self.assertNotIn("missing or damaged", stack.log_text())
 
 
+class MovedDatabaseTest(FaultCase):
+    def test_writes_are_refused_while_the_database_is_not_at_its_path(self):
+        # A worker keeps files.db open: moved away, it would take writes into
+        # a file the service never opens again, and answer 200.
+        stack = self.start(workers=2, name="dbmoved")
+        client = stack.new_client()
+        kept = client.upload_ok(batch_jsonl(2))["id"]
+        db = os.path.join(stack.data_dir, "files.db")
+        os.rename(db, db + ".moved")
+        try:
+            self.assertError(client.upload(batch_jsonl(2, tag="-lost")), 500, "SYSTEM_9001")
+            self.assertError(client.delete(kept), 500, "SYSTEM_9001")
+            self.assertEqual(client.request("GET", "/healthz", auth="none").status, 503)
+            self.assertIn("is no longer at its path", stack.log_text())
+        finally:
+            os.rename(db + ".moved", db)
+        # Back in place: nothing was written while it was away, and writes go on.
+        self.assertEqual(client.request("GET", "/healthz", auth="none").status, 200)
+        self.assertEqual(client.all_ids(), [kept])
+        again = client.upload_ok(batch_jsonl(2, tag="-after"))["id"]
+        self.assertEqual(client.all_ids(), [again, kept])
+        self.assert_clean_after_repair(stack)
+
+
 @unittest.skipUnless(HOOKS_BUILT, "pause points are compiled only into the test build")
 class FsckDuringUploadTest(FaultCase):
     def start_paused_upload(self, point, workers):
