@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #define CONFIG_DEFAULT_MAX_FILE_BYTES 110100480ULL /* 105 MiB */
+#define CONFIG_DEFAULT_KEEP_FREE_BYTES 16777216ULL /* 16 MiB */
 #define CONFIG_MAX_BATCH_URLS 16
 #define CONFIG_MAX_LINE 4096 /* bytes of one line of the config file */
 
@@ -21,6 +22,7 @@ enum download_mode {
 struct config {
     char data_dir[1024];      /* content, temp files and the database */
     uint64_t max_file_bytes;  /* largest accepted file part */
+    uint64_t keep_free_bytes; /* an upload may not leave less free on the data's disk */
     unsigned jsonl_max_depth; /* nesting limit of one JSONL line */
     int batch_checks;         /* purpose=batch lines must be batch requests */
     char batch_urls[CONFIG_MAX_BATCH_URLS][128];

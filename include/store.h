@@ -73,6 +73,10 @@ int store_relative_path(char *out, size_t size, const char *id);
  * what is there is not a regular file). */
 int store_open(const char *data_dir, const char *id);
 
+/* The bytes free to the service on the filesystems of the database and of
+ * the content (the smaller). Returns 0 with *free_bytes, or -1 (errno). */
+int store_free_bytes(const char *data_dir, uint64_t *free_bytes);
+
 /* 1 if id's content is in place, 0 if not, -1 if that cannot be told (errno). */
 int store_exists(const char *data_dir, const char *id);
 

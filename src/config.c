@@ -26,6 +26,7 @@ void config_defaults(struct config *c)
     memset(c, 0, sizeof *c);
     snprintf(c->data_dir, sizeof c->data_dir, "./var");
     c->max_file_bytes = CONFIG_DEFAULT_MAX_FILE_BYTES;
+    c->keep_free_bytes = CONFIG_DEFAULT_KEEP_FREE_BYTES;
     c->jsonl_max_depth = 512;
     c->batch_checks = 1;
     for (size_t i = 0; i < sizeof default_batch_urls / sizeof *default_batch_urls; i++)
@@ -165,6 +166,11 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
             c->max_file_bytes = (uint64_t)n;
             return 0;
         }
+    } else if (!strcmp(key, "keep_free_bytes")) {
+        if (parse_integer(value, 0, 1LL << 50, &n) == 0) {
+            c->keep_free_bytes = (uint64_t)n;
+            return 0;
+        }
     } else if (!strcmp(key, "jsonl_max_depth")) {
         if (parse_integer(value, 1, 100000, &n) == 0) {
             c->jsonl_max_depth = (unsigned)n;
@@ -205,9 +211,10 @@ bad_value:
 }
 
 const char *const config_keys[] = {
-    "data_dir",      "max_file_bytes", "jsonl_max_depth",        "batch_checks",
-    "batch_urls",    "key_prefix",     "db_busy_timeout_ms",     "max_requests",
-    "download_mode", "x_accel_prefix", "default_expiry_seconds", NULL,
+    "data_dir",     "max_file_bytes", "keep_free_bytes", "jsonl_max_depth",
+    "batch_checks", "batch_urls",     "key_prefix",      "db_busy_timeout_ms",
+    "max_requests", "download_mode",  "x_accel_prefix",  "default_expiry_seconds",
+    NULL,
 };
 
 int config_get(const struct config *c, const char *key, char *out, size_t out_size)
@@ -218,6 +225,8 @@ int config_get(const struct config *c, const char *key, char *out, size_t out_si
         snprintf(out, out_size, "%s", c->data_dir);
     else if (!strcmp(key, "max_file_bytes"))
         snprintf(out, out_size, "%llu", (unsigned long long)c->max_file_bytes);
+    else if (!strcmp(key, "keep_free_bytes"))
+        snprintf(out, out_size, "%llu", (unsigned long long)c->keep_free_bytes);
     else if (!strcmp(key, "jsonl_max_depth"))
         snprintf(out, out_size, "%u", c->jsonl_max_depth);
     else if (!strcmp(key, "batch_checks"))

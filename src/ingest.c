@@ -200,6 +200,22 @@ int ingest_end(struct ingest *in, struct api_error *error)
     return 0;
 }
 
+/* An upload never takes the last of the disk: with no room left, SQLite
+ * cannot record a delete, and then nothing can free space. The content is
+ * in tmp/ by now, so what is free is what the upload leaves. */
+static int check_room_left(const struct ingest *in, struct api_error *error)
+{
+    unsigned long long keep = in->config->keep_free_bytes;
+    uint64_t free_bytes;
+
+    if (!keep || store_free_bytes(in->config->data_dir, &free_bytes) != 0 || free_bytes >= keep)
+        return 0;
+    error_set(error, ERR_NO_SPACE, NULL,
+              "no space left to store the file (the server keeps %llu bytes of its disk free)",
+              keep);
+    return -1;
+}
+
 int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *error)
 {
     int status;
@@ -208,6 +224,8 @@ int ingest_commit(struct ingest *in, struct file_meta *file, struct api_error *e
         error_set(error, ERR_INTERNAL, NULL, "committing a file that is not complete");
         return -1;
     }
+    if (check_room_left(in, error) != 0)
+        return -1;
     digest_hex(&in->digest, file->content_hash);
     if (ids_make(file->id, sizeof file->id, IDS_FILE_PREFIX, IDS_FILE_RANDOM) != 0) {
         error_set(error, ERR_INTERNAL, NULL, "no randomness for a file id");

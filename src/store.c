@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -409,6 +410,20 @@ int store_open(const char *data_dir, const char *id)
         return -1;
     }
     return fd;
+}
+
+int store_free_bytes(const char *data_dir, uint64_t *free_bytes)
+{
+    char files_dir[4096];
+    struct statvfs database, content;
+
+    if (join(files_dir, sizeof files_dir, data_dir, STORE_FILES_DIR) != 0 ||
+        statvfs(data_dir, &database) != 0 || statvfs(files_dir, &content) != 0)
+        return -1;
+    *free_bytes = (uint64_t)database.f_bavail * database.f_frsize;
+    if ((uint64_t)content.f_bavail * content.f_frsize < *free_bytes)
+        *free_bytes = (uint64_t)content.f_bavail * content.f_frsize;
+    return 0;
 }
 
 int store_exists(const char *data_dir, const char *id)

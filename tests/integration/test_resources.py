@@ -56,6 +56,11 @@ def fill_disk(path, leave_bytes=0):
     return filler
 
 
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
 def used_bytes(path):
     st = os.statvfs(path)
     return (st.f_blocks - st.f_bfree) * st.f_frsize
@@ -94,8 +99,9 @@ class ResourceCase(ApiTestCase):
 class DiskFullTest(ResourceCase):
     def test_upload_that_does_not_fit_is_507_and_leaves_nothing(self):
         # The spool stays off the small tmpfs: here only the data runs out of room.
+        # No space kept free (keep_free_bytes, below): the write itself fails.
         stack = self.run_stack(mounts=[("data", 24)], name="diskfull", workers=2,
-                               spool_outside=True)
+                               spool_outside=True, config="keep_free_bytes = 0\n")
         client = stack.new_client()
         first = client.upload_stream(ContentGen(12 * MIB))
         self.assertEqual(first.status, 200, first.body[:300])
@@ -117,7 +123,7 @@ class DiskFullTest(ResourceCase):
     def test_full_disk_at_the_database_commit_is_507_and_leaves_nothing(self):
         # The content fits but the database cannot grow its WAL: still 507.
         stack = self.run_stack(mounts=[("data", 8)], name="dbfull", workers=1,
-                               spool_outside=True)
+                               spool_outside=True, config="keep_free_bytes = 0\n")
         client = stack.new_client()
         # Two pages free: the upload's content (one page) fits, the WAL's
         # frames for its row (4 KiB each, several) do not.
@@ -130,6 +136,36 @@ class DiskFullTest(ResourceCase):
         self.assertEqual(client.all_ids(), [])
         again = client.upload_ok(batch_jsonl(2))
         self.assertEqual(client.all_ids(), [again["id"]])
+        fsck = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(fsck.returncode, 0, fsck.stdout)
+
+    def test_an_upload_leaves_the_space_kept_free_so_a_delete_can_still_free_space(self):
+        # Filled to the last block, the disk had no room for SQLite to record
+        # a delete (507 every time), and nothing could free space.
+        keep = 4 * MIB
+        stack = self.run_stack(mounts=[("data", 12)], name="keepfree", workers=1,
+                               spool_outside=True, config="keep_free_bytes = %d\n" % keep)
+        client = stack.new_client()
+        first = client.upload_stream(ContentGen(4 * MIB))
+        self.assertEqual(first.status, 200, first.body[:300])
+        before = used_bytes(stack.data_dir)
+        resp = client.upload_stream(ContentGen(5 * MIB))  # would leave ~3 MiB
+        self.assertError(resp, 507, "SYSTEM_9007", message="keeps %d bytes" % keep)
+        self.assertLessEqual(used_bytes(stack.data_dir), before + 256 * 1024)
+        self.assertGreaterEqual(free_bytes(stack.data_dir), keep)
+        self.assertEqual(client.all_ids(), [first.json()["id"]])
+        # filesctl's import keeps the same room.
+        path = os.path.join(stack.tmp, "five.jsonl")
+        with open(path, "wb") as f:
+            for piece in ContentGen(5 * MIB).chunks():
+                f.write(piece)
+        imported = stack.filesctl("files", "import", "--account", client.account, "--purpose", "batch",
+                                  path, check=False)
+        self.assertNotEqual(imported.returncode, 0)
+        self.assertIn("keeps %d bytes" % keep, imported.stderr)
+        self.assertEqual(client.delete(first.json()["id"]).status, 200)
+        again = client.upload_stream(ContentGen(5 * MIB))
+        self.assertEqual(again.status, 200, again.body[:300])
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
