@@ -35,8 +35,12 @@ time_t store_file_clock(void);
 
 /* Creates the data directory layout (mode 0700) and removes named temp files
  * left by dead workers older than grace_seconds (none if it is negative).
- * Returns 0, or -1 (errno). */
+ * Returns 0, or -1 (errno; EXDEV as store_check_layout). */
 int store_init(const char *data_dir, int grace_seconds);
+
+/* Returns 0, or -1 (errno): EXDEV if tmp/ and files/ are on different
+ * filesystems (an upload's file cannot be linked from one into the other). */
+int store_check_layout(const char *data_dir);
 
 /* Starts a temporary file for an upload. Returns 0, or -1 (errno). */
 int store_begin(struct store_upload *upload, const char *data_dir);

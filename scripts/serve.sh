@@ -685,14 +685,16 @@ apache|apache-fcgid) start_apache ;;
 nginx) start_nginx ;;
 esac
 
-# A pool whose workers cannot start leaves the web server's request queued:
+# Workers that cannot start answer 503 while they pause between attempts:
 # each probe is bounded, and so is the whole wait.
-ready_by=$((SECONDS + 20))
+ready_by=$((SECONDS + 20)) health=''
 while [ "$SECONDS" -lt "$ready_by" ]; do
     for pid in "${pids[@]}"; do
         kill -0 "$pid" 2>/dev/null || { echo "serve.sh: failed to start" >&2; exit 1; }
     done
-    if curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null; then
+    health=$(curl -sS -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" \
+        2>/dev/null) || health=''
+    if [ "$health" = 200 ]; then
         echo "listening on http://127.0.0.1:$port"
         [ -z "$banner" ] || printf '%s\n' "$banner"
         wait -n "${pids[@]}" || true
@@ -701,7 +703,12 @@ while [ "$SECONDS" -lt "$ready_by" ]; do
     fi
     sleep 0.1
 done
-echo "serve.sh: no answer on port $port after 20 s" >&2
+if [ "$health" = 503 ]; then
+    echo "serve.sh: the service answers 503 on port $port after 20 s: the workers cannot start" \
+        "(their log above says why)" >&2
+else
+    echo "serve.sh: no answer on port $port after 20 s" >&2
+fi
 # Nothing was served, so nothing to stop gracefully for: the pool goes first
 # (closing its socket ends the probe still queued there, which the web server
 # would otherwise wait for), and SIGTERM is every component's immediate stop.

@@ -59,8 +59,8 @@ static int authenticate(struct http_request *req, struct api_caller *caller,
 }
 
 /* GET /healthz: 200 when the database answers, is still the file at its path,
- * and what an upload writes is writable: tmp/, files/ and the database file
- * (not each shard: cheap). */
+ * and what an upload writes is writable: tmp/, files/ (one filesystem) and
+ * the database file (not each shard: cheap). */
 static void health(struct http_request *req, const struct config *config)
 {
     static const char *const written[] = {STORE_TMP_DIR, STORE_FILES_DIR, DB_FILENAME};
@@ -76,6 +76,7 @@ static void health(struct http_request *req, const struct config *config)
         snprintf(path, sizeof path, "%s/%s", config->data_dir, written[i]);
         ok = access(path, W_OK) == 0;
     }
+    ok = ok && store_check_layout(config->data_dir) == 0;
     cJSON_AddStringToObject(body, "status", ok ? "ok" : "unavailable");
     http_send_json(req, ok ? 200 : 503, body);
 }

@@ -349,7 +349,13 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
         return 1;
     }
     /* No sweep of stale temp files: fsck reports them, --repair removes them. */
-    if (store_init(data_dir, -1) != 0 || db_open(data_dir, config->db_busy_timeout_ms) != DB_OK) {
+    if (store_init(data_dir, -1) != 0) {
+        fprintf(stderr, "filesctl: cannot use the data directory %s: %s\n", data_dir,
+                errno == EXDEV ? "its tmp/ and files/ are on different filesystems"
+                               : strerror(errno));
+        return 1;
+    }
+    if (db_open(data_dir, config->db_busy_timeout_ms) != DB_OK) {
         fprintf(stderr, "filesctl: cannot open the data directory %s\n", data_dir);
         return 1;
     }

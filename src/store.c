@@ -189,6 +189,22 @@ static void sweep_named_temps(const char *tmp_dir, int grace_seconds)
     closedir(dir);
 }
 
+int store_check_layout(const char *data_dir)
+{
+    char tmp_dir[4096], files_dir[4096];
+    struct stat tmp, content;
+
+    if (join(tmp_dir, sizeof tmp_dir, data_dir, STORE_TMP_DIR) != 0 ||
+        join(files_dir, sizeof files_dir, data_dir, STORE_FILES_DIR) != 0 ||
+        stat(tmp_dir, &tmp) != 0 || stat(files_dir, &content) != 0)
+        return -1;
+    if (tmp.st_dev != content.st_dev) {
+        errno = EXDEV;
+        return -1;
+    }
+    return 0;
+}
+
 int store_init(const char *data_dir, int grace_seconds)
 {
     char path[4096];
@@ -198,6 +214,8 @@ int store_init(const char *data_dir, int grace_seconds)
     if (join(path, sizeof path, data_dir, STORE_FILES_DIR) != 0 || make_dir(path) != 0)
         return -1;
     if (join(path, sizeof path, data_dir, STORE_TMP_DIR) != 0 || make_dir(path) != 0)
+        return -1;
+    if (store_check_layout(data_dir) != 0)
         return -1;
     if (grace_seconds >= 0)
         sweep_named_temps(path, grace_seconds);

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -195,15 +196,58 @@ static void usage(FILE *out)
                  "Environment: FILES_API_CONFIG, FILES_API_DATA_DIR.\n");
 }
 
+/* Answers one queued request, if any, with 503: the worker cannot serve. */
+static void answer_unavailable(void)
+{
+    FCGX_Request fcgi;
+    struct http_request req;
+    struct api_error error = {0};
+
+    FCGX_InitRequest(&fcgi, -1, 0);
+    if (take_request(&fcgi) != 1)
+        return;
+    http_request_init(&req, &fcgi);
+    if (!strcmp(req.path, "/healthz")) {
+        cJSON *body = cJSON_CreateObject();
+        cJSON_AddStringToObject(body, "status", "unavailable");
+        http_send_json(&req, 503, body);
+    } else {
+        error_set(&error, ERR_BUSY, NULL,
+                  "the service cannot start (its log says why); try again later");
+        http_send_error(&req, &error);
+        error_clear(&error);
+    }
+    fcgi.keepConnection = 0;
+    http_request_finish(&req);
+}
+
 /* A worker that cannot start (configuration, data directory, database)
  * exits after a pause: multiwatch restarts it at once and has no backoff of
  * its own, so a lasting fault would restart it a thousand times a second and
  * then leave the pool empty for good. Paced, the pool retries each second and
- * serves again when the fault is gone. */
+ * serves again when the fault is gone. Meanwhile what comes is answered 503
+ * (Retry-After): left queued with no worker able to take it, a request (a
+ * health check too) would wait for as long as the fault lasts. */
 static int start_failed(void)
 {
-    sleep(START_RETRY_SECONDS);
-    return 1;
+    struct timespec until, now;
+    struct pollfd listener = {.fd = 0, .events = POLLIN};
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += START_RETRY_SECONDS;
+    if (FCGX_Init() != 0 || fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0) {
+        sleep(START_RETRY_SECONDS);
+        return 1;
+    }
+    for (;;) {
+        long left_ms;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left_ms = (until.tv_sec - now.tv_sec) * 1000 + (until.tv_nsec - now.tv_nsec) / 1000000;
+        if (left_ms <= 0)
+            return 1;
+        if (poll(&listener, 1, (int)left_ms) > 0)
+            answer_unavailable();
+    }
 }
 
 int main(int argc, char **argv)
@@ -242,7 +286,14 @@ int main(int argc, char **argv)
     }
     config_warn_unknown_environment(stderr, "files-fcgi");
     if (store_init(config.data_dir, STALE_TEMP_SECONDS) != 0) {
-        perror("files-fcgi: data directory");
+        if (errno == EXDEV)
+            fprintf(stderr,
+                    "files-fcgi: %s/" STORE_TMP_DIR " and %s/" STORE_FILES_DIR
+                    " are on different filesystems: an upload is made in the one and "
+                    "linked into the other (mount the volume at the data directory)\n",
+                    config.data_dir, config.data_dir);
+        else
+            perror("files-fcgi: data directory");
         return start_failed();
     }
     /* Absolute from here on: X-Sendfile paths and the access log need it. */

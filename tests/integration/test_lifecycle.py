@@ -116,6 +116,32 @@ class KillTest(ApiTestCase):
                            text[-3000:])
         self.assert_pool_serves(5)
 
+    def test_requests_are_answered_503_while_no_worker_can_start(self):
+        # With every worker failing at start, a request waited on the socket
+        # for as long as the fault lasted, a health check too. A failing
+        # worker now answers what comes during its pause.
+        db = os.path.join(self.stack.data_dir, "files.db")
+        os.mkdir(db + ".dir")
+        exchange(db, db + ".dir")
+        try:
+            victims = set(self.stack.worker_pids())
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+            self.stack.wait_for_log(lambda t: t.count("cannot open the database") >= 2)
+            started = time.monotonic()
+            health = self.client.request("GET", "/healthz", auth="none")
+            self.assertEqual((health.status, health.json()), (503, {"status": "unavailable"}))
+            resp = self.client.list()
+            self.assertError(resp, 503, "SYSTEM_9003", message="cannot start")
+            self.assertEqual(resp.header("Retry-After"), "1")
+            self.assertLess(time.monotonic() - started, 5)
+            self.assertTrue(victims.isdisjoint(self.stack.worker_pids()))
+        finally:
+            exchange(db, db + ".dir")
+            os.rmdir(db + ".dir")
+        self.assertTrue(wait_for(lambda: self.client.list().status == 200, timeout=15))
+        self.assert_pool_serves(3)
+
     def test_a_database_moved_away_while_in_use_is_not_replaced_by_an_empty_one(self):
         # A worker starting then created a new, empty files.db beside the
         # real one's write-ahead log: the workers after it failed with I/O

@@ -7,6 +7,7 @@ peak memory is the same after a 1 MiB upload as after a 105 MiB one."""
 
 import os
 import re
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -202,6 +203,33 @@ class DiskFullTest(ResourceCase):
         self.assertEqual(client.all_ids(), [])
         small = client.upload(batch_jsonl(3))
         self.assertEqual(small.status, 200, small.body[:300])
+
+
+@unittest.skipUnless(CAN_MOUNT, "mounting a tmpfs needs root (and a kernel that allows it)")
+class SplitVolumeTest(ResourceCase):
+    @once_is_enough  # the worker's start and filesctl, whatever the web server
+    def test_content_on_another_filesystem_than_tmp_is_refused_with_the_reason(self):
+        # An upload is made in tmp/ and linked into files/: with files/ on a
+        # volume of its own, every upload was a 500 while /healthz said ok.
+        stack = self.run_stack(name="split", workers=1)
+        client = stack.new_client()
+        files = os.path.join(stack.data_dir, "files")
+        mount_tmpfs(files, 8)
+        try:
+            self.assertEqual(client.request("GET", "/healthz", auth="none").status, 503)
+            fsck = stack.filesctl("fsck", check=False)
+            self.assertEqual(fsck.returncode, 1)
+            self.assertIn("its tmp/ and files/ are on different filesystems", fsck.stderr)
+            for pid in stack.worker_pids():
+                os.kill(pid, signal.SIGKILL)
+            stack.wait_for_log(lambda t: "are on different filesystems" in t)
+            self.assertError(client.list(), 503, "SYSTEM_9003", message="cannot start")
+        finally:
+            subprocess.run(["umount", files], check=True)
+        deadline = time.monotonic() + 15
+        while client.list().status != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(client.upload(batch_jsonl(2)).status, 200)
 
 
 class BusyDatabaseTest(ResourceCase):
