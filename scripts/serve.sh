@@ -6,6 +6,7 @@
 #
 #   scripts/serve.sh [--server lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
 #                    [--download-mode auto|stream|x-sendfile|x-accel-redirect] [--banner-file FILE]
+#                    [--gc-interval SECONDS]
 #
 # Downloads are handed to the web server (auto, the default): X-Sendfile for
 # lighttpd and for Apache (with mod_xsendfile, when its children can read the
@@ -17,6 +18,8 @@
 # --banner-file FILE's text (read at start; a file, not an argument, so that a
 # secret in it, such as make run's key, never shows in the process list) is
 # printed after the "listening" line, so only once it holds.
+# Expired files are deleted every --gc-interval seconds (600; 0: never), as
+# the systemd timer does where the service is installed.
 set -euo pipefail
 set +m # no job control even if asked (bash -m): background jobs stay in our group
 # Started in the background by a non-interactive shell, we find SIGINT ignored,
@@ -132,6 +135,7 @@ workers=4
 config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
 banner= banner_file=
+gc_interval=600
 # Ours to decide (it may say "auto"): filesctl must read the file's own mode.
 download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
 unset FILES_API_DOWNLOAD_MODE
@@ -141,7 +145,7 @@ usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 refuse() { echo "serve.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
-    --server|--port|--data-dir|--workers|--config|--download-mode|--banner-file)
+    --server|--port|--data-dir|--workers|--config|--download-mode|--banner-file|--gc-interval)
         [ $# -ge 2 ] && [ -n "$2" ] && [[ $2 != --* ]] || refuse "$1 needs a value" ;;
     esac
     case $1 in
@@ -152,12 +156,14 @@ while [ $# -gt 0 ]; do
     --config) config=$2; shift 2 ;;
     --download-mode) download_mode=$2; shift 2 ;;
     --banner-file) banner_file=$2; shift 2 ;;
+    --gc-interval) gc_interval=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac
 done
 [[ $port =~ ^[1-9][0-9]{0,4}$ ]] && [ "$port" -le 65535 ] || refuse "--port takes 1-65535, not $port"
 [[ $workers =~ ^[1-9][0-9]{0,2}$ ]] || refuse "--workers takes 1-999, not $workers"
+[[ $gc_interval =~ ^[0-9]{1,7}$ ]] || refuse "--gc-interval takes a number of seconds, not $gc_interval"
 # lighttpd-spawn and apache-fcgid are the shared-hosting shapes: the web
 # server starts and supervises the workers itself (no spawn-fcgi pool).
 case $server in
@@ -695,9 +701,19 @@ while [ "$SECONDS" -lt "$ready_by" ]; do
     health=$(curl -sS -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" \
         2>/dev/null) || health=''
     if [ "$health" = 200 ]; then
+        watched=("${pids[@]}")
+        # Until gc, expired files are only no longer listed: each stays on
+        # disk, and a list page steps over it. Not watched: gc's end (a
+        # stop signal, or a failure it has logged) is not the service's.
+        if [ "$gc_interval" -gt 0 ]; then
+            hold_stops
+            "${component[@]}" "$bin_dir/filesctl" "${worker_args[@]}" gc --every "$gc_interval" &
+            pids+=($!) stop_signal[$!]=TERM
+            release_stops
+        fi
         echo "listening on http://127.0.0.1:$port"
         [ -z "$banner" ] || printf '%s\n' "$banner"
-        wait -n "${pids[@]}" || true
+        wait -n "${watched[@]}" || true
         echo "serve.sh: a component exited; stopping" >&2
         exit 1
     fi

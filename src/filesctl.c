@@ -46,7 +46,12 @@ static const struct filesctl_command commands[] = {
      "    more than db_busy_timeout_ms: 65 s as configured by default) and\n"
      "    tombstones rows whose content is missing or damaged.",
      filesctl_fsck},
-    {"gc", NULL, "\n    Delete expired files: their content and their rows.", filesctl_gc},
+    {"gc", NULL,
+     "[--every SECONDS]\n    Delete expired files: their content and their rows. With --every, "
+     "again\n"
+     "    each SECONDS until SIGTERM or SIGINT (serve.sh runs it so, as the systemd\n"
+     "    timer runs gc).",
+     filesctl_gc},
     {"config", "show", "\n    Every configuration key with the value in force.", config_show},
     {"config", "get", "KEY\n    One configuration value.", config_get_command},
     {"config", "unknown-env",

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -301,24 +302,36 @@ static void check_rows(struct fsck *f)
     free(b.rows);
 }
 
+/* Reads option name's number of seconds into *out (left as it is if the
+ * option was not given). Returns 0, or -1 with a message. */
+static int seconds_option(const struct filesctl_args *args, const char *name, long *out)
+{
+    const char *text = filesctl_option(args, name);
+    char *end;
+    long value;
+
+    if (!text)
+        return 0;
+    errno = 0;
+    value = strtol(text, &end, 10);
+    if (end == text || *end || value < 0 || errno == ERANGE) {
+        fprintf(stderr, "filesctl: %s takes a number of seconds\n", name);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
 int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
 {
-    const char *grace = filesctl_option(args, "--grace");
     struct fsck f = {.config = config,
                      .repair = filesctl_flag(args, "--repair"),
                      .grace = DEFAULT_GRACE_SECONDS + config->db_busy_timeout_ms / 1000,
                      .now = store_file_clock()};
     char integrity[512] = "";
-    char *end;
 
-    if (grace) {
-        errno = 0;
-        f.grace = strtol(grace, &end, 10);
-        if (end == grace || *end || f.grace < 0 || errno == ERANGE) {
-            fprintf(stderr, "filesctl: --grace takes a number of seconds\n");
-            return 2;
-        }
-    }
+    if (seconds_option(args, "--grace", &f.grace) != 0)
+        return 2;
     check_tmp(&f);
     check_rows(&f);
     check_content_files(&f); /* after check_rows: repaired rows' leftovers are strays now */
@@ -329,14 +342,14 @@ int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
     return f.problems ? 1 : 0;
 }
 
-int filesctl_gc(const struct config *config, const struct filesctl_args *args)
+/* Deletes what has expired by now. Returns 0, or the failure's exit status. */
+static int gc_pass(const struct config *config, int quiet_if_none)
 {
     char ids[GC_BATCH][IDS_FILE_LEN + 1];
     unsigned long deleted = 0;
     int64_t now = (int64_t)time(NULL);
     int count;
 
-    (void)args;
     while ((count = db_expired_ids(now, ids, GC_BATCH)) > 0) {
         hooks_pause_point("gc_after_listing");
         for (int i = 0; i < count; i++) {
@@ -354,6 +367,39 @@ int filesctl_gc(const struct config *config, const struct filesctl_args *args)
     }
     if (deleted && isatty(STDERR_FILENO))
         fputc('\n', stderr);
-    printf("gc: expired files deleted: %lu\n", deleted);
+    if (deleted || !quiet_if_none) {
+        printf("gc: expired files deleted: %lu\n", deleted);
+        fflush(stdout);
+    }
     return count < 0 ? filesctl_db_failure("gc", count) : 0;
+}
+
+int filesctl_gc(const struct config *config, const struct filesctl_args *args)
+{
+    long every = 0;
+    sigset_t stops;
+    struct timespec wait;
+
+    if (seconds_option(args, "--every", &every) != 0)
+        return 2;
+    if (!every)
+        return gc_pass(config, 0);
+    /* A pass every `every` seconds until a stop signal, which ends the wait
+     * between passes, never a pass halfway; a failed pass (a busy database)
+     * is tried again at the next. */
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    sigaddset(&stops, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stops, NULL);
+    for (;;) {
+        int stop;
+        gc_pass(config, 1);
+        wait = (struct timespec){.tv_sec = every};
+        do
+            stop = sigtimedwait(&stops, NULL, &wait);
+        while (stop < 0 && errno == EINTR);
+        if (stop > 0)
+            return 0;
+    }
 }

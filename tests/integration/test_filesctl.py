@@ -33,9 +33,23 @@ def tearDownModule():
         STACK.stop()
 
 
-def db():
-    return sqlite3.connect(os.path.join(STACK.data_dir, "files.db"), timeout=10,
+def db(stack=None):
+    return sqlite3.connect(os.path.join((stack or STACK).data_dir, "files.db"), timeout=10,
                            isolation_level=None)
+
+
+def processes_with(*words):
+    """Pids of the processes whose command line holds each of words as an argument."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                args = f.read().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if all(w in args for w in words):
+            found.append(int(pid))
+    return found
 
 
 @once_is_enough
@@ -264,6 +278,27 @@ class ExpiryTest(ApiTestCase):
         self.assertRegex(res.stdout, r"(?m)^fsck: rows checked: [1-9]\d*, problems: 0, "
                                      r"repaired: 0, pending: 0$")
 
+    def test_serve_sh_runs_gc_every_gc_interval_and_stops_it(self):
+        # Without it, expired files stayed on disk for good under serve.sh
+        # (make run), and each list page stepped over all of them.
+        stack = Stack(workers=1, name="gcloop", serve_args=["--gc-interval", "1"]).start()
+        self.addCleanup(stack.stop)
+        gc = processes_with("gc", "--every", "1", stack.data_dir)
+        self.assertEqual(len(gc), 1, "serve.sh runs one gc")
+        client = stack.new_client()
+        kept = client.upload_ok(batch_jsonl(2))["id"]
+        gone = self.upload_expiring(client).json()["id"]
+        path = os.path.join(stack.data_dir, "files", gone[-2:], gone)
+        conn = db(stack)
+        conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, gone))
+        conn.close()
+        stack.wait_for_log(lambda t: "gc: expired files deleted: 1" in t, timeout=10)
+        self.assertFalse(os.path.exists(path))
+        self.assertEqual(client.all_ids(), [kept])
+        self.assertNotIn("gc: expired files deleted: 0", stack.log_text())  # quiet when idle
+        stack.stop()
+        self.assertFalse(any(os.path.exists("/proc/%d" % pid) for pid in gc))
+
 
 @once_is_enough
 class FsckTest(ApiTestCase):
@@ -482,6 +517,8 @@ class ArgumentsTest(ApiTestCase):
             ("keys", "create", "--account", "a", "--scopes", "", "extra"):
                 "unexpected argument extra",
             ("gc", "now"): "unexpected argument now",
+            ("gc", "--every", "-1"): "--every takes a number of seconds",
+            ("gc", "--every", "10m"): "--every takes a number of seconds",
             ("keys", "create", "--account", "a", "--account", "b"): "--account given twice",
             ("fsck", "--repair", "--repair"): "--repair given twice",
             ("--data-dir", "d1", "--data-dir", "d2", "gc"): "--data-dir given twice",
@@ -509,14 +546,15 @@ class ArgumentsTest(ApiTestCase):
         }
         for args, message in cases.items():
             with self.subTest(args=args), tempfile.TemporaryDirectory() as cwd:
-                if args[:2] == ("fsck", "--grace"):  # a value's meaning is the command's:
+                valued = args[:2] in (("fsck", "--grace"), ("gc", "--every"))
+                if valued:  # a value's meaning is the command's:
                     subprocess.run([ctl, "keys", "create", "--account", "a", "--scopes", ""],
                                    cwd=cwd, env=env, capture_output=True, check=True)
                 res = subprocess.run([ctl] + list(args), cwd=cwd, env=env, capture_output=True,
                                      text=True)
                 self.assertEqual(res.returncode, 2, res.stderr)
                 self.assertIn(message, res.stderr)
-                if args[:2] != ("fsck", "--grace"):
+                if not valued:
                     self.assertEqual(os.listdir(cwd), [], "the default data directory appeared")
 
     def test_the_path_of_an_import_may_stand_anywhere(self):
