@@ -528,6 +528,11 @@ LoadModule fcgid_module $modules/mod_fcgid.so
 LoadModule rewrite_module $modules/mod_rewrite.so
 FcgidIPCDir $run/fcgid
 FcgidProcessTableFile $run/fcgid/table
+# (Mutex file: below makes every mutex an fcntl lock, which the kernel's
+# deadlock check, taking a whole process for one owner, refuses the event
+# MPM's threads with EDEADLK under load: mod_fcgid's children then exit
+# mid-request, and once its process table is lost nothing is answered.)
+Mutex sysvsem fcgid-proctbl fcgid-pipe
 # Above LimitRequestBody, so that a chunked body over it meets Apache's limit
 # (413) rather than mod_fcgid's (500).
 FcgidMaxRequestLen $(( max_request_bytes * 2 ))
@@ -553,7 +558,7 @@ RewriteEngine On
 # mod_fcgid hands the worker an empty body when Content-Length is over
 # LimitRequestBody (a 400 for "no file"): refuse it here with the 413 instead.
 RewriteCond %{REQUEST_URI} !^/_files_api_errors/
-RewriteCond expr "%{HTTP:Content-Length} -gt $max_request_bytes"
+RewriteCond expr "%{HTTP:Content-Length} -gt $max_request_bytes" [NV]
 RewriteRule ^ - [R=413]
 RewriteCond %{REQUEST_URI} !^/_files_api_errors/
 RewriteRule ^/ $run/cgi/files-api.fcgi [L]
