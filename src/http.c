@@ -1,7 +1,9 @@
 #include "http.h"
 
 #include "ids.h"
+#include "linger.h"
 
+#include <fcntl.h>
 #include <obstack.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -573,6 +575,8 @@ void http_request_finish(struct http_request *req)
     size_t n = format_access_line(req, line);
     ssize_t ignored;
 
+    int lingering = -1;
+
     if (req->fcgi->keepConnection) {
         /* Input left unread (a body refused before it was read) would meet
          * libfcgi as the next request's first record, and it would drop the
@@ -585,8 +589,15 @@ void http_request_finish(struct http_request *req)
          * loses the response. With no input left that is three system calls
          * and a wait for nothing: detaching makes it a plain close. */
         FCGX_Detach(req->fcgi);
+    } else if (linger_available() &&
+               (lingering = fcntl(req->fcgi->ipcFd, F_DUPFD_CLOEXEC, 0)) >= 0) {
+        /* That wait, on the closer's thread (linger.h): libfcgi closes only
+         * its own descriptor, once the answer is out. */
+        FCGX_Detach(req->fcgi);
     }
     FCGX_Finish_r(req->fcgi);
+    if (lingering >= 0)
+        linger_close(lingering);
     /* One write per line (every worker shares the same stderr), after the
      * response is on its way. */
     ignored = write(STDERR_FILENO, line, n);

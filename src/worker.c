@@ -4,6 +4,7 @@
 #include "config.h"
 #include "db.h"
 #include "http.h"
+#include "linger.h"
 #include "pipeline.h"
 #include "store.h"
 
@@ -344,6 +345,11 @@ int main(int argc, char **argv)
                         "thread\n");
         break;
     }
+    if (linger_start() != 0)
+        fprintf(stderr,
+                "files-fcgi: no thread for lingering closes: a refused body holds the "
+                "worker up to %d s\n",
+                LINGER_SECONDS);
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     clock_gettime(CLOCK_MONOTONIC, &started);
     for (int current = 0, just_served = 0, draining = 0;;) {
@@ -402,6 +408,7 @@ int main(int argc, char **argv)
         just_served = 1;
     }
     fprintf(stderr, "files-fcgi: worker %d stopping after %lu requests\n", (int)getpid(), served);
+    linger_wait();
     db_close();
     return status;
 }

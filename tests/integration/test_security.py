@@ -6,6 +6,8 @@ checked against their format before any lookup; filenames cannot inject headers.
 
 import json
 import re
+import socket
+import time
 
 from harness import ApiTestCase, Stack, batch_jsonl
 
@@ -140,3 +142,30 @@ class AccessMatrixTest(ApiTestCase):
             self.assertEqual(disposition.count('"'), 2, disposition)
             self.assertNotIn("\r", disposition)
             self.assertIn("filename*=UTF-8''", disposition)
+
+
+class StalledRefusedBodiesTest(ApiTestCase):
+    def test_clients_without_a_key_that_stop_sending_do_not_hold_the_workers(self):
+        # Behind a server that passes a body on as it comes (Apache's
+        # mod_proxy_fcgi), each refused upload whose client stopped sending
+        # held its worker for libfcgi's lingering close (2 s): a few such
+        # connections a second, with no key, kept both workers busy, and a
+        # keyed request waited seconds.
+        client = STACK.new_client()
+        client.upload_ok(batch_jsonl(2))
+        stalled, slowest = [], 0.0
+        try:
+            for i in range(15):
+                sock = socket.create_connection(("127.0.0.1", STACK.port), timeout=10)
+                sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: multipart/form-data; boundary=b\r\n"
+                             b"Content-Length: 10000000\r\n\r\n" + b"x" * 600)
+                stalled.append(sock)
+                started = time.monotonic()
+                self.assertEqual(client.list().status, 200)
+                slowest = max(slowest, time.monotonic() - started)
+                time.sleep(0.2)
+        finally:
+            for sock in stalled:
+                sock.close()
+        self.assertLess(slowest, 1.0, "a keyed request waited behind stalled refused bodies")
