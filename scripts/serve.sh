@@ -22,6 +22,10 @@
 # the systemd timer does where the service is installed.
 set -euo pipefail
 set +m # no job control even if asked (bash -m): background jobs stay in our group
+# Nothing we make is writable by others, whatever umask we were given (under
+# umask 000 the run directory's configuration, error pages and lighttpd's
+# worker sockets were, and any local user could talk to root's workers).
+umask "$(printf '%04o' $(( $(umask) | 022 )))"
 # Started in the background by a non-interactive shell, we find SIGINT ignored,
 # and bash can neither trap nor reset a signal ignored at entry: start again,
 # once, with the default action for SIGINT and SIGTERM (SIGHUP is left as it

@@ -479,9 +479,26 @@ int http_etag_matches(const char *list, const char *etag, int strong)
 
 /* Formats the access-log line: method, path, status, bytes, duration, account,
  * request id. Returns its length. */
-static size_t format_access_line(const struct http_request *req, char line[ACCESS_LINE_MAX])
+/* Client text (at most max bytes), escaped as \xNN where it could end the
+ * line, close the quotes, reach a terminal, or (the bytes in also) forge a
+ * field: the access line is never a header, and never two lines. */
+static void text_add_escaped(struct text *t, const char *text, size_t max, const char *also)
 {
     static const char hex[] = "0123456789abcdef";
+
+    for (const unsigned char *p = (const unsigned char *)text;
+         *p && max-- > 0 && t->len + 4 <= ACCESS_LINE_MAX - ACCESS_TAIL_ROOM; p++) {
+        if (*p < 0x20 || *p == '"' || *p == '\\' || *p >= 0x7f || strchr(also, *p)) {
+            char escaped[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
+            text_add(t, escaped, sizeof escaped);
+        } else {
+            t->buf[t->len++] = (char)*p; /* the loop's bound keeps room for it */
+        }
+    }
+}
+
+static size_t format_access_line(const struct http_request *req, char line[ACCESS_LINE_MAX])
+{
     struct timespec now;
     struct text t = {line, 0, ACCESS_LINE_MAX};
     int64_t elapsed_ns;
@@ -493,18 +510,11 @@ static size_t format_access_line(const struct http_request *req, char line[ACCES
                  (now.tv_nsec - req->started.tv_nsec);
     hundredths_ms = elapsed_ns > 0 ? ((uint64_t)elapsed_ns + 5000) / 10000 : 0;
     text_add_str(&t, "access method=");
-    text_add(&t, req->method, strnlen(req->method, 16));
+    /* (A web server passes only token methods on; a client on the FastCGI
+     * socket itself could send any bytes.) */
+    text_add_escaped(&t, req->method, 16, " =");
     text_add_str(&t, " path=\"");
-    /* The path is decoded client input: print it escaped, and never a header. */
-    for (const unsigned char *p = (const unsigned char *)req->path;
-         *p && t.len + 4 <= ACCESS_LINE_MAX - ACCESS_TAIL_ROOM; p++) {
-        if (*p < 0x20 || *p == '"' || *p == '\\' || *p >= 0x7f) {
-            char escaped[4] = {'\\', 'x', hex[*p >> 4], hex[*p & 15]};
-            text_add(&t, escaped, sizeof escaped);
-        } else {
-            line[t.len++] = (char)*p; /* the loop's bound keeps room for it */
-        }
-    }
+    text_add_escaped(&t, req->path, ROUTE_MAX_PATH, "");
     text_add_str(&t, "\" status=");
     text_add_uint(&t, (uint64_t)req->status);
     text_add_str(&t, " bytes=");

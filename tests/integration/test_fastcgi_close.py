@@ -100,9 +100,11 @@ class FastCgiCloseTest(unittest.TestCase):
         listed = subprocess.run(ctl + ["files", "import", "--account", "close", "--purpose",
                                        "batch", src], check=True, capture_output=True, text=True)
         cls.file_id = json.loads(listed.stdout)["id"]
-        cls.worker = subprocess.Popen(
-            ["spawn-fcgi", "-n", "-s", cls.socket_path, "--", str(BIN_DIR / "files-fcgi"),
-             "--data-dir", cls.data], stderr=subprocess.DEVNULL)
+        cls.log_path = os.path.join(cls.tmp, "worker.log")
+        with open(cls.log_path, "wb") as log:
+            cls.worker = subprocess.Popen(
+                ["spawn-fcgi", "-n", "-s", cls.socket_path, "--", str(BIN_DIR / "files-fcgi"),
+                 "--data-dir", cls.data], stderr=log)
         cls.addClassCleanup(cls.stop_worker)
         deadline = time.monotonic() + 30
         while not os.path.exists(cls.socket_path):
@@ -152,6 +154,19 @@ class FastCgiCloseTest(unittest.TestCase):
                         CONTENT_TYPE="multipart/form-data; boundary=b"), body))
         self.assertTrue(out.startswith(b"Status: 200"), out[:300])
         self.assertFalse(peer_still_reads(sock))
+
+    def test_the_access_line_escapes_a_method_no_web_server_would_pass_on(self):
+        # A client on the socket itself may send any bytes as the method: raw,
+        # they split the access line and reached the terminal of whoever read it.
+        method = "G\n\x1b[1mforged x=1"  # (16 bytes: the most the line takes)
+        sock, out = self.exchange(request_bytes(self.params(method, "/healthz")))
+        self.assertTrue(out.startswith(b"Status: 405"), out[:200])
+        deadline = time.monotonic() + 5
+        while b"forged" not in open(self.log_path, "rb").read() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (line,) = [l for l in open(self.log_path, "rb").read().splitlines() if b"forged" in l]
+        self.assertTrue(line.startswith(b"access method=G\\x0a\\x1b[1mforged\\x20x\\x3d1 "
+                                        b"path=\"/healthz\" status=405 "), line)
 
     def test_undeclared_length_gets_a_lingering_close(self):
         # nginx and Apache send no CONTENT_LENGTH for a GET: a body might still

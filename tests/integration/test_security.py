@@ -5,6 +5,7 @@ file of another account answers exactly like one that does not exist. Ids are
 checked against their format before any lookup; filenames cannot inject headers."""
 
 import json
+import os
 import re
 import socket
 import time
@@ -169,3 +170,37 @@ class StalledRefusedBodiesTest(ApiTestCase):
             for sock in stalled:
                 sock.close()
         self.assertLess(slowest, 1.0, "a keyed request waited behind stalled refused bodies")
+
+
+class UmaskTest(ApiTestCase):
+    def test_nothing_serve_sh_makes_is_writable_by_others_under_umask_000(self):
+        # Under umask 000 the run directory's configuration, error pages and
+        # lighttpd's worker sockets were writable by any local user (a
+        # socket: any user could talk to the workers, which run as root).
+        old = os.umask(0)
+        try:
+            stack = Stack(workers=1, name="umask").start()
+        finally:
+            os.umask(old)
+        self.addCleanup(stack.stop)
+        runs = set()  # named in the command lines of serve.sh's session (the web server's)
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/stat" % pid) as f:
+                    session = int(f.read().rsplit(")", 1)[1].split()[3])
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    args = f.read().decode(errors="replace")
+            except (OSError, ValueError, IndexError):
+                continue
+            if session == stack.proc.pid:
+                runs.update(re.findall(r"/tmp/files-api\.[A-Za-z0-9]+", args))
+        run = [r for r in runs if os.path.isdir(r)]
+        self.assertTrue(run, "the run directory was not found")
+        writable = []
+        for top in run + [stack.data_dir]:
+            for root, dirs, files in os.walk(top):
+                for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                    if os.lstat(name).st_mode & 0o002 and not os.path.islink(name):
+                        writable.append(name)
+        self.assertEqual(writable, [])
+        self.assertEqual(stack.new_client().upload(batch_jsonl(2)).status, 200)
