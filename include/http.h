@@ -20,6 +20,7 @@ struct http_request {
     const char *method;
     const char *query;
     const char *content_type;
+    const char *content_encoding;
     const char *authorization;
     const char *x_api_key;
     const char *range;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define UPLOAD_CHUNK (256 * 1024)
@@ -85,6 +86,14 @@ static int on_part_begin(void *ctx, const struct multipart_part *part)
     up->current_field = NULL;
     if (!strcmp(part->name, "file"))
         return start_file(up, part);
+    /* Ignored as an unknown field, an expiry sent as one JSON text would
+     * leave the file without one, and nobody told. */
+    if (!strcmp(part->name, "expires_after")) {
+        error_set(up->error, ERR_INVALID_PARAMETER, "expires_after",
+                  "send expires_after as two fields, expires_after[anchor] and "
+                  "expires_after[seconds]");
+        return -1;
+    }
     if (!strcmp(part->name, "purpose"))
         up->current_field = &up->purpose;
     else if (!strcmp(part->name, "expires_after[anchor]"))
@@ -198,6 +207,16 @@ static int receive(struct http_request *req, struct upload *up)
     int rc = MULTIPART_OK;
     uint64_t max_request = up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD, received = 0;
 
+    /* No web server in front decodes a body, and nor do we: a compressed
+     * one would otherwise be called a multipart body without its boundary. */
+    if (req->content_encoding && *req->content_encoding &&
+        strcasecmp(req->content_encoding, "identity") != 0) {
+        char coding[64];
+        error_set(up->error, ERR_MALFORMED_REQUEST, NULL,
+                  "Content-Encoding \"%s\" is not supported: send the body uncompressed",
+                  error_quote(coding, sizeof coding, req->content_encoding));
+        return -1;
+    }
     if (multipart_boundary_from_content_type(req->content_type, boundary, sizeof boundary, &why) !=
         0) {
         error_set(up->error, ERR_MALFORMED_REQUEST, NULL, "Content-Type: %s", why);

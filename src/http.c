@@ -57,6 +57,7 @@ enum param {
     PARAM_REQUEST_URI,
     PARAM_CONTENT_TYPE,
     PARAM_CONTENT_LENGTH,
+    PARAM_CONTENT_ENCODING,
     PARAM_AUTHORIZATION,
     PARAM_X_API_KEY,
     PARAM_RANGE,
@@ -77,6 +78,7 @@ static const struct {
     PARAM(PARAM_REQUEST_URI, "REQUEST_URI"),
     PARAM(PARAM_CONTENT_TYPE, "CONTENT_TYPE"),
     PARAM(PARAM_CONTENT_LENGTH, "CONTENT_LENGTH"),
+    PARAM(PARAM_CONTENT_ENCODING, "HTTP_CONTENT_ENCODING"),
     PARAM(PARAM_AUTHORIZATION, "HTTP_AUTHORIZATION"),
     PARAM(PARAM_X_API_KEY, "HTTP_X_API_KEY"),
     PARAM(PARAM_RANGE, "HTTP_RANGE"),
@@ -146,6 +148,7 @@ void http_request_init(struct http_request *req, FCGX_Request *fcgi)
     if (!req->path_ok && !req->long_path)
         snprintf(req->path, sizeof req->path, "(malformed)");
     req->content_type = value[PARAM_CONTENT_TYPE];
+    req->content_encoding = value[PARAM_CONTENT_ENCODING];
     req->authorization = value[PARAM_AUTHORIZATION];
     req->x_api_key = value[PARAM_X_API_KEY];
     req->credentials_repeated = count[PARAM_AUTHORIZATION] > 1 || count[PARAM_X_API_KEY] > 1;

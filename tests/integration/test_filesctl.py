@@ -241,6 +241,16 @@ class ExpiryTest(ApiTestCase):
             self.assertEqual(obj["expires_at"], obj["created_at"] + int(seconds))
             self.assertEqual(client.retrieve(obj["id"]).json()["expires_at"], obj["expires_at"])
 
+    def test_expires_after_as_one_field_is_4002_not_ignored(self):
+        # Ignored as an unknown field, the file was stored with no expiry.
+        from harness import field_part
+        client = STACK.new_client()
+        for value in ('{"anchor":"created_at","seconds":3600}', "3600"):
+            resp = client.upload(batch_jsonl(2), extra_parts=[field_part("expires_after", value)])
+            self.assertError(resp, 400, "VALIDATION_4002", param="expires_after",
+                             message="two fields")
+        self.assertEqual(client.all_ids(), [])
+
     def test_out_of_range_or_unknown_anchor_is_4002(self):
         client = STACK.new_client()
         for anchor, seconds, param in (("created_at", "3599", "expires_after[seconds]"),

@@ -1,6 +1,8 @@
 """Upload requests that are malformed (VALIDATION_4001), have a bad purpose
 (VALIDATION_4007), and the filename rules. A refused upload leaves nothing."""
 
+import gzip
+
 from harness import (ApiTestCase, Stack, batch_jsonl, disposition_filename, field_part,
                      file_part, multipart, parse_disposition, raw_part)
 
@@ -122,6 +124,22 @@ class MalformedRequestTest(ApiTestCase):
             with self.subTest(case=what):
                 parts = [field_part("purpose", "batch"), file_part(CONTENT, raw)]
                 self.refused(self.c.upload_parts(parts))
+
+
+class ContentEncodingTest(ApiTestCase):
+    def test_a_compressed_body_is_refused_for_what_it_is(self):
+        # It was "malformed multipart body: no boundary found".
+        c = STACK.new_client()
+        ctype, body = multipart([file_part(CONTENT, "a.jsonl"), field_part("purpose", "batch")])
+        for coding in ("gzip", "br, gzip"):
+            resp = c.request("POST", "/v1/files", body=gzip.compress(body),
+                             headers={"Content-Type": ctype, "Content-Encoding": coding})
+            self.assertError(resp, 400, "VALIDATION_4001",
+                             message='Content-Encoding "%s" is not supported' % coding)
+        self.assertEqual(c.all_ids(), [])
+        resp = c.request("POST", "/v1/files", body=body,
+                         headers={"Content-Type": ctype, "Content-Encoding": "identity"})
+        self.assertEqual(resp.status, 200, resp.body[:300])
 
 
 class PurposeTest(ApiTestCase):
