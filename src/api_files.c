@@ -228,15 +228,17 @@ int api_retrieve(struct http_request *req, const struct api_caller *caller, cons
 }
 
 /* Writes a Content-Disposition value that cannot break the header: an ASCII
- * fallback (RFC 6266 quoted-string, unsafe bytes as '_') and the exact name as
- * RFC 8187 filename*=UTF-8''percent-encoded. */
+ * fallback (RFC 6266 quoted-string, unsafe bytes as '_', and '%': some user
+ * agents decode %XX there) and the exact name as RFC 8187
+ * filename*=UTF-8''percent-encoded. */
 static void content_disposition(char *out, size_t size, const char *filename)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = (size_t)snprintf(out, size, "attachment; filename=\"");
 
     for (const unsigned char *p = (const unsigned char *)filename; *p && n + 2 < size; p++)
-        out[n++] = (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') ? '_' : (char)*p;
+        out[n++] =
+            (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '%') ? '_' : (char)*p;
     n += (size_t)snprintf(out + n, size - n, "\"; filename*=UTF-8''");
     for (const unsigned char *p = (const unsigned char *)filename; *p && n + 4 < size; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||

@@ -259,6 +259,17 @@ class FilenameTest(ApiTestCase):
         self.assertLessEqual(set(params), {"filename", "filename*"}, cd)
         self.assertEqual(disposition_filename(cd), name)
 
+    def test_the_plain_filename_of_a_download_has_no_percent_escapes(self):
+        # Some user agents decode %XX in the plain filename (RFC 6266, appendix
+        # D): a name holding "%C3%A9" would be saved as "é". filename* is exact.
+        name = "%C3%A9 100%.jsonl"
+        self.assertEqual(self.stored_name(name.encode()), name)
+        obj = [f for f in self.c.list_ok()["data"] if f["filename"] == name][0]
+        cd = self.c.content(obj["id"]).header("Content-Disposition")
+        kind, params = parse_disposition(cd)
+        self.assertEqual(params["filename"], "_C3_A9 100_.jsonl", cd)
+        self.assertEqual(disposition_filename(cd), name)
+
     def test_case_insensitive_disposition_and_unquoted_name(self):
         disp = b"content-disposition: FORM-DATA; NAME=file; FILENAME=plain.jsonl"
         self.assertEqual(self.stored_name(None, disposition=disp), "plain.jsonl")
