@@ -354,7 +354,7 @@ remove_stale_runs() {
         [ -O "$dir" ] && [ -O "$lock" ] && flock -n "$lock" true 2>/dev/null || continue
         # (only what serve.sh names so: the path is read from a file)
         if { read -r spool_dir <"$dir/spool-dir"; } 2>/dev/null &&
-            [[ ${spool_dir##*/} == lighttpd.?* ]]; then
+            [[ ${spool_dir##*/} == lighttpd.?* || ${spool_dir##*/} == fcgid.?* ]]; then
             rm -rf -- "$spool_dir" || true
         fi
         rm -rf -- "$dir" || true
@@ -368,13 +368,13 @@ chmod 0755 "$run"
 exec {run_lock}>"$run/serve.lock.new"
 flock -n "$run_lock"
 mv "$run/serve.lock.new" "$run/serve.lock"
-# lighttpd spools into a directory of this run's own.
+# lighttpd spools into a directory of this run's own; so does mod_fcgid
+# (bodies over FcgidMaxRequestInMem, in Apache's TMPDIR: else /tmp).
 case $server in
-lighttpd*)
-    run_spool=$(mktemp -d "$spool/lighttpd.XXXXXX")
-    printf '%s\n' "$run_spool" >"$run/spool-dir"
-    ;;
+lighttpd*) run_spool=$(mktemp -d "$spool/lighttpd.XXXXXX") ;;
+apache-fcgid) run_spool=$(mktemp -d "$spool/fcgid.XXXXXX") ;;
 esac
+[ -z "$run_spool" ] || printf '%s\n' "$run_spool" >"$run/spool-dir"
 socket=$run/fcgi.sock
 mkdir -p "$run/docroot" "$run/errors"
 
@@ -502,7 +502,7 @@ start_apache() {
         ln -s "$bin_dir/files-fcgi" "$run/cgi/files-api.fcgi"
         if [ "$(id -u)" -eq 0 ]; then
             # Only what is the service's: never a directory's other contents.
-            chown -R www-data:www-data "$run/fcgid"
+            chown -R www-data:www-data "$run/fcgid" "$run_spool"
             [ -n "$foreign" ] || chown www-data:www-data "$data_dir"
             for entry in files.db files.db-wal files.db-shm files tmp spool; do
                 [ ! -e "$data_dir/$entry" ] || chown -R www-data:www-data "$data_dir/$entry"
@@ -624,7 +624,8 @@ CONF
     hold_stops
     exec {log_pipe}> >(exec cat >&2)
     log_relay=$!
-    "${component[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND 2>&"$log_pipe" &
+    TMPDIR=${run_spool:-${TMPDIR:-/tmp}} "${component[@]}" apache2 -f "$run/apache.conf" -DFOREGROUND \
+        2>&"$log_pipe" &
     pids+=($!) stop_signal[$!]=WINCH again[$!]=WINCH again_while[$!]=$run/apache/apache.pid
     exec {log_pipe}>&-
     log_pipe=''

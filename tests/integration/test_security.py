@@ -4,11 +4,13 @@ legacy empty list) succeed; everything else gets the right 401/403/404, and a
 file of another account answers exactly like one that does not exist. Ids are
 checked against their format before any lookup; filenames cannot inject headers."""
 
+import glob
 import json
 import os
 import re
 import socket
 import time
+import unittest
 
 from harness import ApiTestCase, Stack, batch_jsonl
 
@@ -204,3 +206,25 @@ class UmaskTest(ApiTestCase):
                         writable.append(name)
         self.assertEqual(writable, [])
         self.assertEqual(stack.new_client().upload(batch_jsonl(2)).status, 200)
+
+
+@unittest.skipUnless(os.environ.get("FILES_API_SERVER") == "apache-fcgid",
+                     "mod_fcgid's own spool: the apache-fcgid pass only")
+class FcgidSpoolTest(ApiTestCase):
+    def test_a_body_mod_fcgid_spools_stays_in_the_runs_spool(self):
+        # It went to /tmp (Apache's TMPDIR), where bodies of crashed children
+        # stayed for good, and a small /tmp filled up.
+        spool = os.path.join(STACK.data_dir, "spool")
+        in_tmp = set(glob.glob("/tmp/fcgid.tmp.*"))
+        sock = socket.create_connection(("127.0.0.1", STACK.port), timeout=10)
+        try:
+            sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: 1000000\r\n\r\n" + b"x" * 200000)
+            deadline = time.monotonic() + 5
+            while not glob.glob(spool + "/fcgid.*/*") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(glob.glob(spool + "/fcgid.*/*"), "no body spooled in DATA/spool")
+            self.assertEqual(set(glob.glob("/tmp/fcgid.tmp.*")) - in_tmp, set())
+        finally:
+            sock.close()
