@@ -335,6 +335,13 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
     int creates = !strcmp(command->group, "keys") && !strcmp(command->name, "create");
 
     snprintf(db_path, sizeof db_path, "%s/files.db", data_dir);
+    /* Root decides whom to work as from files.db's owner: a link there, which
+     * the service's user can make, would have root open whatever it names. */
+    if (geteuid() == 0 && lstat(db_path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        fprintf(stderr, "filesctl: %s is a symbolic link: the service's database is a plain file\n",
+                db_path);
+        return 1;
+    }
     if (stat(db_path, &st) != 0 && !creates) {
         if (errno == ENOENT)
             fprintf(stderr,

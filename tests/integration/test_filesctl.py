@@ -642,6 +642,29 @@ class ArgumentsTest(ApiTestCase):
                                      os.path.join(root, name))
             self.assertTrue(os.path.exists(os.path.join(data, "files", file_id[-2:], file_id)))
 
+    @unittest.skipIf(os.geteuid() != 0, "needs root")
+    def test_as_root_it_refuses_a_database_that_is_a_link(self):
+        # Root works as files.db's owner: a link there, which the service's
+        # user can make, had root's filesctl open (and write) what it named.
+        ctl = str(BIN_DIR / "filesctl")
+        with tempfile.TemporaryDirectory() as cwd:
+            roots = os.path.join(cwd, "roots")
+            subprocess.run([ctl, "--data-dir", roots, "keys", "create", "--account", "root",
+                            "--scopes", "*"], capture_output=True, check=True)
+            data = os.path.join(cwd, "data")
+            os.mkdir(data)
+            os.symlink(os.path.join(roots, "files.db"), os.path.join(data, "files.db"))
+            subprocess.run(["chown", "-h", "-R", "www-data:www-data", data], check=True)
+            before = os.stat(os.path.join(roots, "files.db")).st_mtime_ns
+            res = subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "x",
+                                  "--scopes", "*"], capture_output=True, text=True)
+            self.assertEqual((res.returncode, res.stdout), (1, ""))
+            self.assertIn("is a symbolic link", res.stderr)
+            self.assertEqual(os.stat(os.path.join(roots, "files.db")).st_mtime_ns, before)
+            listed = subprocess.run([ctl, "--data-dir", roots, "keys", "list"],
+                                    capture_output=True, text=True, check=True).stdout
+            self.assertNotIn(" x ", listed)
+
     def test_a_directory_that_is_no_data_directory_is_refused_not_created(self):
         ctl = str(BIN_DIR / "filesctl")
         with tempfile.TemporaryDirectory() as cwd:
