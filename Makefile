@@ -43,7 +43,7 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # What each fuzz target links besides itself (route includes src/route.c).
 FUZZ_SRCS_multipart := src/multipart.c
 FUZZ_SRCS_jsonl     := src/jsonl.c
-FUZZ_SRCS_route     := src/http.c src/ids.c src/errors.c src/json_writer.c
+FUZZ_SRCS_route     := src/http.c src/linger.c src/ids.c src/errors.c src/json_writer.c
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined -Iinclude
 

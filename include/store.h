@@ -39,7 +39,7 @@ time_t store_file_clock(void);
 int store_init(const char *data_dir, int grace_seconds);
 
 /* Returns 0, or -1 (errno): EXDEV if tmp/ and files/ are on different
- * filesystems (an upload's file cannot be linked from one into the other). */
+ * mounts (an upload's file cannot be linked from one into the other). */
 int store_check_layout(const char *data_dir);
 
 /* Starts a temporary file for an upload. Returns 0, or -1 (errno). */

@@ -508,6 +508,14 @@ start_apache() {
                 [ ! -e "$data_dir/$entry" ] || chown -R www-data:www-data "$data_dir/$entry"
             done
             as_www_data test -w "$data_dir" -a -x "$data_dir" || www_data_cannot_reach
+            # (APR would skip a TMPDIR that www-data cannot reach, for /tmp.)
+            if ! as_www_data test -w "$run_spool" -a -x "$run_spool"; then
+                rm -rf -- "$run_spool"
+                run_spool=$run/fcgid-bodies
+                mkdir -m 0700 "$run_spool"
+                chown www-data:www-data "$run_spool"
+                echo "serve.sh: www-data cannot reach $spool: mod_fcgid spools bodies in $run_spool" >&2
+            fi
         fi
     fi
     [ "$(id -u)" -eq 0 ] && user="User www-data

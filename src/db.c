@@ -226,7 +226,7 @@ static int write_begin(void)
         step_done(statements[STMT_ROLLBACK]);
         fprintf(stderr,
                 "files-api: sqlite: %s is no longer at its path (removed or replaced "
-                "while in use): writes are refused until the service is restarted\n",
+                "while in use): writes are refused until it is back\n",
                 sqlite3_db_filename(db, "main"));
         return DB_ERROR;
     }

@@ -333,16 +333,19 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
     char db_path[4096];
     struct stat st;
     int creates = !strcmp(command->group, "keys") && !strcmp(command->name, "create");
+    int db_fd, found;
 
     snprintf(db_path, sizeof db_path, "%s/files.db", data_dir);
-    /* Root decides whom to work as from files.db's owner: a link there, which
-     * the service's user can make, would have root open whatever it names. */
-    if (geteuid() == 0 && lstat(db_path, &st) == 0 && S_ISLNK(st.st_mode)) {
+    /* One look at files.db, through one descriptor: root takes the service's
+     * identity from its owner, and a link there (the service's user can make
+     * one, even between two looks) would have root open whatever it names. */
+    db_fd = open(db_path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (db_fd < 0 && errno == ELOOP) {
         fprintf(stderr, "filesctl: %s is a symbolic link: the service's database is a plain file\n",
                 db_path);
         return 1;
     }
-    if (stat(db_path, &st) != 0 && !creates) {
+    if (db_fd < 0 && (errno != ENOENT || !creates)) {
         if (errno == ENOENT)
             fprintf(stderr,
                     "filesctl: %s is not a data directory (it has no files.db); give "
@@ -352,9 +355,12 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
             fprintf(stderr, "filesctl: %s: %s\n", db_path, strerror(errno));
         return 1;
     }
+    found = db_fd >= 0 ? fstat(db_fd, &st) == 0 : stat(data_dir, &st) == 0;
+    if (db_fd >= 0)
+        close(db_fd);
     /* The service's identity is its database's owner (the directory may be
      * someone else's: serve.sh leaves one holding other things alone). */
-    if (geteuid() == 0 && (stat(db_path, &st) == 0 || stat(data_dir, &st) == 0) && st.st_uid != 0 &&
+    if (geteuid() == 0 && found && st.st_uid != 0 &&
         (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0)) {
         fprintf(stderr, "filesctl: cannot become the owner of %s (uid %u): %s\n", data_dir,
                 (unsigned)st.st_uid, strerror(errno));
@@ -363,8 +369,7 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
     /* No sweep of stale temp files: fsck reports them, --repair removes them. */
     if (store_init(data_dir, -1) != 0) {
         fprintf(stderr, "filesctl: cannot use the data directory %s: %s\n", data_dir,
-                errno == EXDEV ? "its tmp/ and files/ are on different filesystems"
-                               : strerror(errno));
+                errno == EXDEV ? "its tmp/ and files/ are on different mounts" : strerror(errno));
         return 1;
     }
     if (db_open(data_dir, config->db_busy_timeout_ms) != DB_OK) {

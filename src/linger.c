@@ -25,17 +25,20 @@ static void release(int i)
     pthread_mutex_unlock(&slots_lock);
 }
 
-/* Reads and drops what the peer sends; 1 once it has closed (or failed). */
+/* Reads and drops what the peer sends; 1 once it has closed (or failed).
+ * A bounded amount per call: one peer that keeps sending must not keep the
+ * thread from the others and from the deadlines. */
 static int peer_done(int fd)
 {
     char scratch[16384];
 
-    for (;;) {
+    for (int reads = 0; reads < 16; reads++) {
         ssize_t got = read(fd, scratch, sizeof scratch);
         if (got > 0)
             continue;
         return got == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
     }
+    return 0;
 }
 
 static void *linger_thread(void *unused)

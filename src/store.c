@@ -192,13 +192,17 @@ static void sweep_named_temps(const char *tmp_dir, int grace_seconds)
 int store_check_layout(const char *data_dir)
 {
     char tmp_dir[4096], files_dir[4096];
-    struct stat tmp, content;
+    struct statx tmp, content;
 
     if (join(tmp_dir, sizeof tmp_dir, data_dir, STORE_TMP_DIR) != 0 ||
         join(files_dir, sizeof files_dir, data_dir, STORE_FILES_DIR) != 0 ||
-        stat(tmp_dir, &tmp) != 0 || stat(files_dir, &content) != 0)
+        statx(AT_FDCWD, tmp_dir, 0, STATX_MNT_ID, &tmp) != 0 ||
+        statx(AT_FDCWD, files_dir, 0, STATX_MNT_ID, &content) != 0)
         return -1;
-    if (tmp.st_dev != content.st_dev) {
+    /* A link never crosses a mount, even two of one filesystem (bind mounts):
+     * the mount ids where the kernel gives them, else the devices. */
+    if (tmp.stx_dev_major != content.stx_dev_major || tmp.stx_dev_minor != content.stx_dev_minor ||
+        (tmp.stx_mask & content.stx_mask & STATX_MNT_ID && tmp.stx_mnt_id != content.stx_mnt_id)) {
         errno = EXDEV;
         return -1;
     }

@@ -240,15 +240,21 @@ static int start_failed(void)
         sleep(START_RETRY_SECONDS);
         return 1;
     }
+    /* (A body still coming must not hold the pause open: its close is the
+     * closer thread's, bounded, if there is one.) */
+    if (!linger_available())
+        linger_start();
     for (;;) {
         long left_ms;
         clock_gettime(CLOCK_MONOTONIC, &now);
         left_ms = (until.tv_sec - now.tv_sec) * 1000 + (until.tv_nsec - now.tv_nsec) / 1000000;
         if (left_ms <= 0)
-            return 1;
+            break;
         if (poll(&listener, 1, (int)left_ms) > 0)
             answer_unavailable();
     }
+    linger_wait();
+    return 1;
 }
 
 int main(int argc, char **argv)
@@ -280,7 +286,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "files-fcgi: fd 0 is not a listening socket (start it with spawn-fcgi)\n");
         return 1;
     }
-    umask(0077); /* content, database and temp files are the service's alone */
+    umask(0077);                /* content, database and temp files are the service's alone */
+    http_request_memory_init(); /* (a worker that cannot start answers requests too) */
     if (config_resolve(&config, config_path, data_dir, err, sizeof err) != 0) {
         fprintf(stderr, "files-fcgi: config: %s\n", err);
         return start_failed();
@@ -290,7 +297,7 @@ int main(int argc, char **argv)
         if (errno == EXDEV)
             fprintf(stderr,
                     "files-fcgi: %s/" STORE_TMP_DIR " and %s/" STORE_FILES_DIR
-                    " are on different filesystems: an upload is made in the one and "
+                    " are on different mounts: an upload is made in the one and "
                     "linked into the other (mount the volume at the data directory)\n",
                     config.data_dir, config.data_dir);
         else
@@ -331,7 +338,6 @@ int main(int argc, char **argv)
         perror("files-fcgi: listening socket");
         return start_failed();
     }
-    http_request_memory_init();
     /* Memory taken now, not by the first big upload, and one malloc arena
      * for all threads (the validator's thread reuses what a small upload
      * freed): a worker's footprint does not depend on what it stores. */

@@ -121,6 +121,7 @@ class KillTest(ApiTestCase):
         # for as long as the fault lasted, a health check too. A failing
         # worker now answers what comes during its pause.
         db = os.path.join(self.stack.data_dir, "files.db")
+        pool_socket = listening_socket_path(self.stack.worker_pids()[0])
         os.mkdir(db + ".dir")
         exchange(db, db + ".dir")
         try:
@@ -134,8 +135,32 @@ class KillTest(ApiTestCase):
             resp = self.client.list()
             self.assertError(resp, 503, "SYSTEM_9003", message="cannot start")
             self.assertEqual(resp.header("Retry-After"), "1")
+            # A path too long for the request's own buffer (decoded into
+            # request memory, which a failing worker had not set up: a crash).
+            resp = self.client.request("GET", "/v1/files/" + "a" * 3000)
+            self.assertError(resp, 503, "SYSTEM_9003")
             self.assertLess(time.monotonic() - started, 5)
             self.assertTrue(victims.isdisjoint(self.stack.worker_pids()))
+            # A body that keeps trickling after the 503 held the failing worker
+            # (libfcgi's close waits 2 s per read): now it is closed in 2 s.
+            conn = socket.socket(socket.AF_UNIX)
+            self.addCleanup(conn.close)
+            conn.settimeout(10)
+            conn.connect(pool_socket)
+            conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, fcgi_params(
+                [(b"REQUEST_METHOD", b"POST"), (b"REQUEST_URI", b"/v1/files"),
+                 (b"SERVER_PROTOCOL", b"HTTP/1.1"), (b"CONTENT_LENGTH", b"1000000")]))
+                + fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b"x" * 100))
+            self.assertIn(b"Status: 503", read_response(conn))
+            answered, closed = time.monotonic(), False
+            while not closed and time.monotonic() - answered < 6:
+                try:  # (the worker's half close comes at once: a send fails only once it is gone)
+                    conn.sendall(fcgi_record(FCGI_STDIN, b"x"))
+                    time.sleep(0.25)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+            self.assertTrue(closed, "a trickling body held the failing worker")
+            self.assertLess(time.monotonic() - answered, 3.5)
         finally:
             exchange(db, db + ".dir")
             os.rmdir(db + ".dir")

@@ -219,10 +219,10 @@ class SplitVolumeTest(ResourceCase):
             self.assertEqual(client.request("GET", "/healthz", auth="none").status, 503)
             fsck = stack.filesctl("fsck", check=False)
             self.assertEqual(fsck.returncode, 1)
-            self.assertIn("its tmp/ and files/ are on different filesystems", fsck.stderr)
+            self.assertIn("its tmp/ and files/ are on different mounts", fsck.stderr)
             for pid in stack.worker_pids():
                 os.kill(pid, signal.SIGKILL)
-            stack.wait_for_log(lambda t: "are on different filesystems" in t)
+            stack.wait_for_log(lambda t: "are on different mounts" in t)
             self.assertError(client.list(), 503, "SYSTEM_9003", message="cannot start")
         finally:
             subprocess.run(["umount", files], check=True)
@@ -230,6 +230,31 @@ class SplitVolumeTest(ResourceCase):
         while client.list().status != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         self.assertEqual(client.upload(batch_jsonl(2)).status, 200)
+
+
+    @once_is_enough
+    def test_tmp_and_files_bind_mounted_from_one_volume_are_refused_too(self):
+        # Two bind mounts of one filesystem share a device, but a link never
+        # crosses a mount: every upload was a 500 while /healthz said ok.
+        stack = self.run_stack(name="bind", workers=1)
+        client = stack.new_client()
+        volume = os.path.join(stack.tmp, "volume")
+        mount_tmpfs(volume, 8)
+        mounted = []
+        try:
+            for sub in ("tmp", "files"):
+                os.mkdir(os.path.join(volume, sub), 0o700)
+                target = os.path.join(stack.data_dir, sub)
+                subprocess.run(["mount", "--bind", os.path.join(volume, sub), target], check=True)
+                mounted.append(target)
+            self.assertEqual(client.request("GET", "/healthz", auth="none").status, 503)
+            fsck = stack.filesctl("fsck", check=False)
+            self.assertIn("its tmp/ and files/ are on different mounts", fsck.stderr)
+        finally:
+            for target in reversed(mounted):
+                subprocess.run(["umount", target], check=True)
+            subprocess.run(["umount", volume], check=True)
+        self.assertEqual(client.request("GET", "/healthz", auth="none").status, 200)
 
 
 class BusyDatabaseTest(ResourceCase):

@@ -8,7 +8,9 @@ import glob
 import json
 import os
 import re
+import shutil
 import socket
+import tempfile
 import time
 import unittest
 
@@ -215,7 +217,6 @@ class FcgidSpoolTest(ApiTestCase):
         # It went to /tmp (Apache's TMPDIR), where bodies of crashed children
         # stayed for good, and a small /tmp filled up.
         spool = os.path.join(STACK.data_dir, "spool")
-        in_tmp = set(glob.glob("/tmp/fcgid.tmp.*"))
         sock = socket.create_connection(("127.0.0.1", STACK.port), timeout=10)
         try:
             sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -225,6 +226,27 @@ class FcgidSpoolTest(ApiTestCase):
             while not glob.glob(spool + "/fcgid.*/*") and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.assertTrue(glob.glob(spool + "/fcgid.*/*"), "no body spooled in DATA/spool")
-            self.assertEqual(set(glob.glob("/tmp/fcgid.tmp.*")) - in_tmp, set())
+        finally:
+            sock.close()
+
+    def test_a_spool_www_data_cannot_reach_is_said_so_and_not_swapped_for_tmp(self):
+        # APR skipped the TMPDIR mod_fcgid's www-data could not reach, for /tmp.
+        spool = tempfile.mkdtemp(prefix="files-api-private-spool.")
+        self.addCleanup(shutil.rmtree, spool, True)
+        os.chmod(spool, 0o700)  # root's alone
+        stack = Stack(workers=1, name="fcgidspool",
+                      env={"FILES_API_SPOOL_DIR": spool}).start()
+        self.addCleanup(stack.stop)
+        said = stack.wait_for_log(lambda t: "mod_fcgid spools bodies in" in t)
+        bodies = re.search(r"mod_fcgid spools bodies in (\S+)", said).group(1)
+        sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
+        try:
+            sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: 1000000\r\n\r\n" + b"x" * 200000)
+            deadline = time.monotonic() + 5
+            while not glob.glob(bodies + "/*") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(glob.glob(bodies + "/*"), "no body spooled in " + bodies)
         finally:
             sock.close()
