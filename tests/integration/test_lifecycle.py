@@ -122,6 +122,8 @@ class KillTest(ApiTestCase):
         # worker now answers what comes during its pause.
         db = os.path.join(self.stack.data_dir, "files.db")
         pool_socket = listening_socket_path(self.stack.worker_pids()[0])
+        starts = self.stack.wait_for_log(
+            lambda t: t.count(" started, data in ") >= 2).count(" started, data in ")
         os.mkdir(db + ".dir")
         exchange(db, db + ".dir")
         try:
@@ -164,7 +166,8 @@ class KillTest(ApiTestCase):
         finally:
             exchange(db, db + ".dir")
             os.rmdir(db + ".dir")
-        self.assertTrue(wait_for(lambda: self.client.list().status == 200, timeout=15))
+        # Both workers started again (one still in its pause would answer 503).
+        self.stack.wait_for_log(lambda t: t.count(" started, data in ") >= starts + 2, timeout=15)
         self.assert_pool_serves(3)
 
     def test_a_database_moved_away_while_in_use_is_not_replaced_by_an_empty_one(self):
