@@ -213,21 +213,26 @@ class UmaskTest(ApiTestCase):
 @unittest.skipUnless(os.environ.get("FILES_API_SERVER") == "apache-fcgid",
                      "mod_fcgid's own spool: the apache-fcgid pass only")
 class FcgidSpoolTest(ApiTestCase):
-    def test_a_body_mod_fcgid_spools_stays_in_the_runs_spool(self):
-        # It went to /tmp (Apache's TMPDIR), where bodies of crashed children
-        # stayed for good, and a small /tmp filled up.
-        spool = os.path.join(STACK.data_dir, "spool")
-        sock = socket.create_connection(("127.0.0.1", STACK.port), timeout=10)
+    def assert_a_stalled_body_is_spooled_in(self, stack, pattern):
+        """Sends 200 KB of a 1 MB body and stalls: mod_fcgid spools what came
+        (over FcgidMaxRequestInMem) before the worker sees any of it."""
+        sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
         try:
             sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          b"Content-Type: multipart/form-data; boundary=b\r\n"
                          b"Content-Length: 1000000\r\n\r\n" + b"x" * 200000)
             deadline = time.monotonic() + 5
-            while not glob.glob(spool + "/fcgid.*/*") and time.monotonic() < deadline:
+            while not glob.glob(pattern) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            self.assertTrue(glob.glob(spool + "/fcgid.*/*"), "no body spooled in DATA/spool")
+            self.assertTrue(glob.glob(pattern), "no body spooled in " + pattern)
         finally:
             sock.close()
+
+    def test_a_body_mod_fcgid_spools_stays_in_the_runs_spool(self):
+        # It went to /tmp (Apache's TMPDIR), where bodies of crashed children
+        # stayed for good, and a small /tmp filled up.
+        self.assert_a_stalled_body_is_spooled_in(
+            STACK, os.path.join(STACK.data_dir, "spool", "fcgid.*", "*"))
 
     def test_a_spool_www_data_cannot_reach_is_said_so_and_not_swapped_for_tmp(self):
         # APR skipped the TMPDIR mod_fcgid's www-data could not reach, for /tmp.
@@ -239,14 +244,4 @@ class FcgidSpoolTest(ApiTestCase):
         self.addCleanup(stack.stop)
         said = stack.wait_for_log(lambda t: "mod_fcgid spools bodies in" in t)
         bodies = re.search(r"mod_fcgid spools bodies in (\S+)", said).group(1)
-        sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
-        try:
-            sock.sendall(b"POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         b"Content-Type: multipart/form-data; boundary=b\r\n"
-                         b"Content-Length: 1000000\r\n\r\n" + b"x" * 200000)
-            deadline = time.monotonic() + 5
-            while not glob.glob(bodies + "/*") and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self.assertTrue(glob.glob(bodies + "/*"), "no body spooled in " + bodies)
-        finally:
-            sock.close()
+        self.assert_a_stalled_body_is_spooled_in(stack, bodies + "/*")
