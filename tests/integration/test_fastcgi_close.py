@@ -185,6 +185,24 @@ class FastCgiCloseTest(unittest.TestCase):
         self.assertTrue(out.startswith(b"Status: 413"), out[:200])
         self.assertTrue(peer_still_reads(sock))
 
+    def test_past_256_lingering_connections_the_next_is_closed_at_once(self):
+        # The lingering closes run on a thread of the worker's (linger.h), at
+        # most 256 at once: one more is closed at once rather than hold the
+        # worker, as libfcgi's close in the request loop did.
+        body = b"x" * 4096
+        request = request_bytes(
+            self.params("POST", "/v1/files", CONTENT_LENGTH=str(10 ** 10),
+                        CONTENT_TYPE="multipart/form-data; boundary=b"), body, end_input=False)
+        socks = []
+        for _ in range(257):
+            sock, out = self.exchange(request)
+            self.assertTrue(out.startswith(b"Status: 413"), out[:200])
+            socks.append(sock)
+        time.sleep(0.2)  # (its close follows the shutdown its reader sees first)
+        self.assertFalse(peer_still_reads(socks[256]))
+        self.assertTrue(peer_still_reads(socks[255]))
+        self.assertTrue(peer_still_reads(socks[0]))
+
     def test_a_kept_connection_takes_the_next_request_after_a_body_refused_unread(self):
         # A body refused before it was read (a wrong key, content type or
         # purpose), which the web server sent whole, is read off the kept
