@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -202,13 +203,19 @@ int ingest_end(struct ingest *in, struct api_error *error)
 
 /* An upload never takes the last of the disk: with no room left, SQLite
  * cannot record a delete, and then nothing can free space. The content is
- * in tmp/ by now, so what is free is what the upload leaves. */
+ * in tmp/ by now, so what is free, with the validator's scratch file (gone
+ * with the upload) given back, is what the upload leaves. */
 static int check_room_left(const struct ingest *in, struct api_error *error)
 {
     unsigned long long keep = in->config->keep_free_bytes;
     uint64_t free_bytes;
+    struct stat scratch;
 
-    if (!keep || store_free_bytes(in->config->data_dir, &free_bytes) != 0 || free_bytes >= keep)
+    if (!keep || store_free_bytes(in->config->data_dir, &free_bytes) != 0)
+        return 0;
+    if (in->spill_open && fstat(in->spill_fd, &scratch) == 0)
+        free_bytes += (uint64_t)scratch.st_blocks * 512;
+    if (free_bytes >= keep)
         return 0;
     error_set(error, ERR_NO_SPACE, NULL,
               "no space left to store the file (the server keeps %llu bytes of its disk free)",

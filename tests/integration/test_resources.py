@@ -170,6 +170,21 @@ class DiskFullTest(ResourceCase):
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
+    def test_the_space_kept_free_at_the_limit_and_one_page_past_it(self):
+        # tmpfs counts whole pages: content of a multiple of 4 KiB takes that much.
+        keep = 4 * MIB
+        stack = self.run_stack(mounts=[("data", 12)], name="keepexact", workers=1,
+                               spool_outside=True, config="keep_free_bytes = %d\n" % keep)
+        client = stack.new_client()
+        client.upload_ok(batch_jsonl(2))  # the database and its log have their pages
+        free = free_bytes(stack.data_dir)
+        at_limit = client.upload_stream(ContentGen(free - keep))  # leaves exactly keep
+        self.assertEqual(at_limit.status, 200, at_limit.body[:300])
+        self.assertEqual(client.delete(at_limit.json()["id"]).status, 200)
+        free = free_bytes(stack.data_dir)
+        past = client.upload_stream(ContentGen(free - keep + 4096))  # one page short
+        self.assertError(past, 507, "SYSTEM_9007", message="keeps %d bytes" % keep)
+
     def test_content_that_could_never_be_accepted_is_told_so_on_a_full_disk(self):
         # A full disk stops the storing, not the validation: a 507 would have
         # the SDK send the file again, to be refused once there is room.
