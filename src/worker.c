@@ -28,6 +28,7 @@
 #define STALE_TEMP_SECONDS 3600 /* named temp files untouched this long belong to dead workers */
 #define PARAMS_SECONDS 5        /* a web server sends a request's parameters at once */
 #define START_RETRY_SECONDS 1   /* the pause before a worker that could not start exits */
+#define LEAVE_TO_OTHERS_MS 100  /* what such a worker leaves a request to the others */
 /* multiwatch (-t 1000) takes a worker that exits within 1 s of its start for
  * a failed start, and gives up on a slot after -r of those in a row: a worker
  * that served max_requests sooner goes on until it has lived this long. */
@@ -250,8 +251,12 @@ static int start_failed(void)
         left_ms = (until.tv_sec - now.tv_sec) * 1000 + (until.tv_nsec - now.tv_nsec) / 1000000;
         if (left_ms <= 0)
             break;
-        if (poll(&listener, 1, (int)left_ms) > 0)
+        if (poll(&listener, 1, (int)left_ms) > 0) {
+            /* Other workers may be well: one that is idle takes the
+             * connection meanwhile, and only what none takes gets the 503. */
+            nanosleep(&(struct timespec){.tv_nsec = LEAVE_TO_OTHERS_MS * 1000000L}, NULL);
             answer_unavailable();
+        }
     }
     linger_wait();
     return 1;

@@ -170,6 +170,25 @@ class KillTest(ApiTestCase):
         self.stack.wait_for_log(lambda t: t.count(" started, data in ") >= starts + 2, timeout=15)
         self.assert_pool_serves(3)
 
+    def test_a_worker_that_cannot_start_leaves_requests_to_one_that_serves(self):
+        # One worker restarts into a fault while the other still serves (its
+        # database open from before): the failing one answered a share of the
+        # requests with 503 that the other, idle, would have served.
+        self.assertEqual(self.client.list().status, 200)  # both have the database open
+        db = os.path.join(self.stack.data_dir, "files.db")
+        os.mkdir(db + ".dir")
+        exchange(db, db + ".dir")
+        try:
+            victim, survivor = self.stack.worker_pids()[:2]
+            os.kill(victim, signal.SIGKILL)
+            self.stack.wait_for_log(lambda t: "cannot open the database" in t)
+            statuses = [self.client.list().status for _ in range(30)]  # reads: still served
+            self.assertIn(survivor, self.stack.worker_pids())
+        finally:
+            exchange(db, db + ".dir")
+            os.rmdir(db + ".dir")
+        self.assertEqual(statuses, [200] * 30)
+
     def test_a_database_moved_away_while_in_use_is_not_replaced_by_an_empty_one(self):
         # A worker starting then created a new, empty files.db beside the
         # real one's write-ahead log: the workers after it failed with I/O
