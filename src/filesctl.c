@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <string.h>
@@ -323,6 +325,22 @@ static int no_command(int argc, char **argv)
     return 2;
 }
 
+/* Takes the user's identity. The kernel forgets a parent-death signal when
+ * the identity changes: the one the caller was started with (serve.sh runs
+ * gc --every with one, so that it dies with serve.sh) is set again. */
+static int become(uid_t uid, gid_t gid)
+{
+    int death_signal = 0;
+    pid_t parent = getppid();
+
+    prctl(PR_GET_PDEATHSIG, &death_signal);
+    if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+        return -1;
+    if (death_signal && prctl(PR_SET_PDEATHSIG, death_signal) == 0 && getppid() != parent)
+        raise(death_signal); /* the parent died in between */
+    return 0;
+}
+
 /* The data directory must be one already (its database exists), except for
  * keys create, which makes the first key of a new one: a mistyped --data-dir
  * is an error, not a new empty store. As root, filesctl works as the
@@ -360,8 +378,7 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
         close(db_fd);
     /* The service's identity is its database's owner (the directory may be
      * someone else's: serve.sh leaves one holding other things alone). */
-    if (geteuid() == 0 && found && st.st_uid != 0 &&
-        (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0)) {
+    if (geteuid() == 0 && found && st.st_uid != 0 && become(st.st_uid, st.st_gid) != 0) {
         fprintf(stderr, "filesctl: cannot become the owner of %s (uid %u): %s\n", data_dir,
                 (unsigned)st.st_uid, strerror(errno));
         return 1;
