@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN_DIR, ApiTestCase, Stack, batch_jsonl
+from harness import BIN_DIR, ApiTestCase, Stack, batch_jsonl, once_is_enough
 
 HOOKS_BUILT = b"FILES_API_CRASH_AT" in (BIN_DIR / "files-fcgi").read_bytes()
 WEB_SERVER_SPAWNS = os.environ.get("FILES_API_SERVER") in ("lighttpd-spawn", "apache-fcgid")
@@ -110,6 +110,7 @@ class DeleteDuringDownloadTest(FaultCase):
         self.assertNotIn("missing or damaged", stack.log_text())
 
 
+@once_is_enough  # the worker and its database
 class MovedDatabaseTest(FaultCase):
     def test_writes_are_refused_while_the_database_is_not_at_its_path(self):
         # A worker keeps files.db open: moved away, it would take writes into

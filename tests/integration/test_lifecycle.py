@@ -170,6 +170,7 @@ class KillTest(ApiTestCase):
         self.stack.wait_for_log(lambda t: t.count(" started, data in ") >= starts + 2, timeout=15)
         self.assert_pool_serves(3)
 
+    @once_is_enough  # the workers' race for the socket
     def test_a_worker_that_cannot_start_leaves_requests_to_one_that_serves(self):
         # One worker restarts into a fault while the other still serves (its
         # database open from before): the failing one answered a share of the
@@ -1061,6 +1062,7 @@ class ServeScriptTest(ApiTestCase):
         self.assertEqual(proc.wait(10), 1, text)
         self.assertLess(time.monotonic() - started, 30)
         self.assertIn("cannot open the database", text)
+        self.assertIn("the workers cannot start", text)  # (they answer 503 meanwhile)
         self.assertNotIn("listening on", text)
 
     def test_option_values_are_checked(self):

@@ -98,6 +98,7 @@ class ResourceCase(ApiTestCase):
 
 @unittest.skipUnless(CAN_MOUNT, "mounting a tmpfs needs root (and a kernel that allows it)")
 class DiskFullTest(ResourceCase):
+    @once_is_enough  # the worker and the disk
     def test_upload_that_does_not_fit_is_507_and_leaves_nothing(self):
         # The spool stays off the small tmpfs: here only the data runs out of room.
         # No space kept free (keep_free_bytes, below): the write itself fails.
@@ -121,6 +122,7 @@ class DiskFullTest(ResourceCase):
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
+    @once_is_enough  # the worker and the disk
     def test_full_disk_at_the_database_commit_is_507_and_leaves_nothing(self):
         # The content fits but the database cannot grow its WAL: still 507.
         stack = self.run_stack(mounts=[("data", 8)], name="dbfull", workers=1,
@@ -140,6 +142,7 @@ class DiskFullTest(ResourceCase):
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
+    @once_is_enough  # the worker and the disk
     def test_an_upload_leaves_the_space_kept_free_so_a_delete_can_still_free_space(self):
         # Filled to the last block, the disk had no room for SQLite to record
         # a delete (507 every time), and nothing could free space.
@@ -170,6 +173,7 @@ class DiskFullTest(ResourceCase):
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
+    @once_is_enough  # the worker and the disk
     def test_the_space_kept_free_at_the_limit_and_one_page_past_it(self):
         # tmpfs counts whole pages: content of a multiple of 4 KiB takes that much.
         keep = 4 * MIB
@@ -185,6 +189,7 @@ class DiskFullTest(ResourceCase):
         past = client.upload_stream(ContentGen(free - keep + 4096))  # one page short
         self.assertError(past, 507, "SYSTEM_9007", message="keeps %d bytes" % keep)
 
+    @once_is_enough  # the worker and the disk
     def test_content_that_could_never_be_accepted_is_told_so_on_a_full_disk(self):
         # A full disk stops the storing, not the validation: a 507 would have
         # the SDK send the file again, to be refused once there is room.
