@@ -142,14 +142,18 @@ class DiskFullTest(ResourceCase):
         fsck = stack.filesctl("fsck", "--grace", "0", check=False)
         self.assertEqual(fsck.returncode, 0, fsck.stdout)
 
+    def keep_free_stack(self, name, keep):
+        """A stack on a 12 MiB data tmpfs that keeps keep bytes free, and a client."""
+        stack = self.run_stack(mounts=[("data", 12)], name=name, workers=1, spool_outside=True,
+                               config="keep_free_bytes = %d\n" % keep)
+        return stack, stack.new_client()
+
     @once_is_enough  # the worker and the disk
     def test_an_upload_leaves_the_space_kept_free_so_a_delete_can_still_free_space(self):
         # Filled to the last block, the disk had no room for SQLite to record
         # a delete (507 every time), and nothing could free space.
         keep = 4 * MIB
-        stack = self.run_stack(mounts=[("data", 12)], name="keepfree", workers=1,
-                               spool_outside=True, config="keep_free_bytes = %d\n" % keep)
-        client = stack.new_client()
+        stack, client = self.keep_free_stack("keepfree", keep)
         first = client.upload_stream(ContentGen(4 * MIB))
         self.assertEqual(first.status, 200, first.body[:300])
         before = used_bytes(stack.data_dir)
@@ -177,9 +181,7 @@ class DiskFullTest(ResourceCase):
     def test_the_space_kept_free_at_the_limit_and_one_page_past_it(self):
         # tmpfs counts whole pages: content of a multiple of 4 KiB takes that much.
         keep = 4 * MIB
-        stack = self.run_stack(mounts=[("data", 12)], name="keepexact", workers=1,
-                               spool_outside=True, config="keep_free_bytes = %d\n" % keep)
-        client = stack.new_client()
+        stack, client = self.keep_free_stack("keepexact", keep)
         client.upload_ok(batch_jsonl(2))  # the database and its log have their pages
         free = free_bytes(stack.data_dir)
         at_limit = client.upload_stream(ContentGen(free - keep))  # leaves exactly keep
