@@ -51,8 +51,8 @@ static const struct filesctl_command commands[] = {
     {"gc", NULL,
      "[--every SECONDS]\n    Delete expired files: their content and their rows. With --every, "
      "again\n"
-     "    each SECONDS until SIGTERM or SIGINT (serve.sh runs it so, as the systemd\n"
-     "    timer runs gc).",
+     "    each SECONDS until SIGTERM or SIGINT, which end a pass between two files\n"
+     "    (serve.sh runs it so, as the systemd timer runs gc).",
      filesctl_gc},
     {"config", "show", "\n    Every configuration key with the value in force.", config_show},
     {"config", "get", "KEY\n    One configuration value.", config_get_command},

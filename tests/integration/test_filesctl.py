@@ -8,6 +8,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -493,6 +494,25 @@ class FsckTest(ApiTestCase):
         out, err = first.communicate(timeout=30)
         self.assertEqual(first.returncode, 0, out + err)
         self.assertIn("gc: expired files deleted: 0\n", out)
+
+    @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
+    def test_gc_every_stops_between_files_not_after_the_pass(self):
+        # A stop used to wait for the whole pass: minutes over a million
+        # expired files, with serve.sh waiting on it.
+        stack = self.stack("gcstop")
+        client = stack.new_client()
+        ids = [client.upload_ok(batch_jsonl(2))["id"] for _ in range(3)]
+        conn = sqlite3.connect(os.path.join(stack.data_dir, "files.db"), timeout=10,
+                               isolation_level=None)
+        self.addCleanup(conn.close)
+        conn.execute("UPDATE files SET expires_at = ?", (int(time.time()) - 1,))
+        gc = self.start_paused(stack, "gc_after_listing", "gc", "--every", "3600")
+        gc.send_signal(signal.SIGTERM)
+        out, err = gc.communicate(timeout=30)
+        self.assertEqual(gc.returncode, 0, out + err)
+        self.assertEqual(out, "gc: expired files deleted: 0 (stopped before the rest)\n")
+        left = conn.execute("SELECT count(*) FROM files WHERE deleted_at IS NULL").fetchone()[0]
+        self.assertEqual(left, len(ids))
 
     def test_a_busy_database_is_said_so(self):
         stack = self.stack("ctlbusy", config="db_busy_timeout_ms = 300\n")
