@@ -51,6 +51,11 @@ void error_clear(struct api_error *e);
  * (callers answer DB_NOT_FOUND themselves). */
 void error_set_db(struct api_error *e, int db_status);
 
+/* Sets e for a failed system call (what: "creating the temporary file"): out
+ * of file descriptors or memory is 503, as a retry may find them free (and
+ * is logged: the operator should know); anything else 500. */
+void error_set_errno(struct api_error *e, int err, const char *what);
+
 /* Copies client text for quoting in a message: printable ASCII kept, any
  * other byte as '?', cut to fit out (with "..." when cut). Returns out. */
 const char *error_quote(char *out, size_t out_size, const char *text);

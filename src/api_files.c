@@ -315,6 +315,10 @@ int api_content(struct http_request *req, const struct config *config,
      * content, so a second lookup tells that from content that is missing. */
     if (fd < 0 && open_errno == ENOENT && find_file(caller, file_id, &file, error) != 0)
         return -1;
+    if (fd < 0 && (open_errno == EMFILE || open_errno == ENFILE || open_errno == ENOMEM)) {
+        error_set_errno(error, open_errno, "opening a file's content");
+        return -1;
+    }
     if (fd < 0 || fstat(fd, &st) != 0 || st.st_size != file.bytes) {
         error_set(error, ERR_INTERNAL, NULL, "content of %s is missing or damaged: %s", file.id,
                   fd < 0 ? strerror(open_errno) : "size differs from the database");

@@ -2,6 +2,7 @@
 
 #include "db.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,6 +62,17 @@ void error_set_db(struct api_error *e, int db_status)
         error_set(e, ERR_NO_SPACE, NULL, "no space left on the server's disk");
     else
         error_set(e, ERR_INTERNAL, NULL, "database error");
+}
+
+void error_set_errno(struct api_error *e, int err, const char *what)
+{
+    if (err == EMFILE || err == ENFILE || err == ENOMEM) {
+        fprintf(stderr, "files-api: %s: %s (answered 503)\n", what, strerror(err));
+        error_set(e, ERR_BUSY, NULL, "the server is short of %s; retry shortly",
+                  err == ENOMEM ? "memory" : "open files");
+    } else {
+        error_set(e, ERR_INTERNAL, NULL, "%s: %s", what, strerror(err));
+    }
 }
 
 void error_clear(struct api_error *e)

@@ -15,7 +15,7 @@ static int fail_io(struct api_error *error, const char *what)
     if (errno == ENOSPC || errno == EDQUOT)
         error_set(error, ERR_NO_SPACE, NULL, "no space left to store the file");
     else
-        error_set(error, ERR_INTERNAL, NULL, "%s: %s", what, strerror(errno));
+        error_set_errno(error, errno, what);
     return -1;
 }
 
@@ -30,7 +30,7 @@ static int fail_jsonl(struct ingest *in, int rc, struct api_error *error)
         return fail_io(error, "keeping the custom_ids to compare");
     }
     if (rc != -1) {
-        error_set(error, ERR_INTERNAL, NULL, "out of memory validating a file");
+        error_set_errno(error, ENOMEM, "validating a file");
         return -1;
     }
     error_set(error, ERR_INVALID_JSONL, "file", "%s", bad->message);
@@ -128,7 +128,7 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
         options.hash_seed = (uint64_t)time(NULL);
     in->jsonl = jsonl_validator_new(&options);
     if (!in->jsonl || digest_begin(&in->digest) != 0) {
-        error_set(error, ERR_INTERNAL, NULL, "out of memory starting a file");
+        error_set_errno(error, ENOMEM, "starting a file");
         return -1;
     }
     if (store_begin(&in->store, config->data_dir) != 0)
@@ -139,7 +139,7 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
                                     .inline_bytes =
                                         size_hint > INGEST_INLINE_BYTES ? 0 : INGEST_INLINE_BYTES};
     if (pipeline_begin(&in->job) != 0) {
-        error_set(error, ERR_INTERNAL, NULL, "out of memory starting a file");
+        error_set_errno(error, ENOMEM, "starting a file");
         return -1;
     }
     in->running = 1;

@@ -163,12 +163,26 @@ static int take_request(FCGX_Request *fcgi)
     int accepted;
 
     if (fcgi->ipcFd < 0) {
+        static int short_of_resources; /* said once until an accept succeeds */
         int connection = accept4(0, NULL, NULL, SOCK_CLOEXEC);
+        if (connection < 0 &&
+            (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)) {
+            /* The connection waits in the backlog while the lingering closes
+             * or other processes free some: ending the worker would drop the
+             * connections it keeps, and a new one would be no better off. */
+            if (!short_of_resources)
+                fprintf(stderr, "files-fcgi: accepting a request: %s (trying again every 100 ms)\n",
+                        strerror(errno));
+            short_of_resources = 1;
+            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+            return 0;
+        }
         if (connection < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED ||
                            errno == EINTR
                        ? 0
                        : -1;
+        short_of_resources = 0;
         fcgi->ipcFd = connection;
         fcgi->keepConnection = 1; /* or FCGX_Accept_r closes it as the last request's */
     }

@@ -9,6 +9,7 @@ runs): in a release build they are compiled out and those tests are skipped."""
 import hashlib
 import os
 import random
+import resource
 import signal
 import subprocess
 import threading
@@ -133,6 +134,41 @@ class MovedDatabaseTest(FaultCase):
         again = client.upload_ok(batch_jsonl(2, tag="-after"))["id"]
         self.assertEqual(client.all_ids(), [again, kept])
         self.assert_clean_after_repair(stack)
+
+
+@once_is_enough  # the worker's own descriptors
+class OutOfDescriptorsTest(FaultCase):
+    def test_a_worker_short_of_descriptors_answers_503_and_keeps_serving(self):
+        # Out of descriptors (RLIMIT_NOFILE, or the system's table full) was a
+        # 500 for an upload or a download, and at accept it ended the worker.
+        stack = self.start(workers=1, name="nofile")
+        client = stack.new_client()
+        kept = client.upload_ok(batch_jsonl(2))["id"]
+        [pid] = stack.worker_pids()
+        open_fds = {int(fd) for fd in os.listdir("/proc/%d/fd" % pid)}
+        first_free = min(set(range(len(open_fds) + 1)) - open_fds)
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        self.addCleanup(resource.prlimit, pid, resource.RLIMIT_NOFILE, (soft, hard))
+        # Room for the request's connection, none for a file.
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (first_free + 1, hard))
+        for resp in (client.upload(batch_jsonl(2, tag="-refused")), client.content(kept)):
+            self.assertError(resp, 503, "SYSTEM_9003")
+            self.assertEqual(resp.header("Retry-After"), "1")
+            self.assertIn("short of open files", resp.json()["error"]["message"])
+        self.assertIn("Too many open files (answered 503)", stack.log_text())
+        # No room for the connection either: the request waits, the worker stays.
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (first_free, hard))
+        answer = {}
+        waiting = threading.Thread(target=lambda: answer.setdefault("r", client.retrieve(kept)))
+        waiting.start()
+        stack.wait_for_log(lambda t: "accepting a request: Too many open files (trying again"
+                           in t, timeout=10)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        waiting.join(30)
+        self.assertEqual(answer["r"].status, 200)
+        self.assertEqual(stack.worker_pids(), [pid])
+        self.assertEqual(client.all_ids(), [kept])
+        self.assertEqual(client.content(kept).status, 200)
 
 
 @unittest.skipUnless(HOOKS_BUILT, "pause points are compiled only into the test build")
