@@ -124,8 +124,17 @@ int db_file_remove(const char *id, int64_t now);
 /* Finds up to max ids of live rows that expired by now. Returns the count or a negative status. */
 int db_expired_ids(int64_t now, char (*ids)[IDS_FILE_LEN + 1], int max);
 
-/* Runs PRAGMA integrity_check; writes its first line ("ok" when sound). */
+/* Runs PRAGMA integrity_check; writes its first line ("ok" when sound). A
+ * damaged database is marked as such (see db_damaged). */
 int db_integrity_check(char *out, size_t out_size);
+
+/* Whether SQLite has found the database damaged (SQLITE_CORRUPT, NOTADB or
+ * an integrity check), in any process, since db_damage_clear. */
+int db_damaged(void);
+
+/* Forgets the damage once an integrity check finds the database whole.
+ * Returns 1 if it was marked. */
+int db_damage_clear(void);
 int db_key_insert(int64_t account_id, const char *key_id, const unsigned char hash[AUTH_HASH_SIZE],
                   const char *scopes, const char *name);
 int db_key_revoke(const char *key_id); /* DB_NOT_FOUND if no such active key */

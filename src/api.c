@@ -58,9 +58,9 @@ static int authenticate(struct http_request *req, struct api_caller *caller,
     return 0;
 }
 
-/* GET /healthz: 200 when the database answers, is still the file at its path,
- * and what an upload writes is writable: tmp/, files/ (one filesystem) and
- * the database file (not each shard: cheap). */
+/* GET /healthz: 200 when the database answers, is still the file at its path
+ * and not known to be damaged, and what an upload writes is writable: tmp/,
+ * files/ (one filesystem) and the database file (not each shard: cheap). */
 static void health(struct http_request *req, const struct config *config)
 {
     static const char *const written[] = {STORE_TMP_DIR, STORE_FILES_DIR, DB_FILENAME};
@@ -69,7 +69,7 @@ static void health(struct http_request *req, const struct config *config)
     char path[4096];
     /* One indexed read of the key table: answers unless SQLite cannot read. */
     int status = db_key_find(zero, &unused);
-    int ok = (status == DB_OK || status == DB_NOT_FOUND) && db_in_place();
+    int ok = (status == DB_OK || status == DB_NOT_FOUND) && db_in_place() && !db_damaged();
     cJSON *body = cJSON_CreateObject();
 
     for (size_t i = 0; ok && i < sizeof written / sizeof *written; i++) {

@@ -2,6 +2,7 @@
 #include "hooks.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <nettle/memops.h>
 #include <sqlite3.h>
@@ -150,11 +151,41 @@ static const char *const migrations[] = {
     "NOT NULL;",
 };
 
+/* DATA/files.db.damaged: there while SQLite has found the database damaged,
+ * so that every worker's /healthz says so, not only the one that hit it. */
+static char damage_marker[PATH_MAX + 16];
+
+static void mark_damaged(const char *why)
+{
+    int fd;
+
+    if (!damage_marker[0] || access(damage_marker, F_OK) == 0)
+        return;
+    fd = open(damage_marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd >= 0) {
+        dprintf(fd, "%s\n", why);
+        close(fd);
+    }
+    fprintf(stderr,
+            "files-api: sqlite: the database is damaged (%s): /healthz answers 503 until "
+            "filesctl fsck finds it whole (%s)\n",
+            why, fd >= 0 ? damage_marker : strerror(errno));
+}
+
+int db_damaged(void)
+{
+    return damage_marker[0] && access(damage_marker, F_OK) == 0;
+}
+
 static int status_of(int rc)
 {
+    const char *message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return DB_BUSY;
-    fprintf(stderr, "files-api: sqlite: %s\n", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    fprintf(stderr, "files-api: sqlite: %s\n", message);
+    if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
+        mark_damaged(message);
     return (rc & 0xff) == SQLITE_FULL ? DB_FULL : DB_ERROR;
 }
 
@@ -411,6 +442,7 @@ int db_open(const char *data_dir, int busy_timeout_ms)
         return DB_ERROR;
     if ((create = create_flag(path)) < 0)
         return DB_ERROR;
+    snprintf(damage_marker, sizeof damage_marker, "%s.damaged", path);
     /* No memory statistics (nothing reads them): to keep them SQLite takes a
      * global mutex around every allocation, ~4% of a metadata request. Only
      * possible before SQLite starts: a later call is refused, harmlessly. */
@@ -837,5 +869,14 @@ int db_integrity_check(char *out, size_t out_size)
     if (rc == SQLITE_ROW)
         copy_text(out, out_size, stmt, 0);
     sqlite3_finalize(stmt);
-    return rc == SQLITE_ROW ? DB_OK : status_of(rc);
+    if (rc != SQLITE_ROW)
+        return status_of(rc);
+    if (strcmp(out, "ok") != 0)
+        mark_damaged(out);
+    return DB_OK;
+}
+
+int db_damage_clear(void)
+{
+    return damage_marker[0] && unlink(damage_marker) == 0;
 }

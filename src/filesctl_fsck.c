@@ -337,6 +337,8 @@ int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
     check_content_files(&f); /* after check_rows: repaired rows' leftovers are strays now */
     if (db_integrity_check(integrity, sizeof integrity) != DB_OK || strcmp(integrity, "ok"))
         report(&f, 0, "sqlite integrity_check: %s%s", integrity, "");
+    else if (db_damage_clear())
+        printf("fsck: the database is whole again: /healthz no longer reports it damaged\n");
     printf("fsck: rows checked: %llu, problems: %lu, repaired: %lu, pending: %lu\n",
            (unsigned long long)f.checked, f.problems, f.repaired, f.pending);
     return f.problems ? 1 : 0;

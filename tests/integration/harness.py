@@ -232,6 +232,12 @@ class Stack:
             self._log_file.close()
             self._log_file = None
 
+    def restart(self):
+        """Stops serve.sh and starts it again on the same data (a new port)."""
+        self._stop_process()
+        self._start_once()
+        return self
+
     def stop(self):
         self._stop_process()
         with _live_lock:

@@ -11,6 +11,7 @@ import os
 import random
 import resource
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -134,6 +135,51 @@ class MovedDatabaseTest(FaultCase):
         again = client.upload_ok(batch_jsonl(2, tag="-after"))["id"]
         self.assertEqual(client.all_ids(), [again, kept])
         self.assert_clean_after_repair(stack)
+
+
+@once_is_enough  # the worker and its database
+class DamagedDatabaseTest(FaultCase):
+    def test_healthz_reports_a_damaged_database_until_fsck_finds_it_whole(self):
+        # A damaged page of the files table failed every list with a 500
+        # while /healthz, which reads only the key table, said 200.
+        stack = self.start(workers=2, name="dbdamage")
+        client = stack.new_client()
+        for i in range(40):  # a files table of several pages
+            client.upload_ok(batch_jsonl(1, tag="-%d" % i), filename="f%d.jsonl" % i)
+        stack._stop_process()  # the log is checkpointed into files.db
+        path = os.path.join(stack.data_dir, "files.db")
+        conn = sqlite3.connect(path)
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'files'").fetchone()[0]
+        conn.close()
+        with open(path, "r+b") as f:
+            f.seek((root - 1) * page_size)
+            intact = f.read(page_size)
+            f.seek((root - 1) * page_size)
+            f.write(b"\x00" * page_size)  # no valid b-tree page type
+        stack.restart()
+        marker = path + ".damaged"
+        self.assertEqual(client.request("GET", "/healthz", auth="none").status, 200)
+        self.assertError(client.list(), 500, "SYSTEM_9001")
+        self.assertTrue(os.path.exists(marker))
+        for _ in range(4):  # whichever worker answers
+            resp = client.request("GET", "/healthz", auth="none")
+            self.assertEqual((resp.status, resp.json()), (503, {"status": "unavailable"}))
+        self.assertIn("the database is damaged (", stack.log_text())
+        res = stack.filesctl("fsck", check=False)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertTrue(os.path.exists(marker))
+        stack._stop_process()
+        with open(path, "r+b") as f:  # the operator's restore
+            f.seek((root - 1) * page_size)
+            f.write(intact)
+        res = stack.filesctl("fsck", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertIn("the database is whole again", res.stdout)
+        self.assertFalse(os.path.exists(marker))
+        stack.restart()
+        self.assertEqual(client.request("GET", "/healthz", auth="none").status, 200)
+        self.assertEqual(len(client.all_ids()), 40)
 
 
 @once_is_enough  # the worker's own descriptors
