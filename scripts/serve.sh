@@ -6,7 +6,7 @@
 #
 #   scripts/serve.sh [--server lighttpd|apache|nginx|lighttpd-spawn|apache-fcgid] [--port N] [--data-dir DIR] [--workers N] [--config PATH]
 #                    [--download-mode auto|stream|x-sendfile|x-accel-redirect] [--banner-file FILE]
-#                    [--gc-interval SECONDS]
+#                    [--gc-interval SECONDS] [--start-timeout SECONDS]
 #
 # Downloads are handed to the web server (auto, the default): X-Sendfile for
 # lighttpd and for Apache (with mod_xsendfile, when its children can read the
@@ -20,6 +20,8 @@
 # printed after the "listening" line, so only once it holds.
 # Expired files are deleted every --gc-interval seconds (600; 0: never), as
 # the systemd timer does where the service is installed.
+# If /healthz does not answer 200 within --start-timeout seconds (20), serve.sh
+# stops what it started and exits 1, saying why.
 set -euo pipefail
 set +m # no job control even if asked (bash -m): background jobs stay in our group
 # Nothing we make is writable by others, whatever umask we were given (under
@@ -140,6 +142,7 @@ config=${FILES_API_CONFIG:-}
 bin_dir=${FILES_API_BIN:-$here/bin}
 banner= banner_file=
 gc_interval=600
+start_timeout=20
 # Ours to decide (it may say "auto"): filesctl must read the file's own mode.
 download_mode=${FILES_API_DOWNLOAD_MODE:-auto}
 unset FILES_API_DOWNLOAD_MODE
@@ -149,7 +152,8 @@ usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 refuse() { echo "serve.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
-    --server|--port|--data-dir|--workers|--config|--download-mode|--banner-file|--gc-interval)
+    --server|--port|--data-dir|--workers|--config|--download-mode|--banner-file|--gc-interval|\
+    --start-timeout)
         [ $# -ge 2 ] && [ -n "$2" ] && [[ $2 != --* ]] || refuse "$1 needs a value" ;;
     esac
     case $1 in
@@ -161,6 +165,7 @@ while [ $# -gt 0 ]; do
     --download-mode) download_mode=$2; shift 2 ;;
     --banner-file) banner_file=$2; shift 2 ;;
     --gc-interval) gc_interval=$2; shift 2 ;;
+    --start-timeout) start_timeout=$2; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "serve.sh: unknown argument $1" >&2; usage 2 ;;
     esac
@@ -168,6 +173,8 @@ done
 [[ $port =~ ^[1-9][0-9]{0,4}$ ]] && [ "$port" -le 65535 ] || refuse "--port takes 1-65535, not $port"
 [[ $workers =~ ^[1-9][0-9]{0,2}$ ]] || refuse "--workers takes 1-999, not $workers"
 [[ $gc_interval =~ ^[0-9]{1,7}$ ]] || refuse "--gc-interval takes a number of seconds, not $gc_interval"
+[[ $start_timeout =~ ^[1-9][0-9]{0,3}$ ]] ||
+    refuse "--start-timeout takes 1-9999 seconds, not $start_timeout"
 # lighttpd-spawn and apache-fcgid are the shared-hosting shapes: the web
 # server starts and supervises the workers itself (no spawn-fcgi pool).
 case $server in
@@ -711,7 +718,7 @@ esac
 
 # Workers that cannot start answer 503 while they pause between attempts:
 # each probe is bounded, and so is the whole wait.
-ready_by=$((SECONDS + 20)) health=''
+ready_by=$((SECONDS + start_timeout)) health=''
 while [ "$SECONDS" -lt "$ready_by" ]; do
     for pid in "${pids[@]}"; do
         kill -0 "$pid" 2>/dev/null || { echo "serve.sh: failed to start" >&2; exit 1; }
@@ -738,10 +745,10 @@ while [ "$SECONDS" -lt "$ready_by" ]; do
     sleep 0.1
 done
 if [ "$health" = 503 ]; then
-    echo "serve.sh: the service answers 503 on port $port after 20 s: the workers cannot start" \
-        "(their log above says why)" >&2
+    echo "serve.sh: the service answers 503 on port $port after $start_timeout s:" \
+        "the workers cannot start (their log above says why)" >&2
 else
-    echo "serve.sh: no answer on port $port after 20 s" >&2
+    echo "serve.sh: no answer on port $port after $start_timeout s" >&2
 fi
 # Nothing was served, so nothing to stop gracefully for: the pool goes first
 # (closing its socket ends the probe still queued there, which the web server
