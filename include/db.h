@@ -128,8 +128,10 @@ int db_expired_ids(int64_t now, char (*ids)[IDS_FILE_LEN + 1], int max);
  * damaged database is marked as such (see db_damaged). */
 int db_integrity_check(char *out, size_t out_size);
 
-/* Whether SQLite has found the database damaged (SQLITE_CORRUPT, NOTADB or
- * an integrity check), in any process, since db_damage_clear. */
+/* Whether SQLite has found the open database damaged (SQLITE_CORRUPT or
+ * SQLITE_NOTADB from a statement, or an integrity check), in any process,
+ * since db_damage_clear. (A database that cannot be opened at all is the
+ * open's failure, not this.) */
 int db_damaged(void);
 
 /* Forgets the damage once an integrity check finds the database whole.

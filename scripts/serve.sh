@@ -291,7 +291,7 @@ foreign=
 if [ -d "$data_dir" ]; then
     for entry in "$data_dir"/* "$data_dir"/.[!.]* "$data_dir"/..?*; do
         [ -e "$entry" ] || [ -L "$entry" ] || continue
-        case ${entry##*/} in files.db|files.db-wal|files.db-shm|files|tmp|spool|dev-key) ;;
+        case ${entry##*/} in files.db|files.db-wal|files.db-shm|files.db.damaged|files|tmp|spool|dev-key) ;;
         *) foreign=1 ;;
         esac
     done
@@ -744,7 +744,11 @@ while [ "$SECONDS" -lt "$ready_by" ]; do
     fi
     sleep 0.1
 done
-if [ "$health" = 503 ]; then
+if [ "$health" = 503 ] && [ -e "$data_dir/files.db.damaged" ]; then
+    echo "serve.sh: the service answers 503 on port $port after $start_timeout s: SQLite found" \
+        "the database damaged ($data_dir/files.db.damaged); once it is restored or repaired," \
+        "filesctl fsck removes the mark" >&2
+elif [ "$health" = 503 ]; then
     echo "serve.sh: the service answers 503 on port $port after $start_timeout s:" \
         "the workers cannot start (their log above says why)" >&2
 else

@@ -166,10 +166,16 @@ static void mark_damaged(const char *why)
         dprintf(fd, "%s\n", why);
         close(fd);
     }
-    fprintf(stderr,
-            "files-api: sqlite: the database is damaged (%s): /healthz answers 503 until "
-            "filesctl fsck finds it whole (%s)\n",
-            why, fd >= 0 ? damage_marker : strerror(errno));
+    if (fd >= 0)
+        fprintf(stderr,
+                "files-api: sqlite: the database is damaged (%s): /healthz answers 503 until "
+                "filesctl fsck finds it whole (%s)\n",
+                why, damage_marker);
+    else
+        fprintf(stderr,
+                "files-api: sqlite: the database is damaged (%s), and cannot be marked so "
+                "(%s: %s): /healthz does not report it\n",
+                why, damage_marker, strerror(errno));
 }
 
 int db_damaged(void)
@@ -443,6 +449,11 @@ int db_open(const char *data_dir, int busy_timeout_ms)
     if ((create = create_flag(path)) < 0)
         return DB_ERROR;
     snprintf(damage_marker, sizeof damage_marker, "%s.damaged", path);
+    if (db_damaged()) /* else nothing would say why /healthz answers 503 */
+        fprintf(stderr,
+                "files-api: %s is there: SQLite found the database damaged; /healthz answers "
+                "503 until filesctl fsck finds it whole\n",
+                damage_marker);
     /* No memory statistics (nothing reads them): to keep them SQLite takes a
      * global mutex around every allocation, ~4% of a metadata request. Only
      * possible before SQLite starts: a later call is refused, harmlessly. */

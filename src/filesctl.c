@@ -32,7 +32,8 @@ static const struct filesctl_command commands[] = {
     {"files", "import",
      "--account NAME --purpose PURPOSE [--filename NAME] PATH|-\n"
      "    Store a file exactly as an upload would (validated, durable) and\n"
-     "    print its file object. PURPOSE: batch or batch_output.",
+     "    print its file object. PURPOSE: batch or batch_output. The filename:\n"
+     "    --filename, else PATH's last component (stdin.jsonl for -).",
      filesctl_files_import},
     {"files", "list",
      "[--account NAME] [--purpose PURPOSE]\n    Files not deleted (expired ones too, until gc), "

@@ -169,12 +169,17 @@ static int take_request(FCGX_Request *fcgi)
             (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)) {
             /* The connection waits in the backlog while the lingering closes
              * or other processes free some: ending the worker would drop the
-             * connections it keeps, and a new one would be no better off. */
+             * connections it keeps. The pause takes a stop signal (the queue
+             * stays ready, so the wait for a request would never take it). */
+            sigset_t stops_open;
             if (!short_of_resources)
                 fprintf(stderr, "files-fcgi: accepting a request: %s (trying again every 100 ms)\n",
                         strerror(errno));
             short_of_resources = 1;
-            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+            sigprocmask(SIG_SETMASK, NULL, &stops_open);
+            sigdelset(&stops_open, SIGTERM);
+            sigdelset(&stops_open, SIGUSR1);
+            ppoll(NULL, 0, &(struct timespec){.tv_nsec = 100 * 1000 * 1000}, &stops_open);
             return 0;
         }
         if (connection < 0)

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import BIN_DIR, ApiTestCase, Stack, batch_jsonl, once_is_enough
+from harness import BIN_DIR, ApiTestCase, Stack, StackError, batch_jsonl, once_is_enough
 
 HOOKS_BUILT = b"FILES_API_CRASH_AT" in (BIN_DIR / "files-fcgi").read_bytes()
 WEB_SERVER_SPAWNS = os.environ.get("FILES_API_SERVER") in ("lighttpd-spawn", "apache-fcgid")
@@ -142,7 +142,7 @@ class DamagedDatabaseTest(FaultCase):
     def test_healthz_reports_a_damaged_database_until_fsck_finds_it_whole(self):
         # A damaged page of the files table failed every list with a 500
         # while /healthz, which reads only the key table, said 200.
-        stack = self.start(workers=2, name="dbdamage")
+        stack = self.start(workers=2, name="dbdamage", serve_args=["--start-timeout", "3"])
         client = stack.new_client()
         for i in range(40):  # a files table of several pages
             client.upload_ok(batch_jsonl(1, tag="-%d" % i), filename="f%d.jsonl" % i)
@@ -160,15 +160,26 @@ class DamagedDatabaseTest(FaultCase):
         stack.restart()
         marker = path + ".damaged"
         self.assertEqual(client.request("GET", "/healthz", auth="none").status, 200)
-        self.assertError(client.list(), 500, "SYSTEM_9001")
+        # Found by another process (here filesctl): every worker says so.
+        res = stack.filesctl("files", "list", check=False)
+        self.assertNotEqual(res.returncode, 0)
+        self.assertIn("the database is damaged (", res.stderr)
         self.assertTrue(os.path.exists(marker))
-        for _ in range(4):  # whichever worker answers
+        for _ in range(6):
             resp = client.request("GET", "/healthz", auth="none")
             self.assertEqual((resp.status, resp.json()), (503, {"status": "unavailable"}))
-        self.assertIn("the database is damaged (", stack.log_text())
+        self.assertError(client.list(), 500, "SYSTEM_9001")
         res = stack.filesctl("fsck", check=False)
         self.assertEqual(res.returncode, 1, res.stdout)
         self.assertTrue(os.path.exists(marker))
+        # A start with the mark there says why it does not come up.
+        stack._stop_process()
+        with self.assertRaises(StackError):
+            stack._start_once()
+        log = stack.log_text()
+        self.assertIn("files.db.damaged is there", log)
+        self.assertIn("SQLite found the database damaged", log)
+        self.assertNotIn("the workers cannot start", log)
         stack._stop_process()
         with open(path, "r+b") as f:  # the operator's restore
             f.seek((root - 1) * page_size)
@@ -191,10 +202,10 @@ class OutOfDescriptorsTest(FaultCase):
         client = stack.new_client()
         kept = client.upload_ok(batch_jsonl(2))["id"]
         [pid] = stack.worker_pids()
-        open_fds = {int(fd) for fd in os.listdir("/proc/%d/fd" % pid)}
+        open_fds = self.fds_between_requests(pid)
         first_free = min(set(range(len(open_fds) + 1)) - open_fds)
         soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        self.addCleanup(resource.prlimit, pid, resource.RLIMIT_NOFILE, (soft, hard))
+        self.addCleanup(self.set_nofile, pid, (soft, hard))
         # Room for the request's connection, none for a file.
         resource.prlimit(pid, resource.RLIMIT_NOFILE, (first_free + 1, hard))
         for resp in (client.upload(batch_jsonl(2, tag="-refused")), client.content(kept)):
@@ -215,6 +226,44 @@ class OutOfDescriptorsTest(FaultCase):
         self.assertEqual(stack.worker_pids(), [pid])
         self.assertEqual(client.all_ids(), [kept])
         self.assertEqual(client.content(kept).status, 200)
+        # Short of them again, a stop still stops it (the queued connection
+        # kept its wait for a request from ever taking the stop signal), and
+        # the worker that replaces it answers the request.
+        self.fds_between_requests(pid)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (first_free, hard))
+        answer.clear()
+        waiting = threading.Thread(target=lambda: answer.setdefault("r", client.retrieve(kept)))
+        waiting.start()
+        stack.wait_for_log(lambda t: t.count("accepting a request: Too many open files") == 2,
+                           timeout=10)
+        os.kill(pid, signal.SIGUSR1)  # multiwatch's graceful stop
+        waiting.join(10)
+        self.assertIn("r", answer, "the stopped worker still holds its place")
+        self.assertEqual(answer["r"].status, 200)
+        self.assertNotIn(pid, stack.worker_pids())
+
+    @staticmethod
+    def set_nofile(pid, limits):
+        try:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, limits)
+        except ProcessLookupError:
+            pass
+
+    def fds_between_requests(self, pid):
+        """The worker's descriptors once it holds no connection (the last
+        request's may close a moment after its answer)."""
+        deadline = time.monotonic() + 5
+        while True:
+            fds = {}
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except FileNotFoundError:
+                    fds[int(fd)] = "socket:"  # closed meanwhile: look again
+            if not any(int(fd) and target.startswith("socket:") for fd, target in fds.items()):
+                return set(fds)
+            self.assertLess(time.monotonic(), deadline, "a connection stays open: %r" % fds)
+            time.sleep(0.05)
 
 
 @unittest.skipUnless(HOOKS_BUILT, "pause points are compiled only into the test build")
