@@ -52,6 +52,12 @@ ACCESS_RE = re.compile(r'^access method=(\S+) path="([^"]*)" status=(\d+) (.*)$'
 # sanitizer pass is a default one too.
 ANOTHER_SERVERS_PASS = (os.environ.get("FILES_API_SERVER") or "lighttpd") != "lighttpd"
 once_is_enough = unittest.skipIf(ANOTHER_SERVERS_PASS, "no web server takes part: once is enough")
+# Tests of the scripts themselves (serve.sh's options and start, make run, a
+# fresh checkout's build, the test runner) gain nothing from the sanitizer
+# build's workers: they skip its pass.
+SANITIZER_PASS = b"__asan_init" in (BIN_DIR / "files-fcgi").read_bytes()
+scripts_only = unittest.skipIf(SANITIZER_PASS, "the scripts' own behaviour: not again for the "
+                                               "sanitizer build")
 
 _live_stacks = set()
 _live_lock = threading.Lock()

@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 
 from harness import (BIN_DIR, REPO, SERVE, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port,
-                     group_alive, multipart, once_is_enough, read_to_end)
+                     group_alive, multipart, once_is_enough, read_to_end, scripts_only)
 
 # In the shared-hosting shapes the web server itself runs the workers; these
 # tests are about the spawn-fcgi + multiwatch pool.
@@ -734,6 +734,7 @@ class RecycleTest(ApiTestCase):
 
 @unittest.skipIf(os.environ.get("FILES_API_SERVER", "lighttpd") != "lighttpd",
                  "make run serves with lighttpd")
+@scripts_only
 class MakeRunTest(ApiTestCase):
     """scripts/run-dev.sh, which `make run` runs: the key it prints works."""
 
@@ -865,6 +866,7 @@ class HealthTest(ApiTestCase):
 
 @unittest.skipIf(os.environ.get("FILES_API_SERVER") not in (None, "", "lighttpd"),
                  "once, with serve.sh's default server")
+@scripts_only
 class FreshCheckoutTest(ApiTestCase):
     """serve.sh in a checkout that was never built builds what it needs first."""
 
@@ -1019,6 +1021,7 @@ class ServeLogTest(ApiTestCase):
         self.assert_every_line_is_logged(serve_output(proc, stderr=True))
 
 
+@scripts_only
 class ServeScriptTest(ApiTestCase):
     """serve.sh's own checks, before it starts anything."""
 

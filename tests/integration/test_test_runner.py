@@ -8,7 +8,7 @@ import tempfile
 import time
 import unittest
 
-from harness import REPO, once_is_enough
+from harness import REPO, once_is_enough, scripts_only
 
 RUN_TESTS = REPO / "scripts" / "run-tests.sh"
 
@@ -22,6 +22,7 @@ def alive(pid):
 
 
 @once_is_enough
+@scripts_only
 class RunTestsTest(unittest.TestCase):
     def suites(self, **scripts):
         """A directory of unit "suites" (name -> script); strays write their
