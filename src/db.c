@@ -296,7 +296,9 @@ int db_read_begin(void)
 void db_read_end(void)
 {
     reading = 0;
-    if (!sqlite3_get_autocommit(db) && step_done(statements[STMT_COMMIT]) != DB_OK)
+    /* A failed COMMIT may have rolled back already (a damaged page does). */
+    if (!sqlite3_get_autocommit(db) && step_done(statements[STMT_COMMIT]) != DB_OK &&
+        !sqlite3_get_autocommit(db))
         step_done(statements[STMT_ROLLBACK]);
 }
 

@@ -169,6 +169,7 @@ class DamagedDatabaseTest(FaultCase):
             resp = client.request("GET", "/healthz", auth="none")
             self.assertEqual((resp.status, resp.json()), (503, {"status": "unavailable"}))
         self.assertError(client.list(), 500, "SYSTEM_9001")
+        self.assertNotIn("cannot rollback", stack.log_text())  # SQLite had, already
         res = stack.filesctl("fsck", check=False)
         self.assertEqual(res.returncode, 1, res.stdout)
         self.assertTrue(os.path.exists(marker))
