@@ -12,6 +12,10 @@
 #define CONFIG_DEFAULT_KEEP_FREE_BYTES 16777216ULL /* 16 MiB */
 #define CONFIG_MAX_BATCH_URLS 16
 #define CONFIG_MAX_LINE 4096 /* bytes of one line of the config file */
+/* The expiry a file may be given (OpenAI's expires_after[seconds] rule): an
+ * upload's own, or default_expiry_seconds. */
+#define CONFIG_EXPIRY_MIN_SECONDS 3600
+#define CONFIG_EXPIRY_MAX_SECONDS 2592000
 
 enum download_mode {
     DOWNLOAD_STREAM,     /* the worker streams the bytes itself */

@@ -84,8 +84,6 @@ void http_send_error(struct http_request *req, const struct api_error *error);
  * satisfiable range, 0 when the header is absent, malformed or asks for
  * several ranges (the whole content is sent, as RFC 9110 allows), or -1 when
  * it is unsatisfiable (416). */
-#define HTTP_DATE_SIZE 30
-
 int http_parse_range(const char *header, int64_t size, int64_t *first, int64_t *last);
 
 /* Returns 1 if a list of entity tags (If-None-Match, If-Match: RFC 9110 §13.1)
@@ -98,13 +96,18 @@ int http_etag_matches(const char *list, const char *etag, int strong);
  * asctime forms a recipient must accept. Returns 0 with *out, or -1. */
 int http_parse_date(const char *text, time_t *out);
 
+#define HTTP_DATE_SIZE 30
+
 /* Writes t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"). */
 void http_format_date(time_t t, char out[HTTP_DATE_SIZE]);
 
-/* Ends the request: sends the rest of the response, closes the connection and
- * writes the access-log line (method, path, status, bytes, duration, account,
- * request id). The connection is closed at once when the body was read to its
- * end or its length was declared 0, else after libfcgi's lingering close. */
+/* Ends the request: sends the rest of the response, writes the access-log line
+ * (method, path, status, bytes, duration, account, request id), and closes
+ * the connection, or keeps it when the web server asked (FCGI_KEEP_CONN),
+ * first draining a body left unread (within a bound, else it is closed). A
+ * connection closed with input still to come goes to the lingering-close
+ * thread (linger.h), or, when that is full, to libfcgi's own lingering close;
+ * one whose input was all read is closed at once. */
 void http_request_finish(struct http_request *req);
 
 #endif

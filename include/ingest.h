@@ -51,13 +51,13 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
 
 /* Takes the next content bytes. Returns 0, or -1 with *error set: 4016 past
  * max_file_bytes, 3303 invalid JSONL (in the bytes up to the limit: that comes
- * first), 500 otherwise. A full disk stops the storing, not the validation:
- * ingest_end tells it. */
+ * first), 503 out of descriptors or memory, 500 otherwise. A full disk stops the storing, not the
+ * validation: ingest_end tells it. */
 int ingest_write(struct ingest *in, const void *data, size_t len, struct api_error *error);
 
 /* The content is complete: waits for the stages, checks the last line.
  * Returns 0 or -1 with *error: 3303 invalid JSONL, else 507 if the disk was
- * full, 500 otherwise. */
+ * full, 503 out of descriptors or memory, 500 otherwise. */
 int ingest_end(struct ingest *in, struct api_error *error);
 
 /* Gives the file its id, bytes and hash, makes the content durable, then

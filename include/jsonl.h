@@ -4,7 +4,7 @@
  * anywhere (down to one byte), as it streams in; the validator says whether
  * every non-blank line is exactly one strict JSON object and, with
  * check_batch, a batch request. It never buffers a line or a value: memory is
- * the validator itself (about 1 KiB plus max_depth/8 bytes) and, in batch
+ * the validator itself (about 3 KiB plus max_depth/8 bytes) and, in batch
  * mode, about 9 bytes per line for the custom_id uniqueness set, or, given a
  * spill store, a fixed amount whatever the number of lines (the ids beyond
  * memory_ids go to the store in runs, compared at the end to find duplicates

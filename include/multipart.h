@@ -42,7 +42,7 @@ struct multipart_callbacks {
 enum multipart_status { MULTIPART_OK = 0, MULTIPART_ERROR = -1, MULTIPART_ABORTED = -2 };
 
 /* The parser's state. Exposed only so that callers can embed it (on the stack
- * or in a request struct) without malloc: sizeof is 9416 bytes on x86-64,
+ * or in a request struct) without malloc: sizeof is about 9.4 KB on x86-64,
  * whatever the body's size. Every member is private; use the functions below.
  * It holds no pointers into itself, so it may be copied; the copy goes on with
  * the callbacks and ctx given to multipart_parser_init. */

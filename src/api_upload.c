@@ -19,15 +19,18 @@
 #define UPLOAD_MAX_OVERHEAD                                                                        \
     ((uint64_t)MULTIPART_MAX_PARTS *                                                               \
      (MULTIPART_MAX_HEADER_BLOCK + MULTIPART_MAX_FIELD + 2 * MULTIPART_MAX_BOUNDARY + 16))
-#define EXPIRY_MIN_SECONDS 3600
-#define EXPIRY_MAX_SECONDS 2592000
 
-/* A text field we keep: its value, bounded (longer values are invalid anyway). */
+/* Bytes of a kept text field's value (purpose, expires_after[...]): no valid
+ * value is longer, so a longer one is refused as invalid. */
+#define UPLOAD_MAX_FIELD_VALUE 63
+
+/* A text field we keep: its value, bounded. */
 struct text_field {
+    const char *param; /* the error's param when it is sent twice */
     int seen;
     int bad; /* too long, or holds a NUL byte: no valid value does, and C strings end there */
     size_t len;
-    char value[64];
+    char value[UPLOAD_MAX_FIELD_VALUE + 1];
 };
 
 struct upload {
@@ -102,8 +105,7 @@ static int on_part_begin(void *ctx, const struct multipart_part *part)
         up->current_field = &up->expiry_seconds;
     if (up->current_field) {
         if (up->current_field->seen) {
-            error_set(up->error, ERR_MALFORMED_REQUEST,
-                      part->name[0] == 'p' ? "purpose" : "expires_after",
+            error_set(up->error, ERR_MALFORMED_REQUEST, up->current_field->param,
                       "field \"%s\" given more than once", part->name);
             return -1;
         }
@@ -152,7 +154,8 @@ static int on_part_end(void *ctx)
 }
 
 /* expires_after[anchor]=created_at with expires_after[seconds] in [3600, 2592000]
- * (OpenAI's rule), or neither. Sets *expires_at (0: never). */
+ * (OpenAI's rule), or neither (then default_expiry_seconds, if set). Returns 0
+ * with *expires_at set (0: never), or -1 with a 400 in up->error. */
 static int parse_expiry(struct upload *up, int64_t created_at, int64_t *expires_at)
 {
     char *end;
@@ -172,11 +175,11 @@ static int parse_expiry(struct upload *up, int64_t created_at, int64_t *expires_
     }
     seconds = up->expiry_seconds.seen ? strtoll(up->expiry_seconds.value, &end, 10) : 0;
     if (!up->expiry_seconds.seen || up->expiry_seconds.bad || up->expiry_seconds.value[0] < '0' ||
-        up->expiry_seconds.value[0] > '9' || *end || seconds < EXPIRY_MIN_SECONDS ||
-        seconds > EXPIRY_MAX_SECONDS) {
+        up->expiry_seconds.value[0] > '9' || *end || seconds < CONFIG_EXPIRY_MIN_SECONDS ||
+        seconds > CONFIG_EXPIRY_MAX_SECONDS) {
         error_set(up->error, ERR_INVALID_PARAMETER, "expires_after[seconds]",
-                  "expires_after[seconds] must be an integer from %d to %d", EXPIRY_MIN_SECONDS,
-                  EXPIRY_MAX_SECONDS);
+                  "expires_after[seconds] must be an integer from %d to %d",
+                  CONFIG_EXPIRY_MIN_SECONDS, CONFIG_EXPIRY_MAX_SECONDS);
         return -1;
     }
     *expires_at = created_at + seconds;
@@ -195,17 +198,14 @@ static int refuse_request_size(struct upload *up, uint64_t max_request)
     return -1;
 }
 
-/* Reads and parses the whole body. Returns 0 when a valid file part and
- * fields arrived, or -1 with *up->error set. */
-static int receive(struct http_request *req, struct upload *up)
+/* What the headers say of the body: identity-coded, multipart/form-data with
+ * a boundary (copied to boundary), a declared length within the limit.
+ * Returns 0, or -1 with *up->error set. */
+static int check_upload_headers(const struct http_request *req, struct upload *up,
+                                char boundary[MULTIPART_MAX_BOUNDARY + 1])
 {
-    static char chunk[UPLOAD_CHUNK];
-    static struct multipart_parser parser;
-    static const struct multipart_callbacks callbacks = {on_part_begin, on_part_data, on_part_end};
-    char boundary[MULTIPART_MAX_BOUNDARY + 1];
     const char *why = NULL;
-    int rc = MULTIPART_OK;
-    uint64_t max_request = up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD, received = 0;
+    uint64_t max_request = up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD;
 
     /* No web server in front decodes a body, and nor do we: a compressed
      * one would otherwise be called a multipart body without its boundary. */
@@ -217,8 +217,8 @@ static int receive(struct http_request *req, struct upload *up)
                   error_quote(coding, sizeof coding, req->content_encoding));
         return -1;
     }
-    if (multipart_boundary_from_content_type(req->content_type, boundary, sizeof boundary, &why) !=
-        0) {
+    if (multipart_boundary_from_content_type(req->content_type, boundary,
+                                             MULTIPART_MAX_BOUNDARY + 1, &why) != 0) {
         error_set(up->error, ERR_MALFORMED_REQUEST, NULL, "Content-Type: %s", why);
         return -1;
     }
@@ -226,6 +226,22 @@ static int receive(struct http_request *req, struct upload *up)
     if (req->content_length >= 0 && (uint64_t)req->content_length > max_request)
         return refuse_request_size(up, max_request);
     up->size_hint = req->content_length > 0 ? (uint64_t)req->content_length : 0;
+    return 0;
+}
+
+/* Reads the whole body through the multipart parser, whose callbacks take the
+ * fields and feed the file part to ingest. Returns 0 once the body has ended
+ * well-formed, or -1 with *up->error set. */
+static int read_form(struct http_request *req, struct upload *up, const char *boundary)
+{
+    /* Static: a worker serves one request at a time, and these (256 KiB and
+     * ~9.4 KB) stay out of the stack and of malloc's arenas. */
+    static char chunk[UPLOAD_CHUNK];
+    static struct multipart_parser parser;
+    static const struct multipart_callbacks callbacks = {on_part_begin, on_part_data, on_part_end};
+    uint64_t max_request = up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD, received = 0;
+    int rc = MULTIPART_OK;
+
     multipart_parser_init(&parser, boundary, &callbacks, up);
     for (;;) {
         size_t got = http_read_body(req, chunk, sizeof chunk);
@@ -253,6 +269,14 @@ static int receive(struct http_request *req, struct upload *up)
                   multipart_parser_error(&parser));
         return -1;
     }
+    return 0;
+}
+
+/* The form as a whole: a file part, a valid purpose, then the file's own
+ * verdict (which a malformed body or a wrong purpose comes before). Returns
+ * 0, or -1 with *up->error set. */
+static int check_form(struct upload *up)
+{
     if (!up->file_seen) {
         error_set(up->error, ERR_MALFORMED_REQUEST, "file", "no file part in the request");
         return -1;
@@ -272,11 +296,17 @@ static int receive(struct http_request *req, struct upload *up)
 int api_upload(struct http_request *req, const struct config *config,
                const struct api_caller *caller, struct api_error *error)
 {
-    struct upload up = {.config = config, .error = error};
+    struct upload up = {.config = config,
+                        .error = error,
+                        .purpose.param = "purpose",
+                        .expiry_anchor.param = "expires_after",
+                        .expiry_seconds.param = "expires_after"};
     struct file_meta file = {.account_id = caller->account_id};
+    char boundary[MULTIPART_MAX_BOUNDARY + 1];
     int rc = -1;
 
-    if (receive(req, &up) == 0) {
+    if (check_upload_headers(req, &up, boundary) == 0 && read_form(req, &up, boundary) == 0 &&
+        check_form(&up) == 0) {
         file.created_at = (int64_t)time(NULL);
         snprintf(file.purpose, sizeof file.purpose, "batch"); /* check_purpose allows no other */
         memcpy(file.filename, up.filename, sizeof file.filename);

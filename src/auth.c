@@ -68,23 +68,21 @@ int auth_scopes_allow_files(const char *scopes)
 
     while (*scopes) {
         const char *end = strchr(scopes, ',');
-        size_t len = end ? (size_t)(end - scopes) : strlen(scopes);
-        size_t trimmed_len;
-        char item[256];
+        const char *stop = end ? end : scopes + strlen(scopes);
 
-        if (len < sizeof item) {
-            memcpy(item, scopes, len);
-            item[len] = '\0';
-            const char *scope = trim_blanks(item, &trimmed_len);
-            if (scope) {
-                any = 1;
-                if (grants_inference(scope, trimmed_len))
-                    return 1;
-            }
-        } else {
+        /* Trimmed in place: a scope may be as long as the key's whole list. */
+        while (scopes < stop && is_blank(*scopes))
+            scopes++;
+        while (stop > scopes && is_blank(stop[-1]))
+            stop--;
+        if (stop > scopes) {
             any = 1;
+            if (grants_inference(scopes, (size_t)(stop - scopes)))
+                return 1;
         }
-        scopes += len + (end ? 1 : 0);
+        if (!end)
+            break;
+        scopes = end + 1;
     }
     return !any;
 }

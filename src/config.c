@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "ids.h"
+#include "jsonl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -14,24 +15,17 @@
 #define FILES_API_SYSCONFDIR "/usr/local/etc"
 #endif
 
-static const char *const default_batch_urls[] = {
-    "/v1/chat/completions",
-    "/v1/embeddings",
-    "/v1/images/generations",
-    "/v1/audio/speech",
-};
-
 void config_defaults(struct config *c)
 {
     memset(c, 0, sizeof *c);
     snprintf(c->data_dir, sizeof c->data_dir, "./var");
     c->max_file_bytes = CONFIG_DEFAULT_MAX_FILE_BYTES;
     c->keep_free_bytes = CONFIG_DEFAULT_KEEP_FREE_BYTES;
-    c->jsonl_max_depth = 512;
+    c->jsonl_max_depth = JSONL_DEFAULT_MAX_DEPTH;
     c->batch_checks = 1;
-    for (size_t i = 0; i < sizeof default_batch_urls / sizeof *default_batch_urls; i++)
-        snprintf(c->batch_urls[i], sizeof c->batch_urls[i], "%s", default_batch_urls[i]);
-    c->batch_url_count = sizeof default_batch_urls / sizeof *default_batch_urls;
+    for (size_t i = 0; i < jsonl_default_batch_url_count; i++)
+        snprintf(c->batch_urls[i], sizeof c->batch_urls[i], "%s", jsonl_default_batch_urls[i]);
+    c->batch_url_count = jsonl_default_batch_url_count;
     snprintf(c->key_prefix, sizeof c->key_prefix, "sk-mel-");
     c->db_busy_timeout_ms = 5000;
     c->max_requests = 0;
@@ -187,7 +181,8 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
             return 0;
         }
     } else if (!strcmp(key, "default_expiry_seconds")) {
-        if (parse_integer(value, 0, 2592000, &n) == 0 && (n == 0 || n >= 3600)) {
+        if (parse_integer(value, 0, CONFIG_EXPIRY_MAX_SECONDS, &n) == 0 &&
+            (n == 0 || n >= CONFIG_EXPIRY_MIN_SECONDS)) {
             c->default_expiry_seconds = n;
             return 0;
         }

@@ -354,7 +354,7 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
     int creates = !strcmp(command->group, "keys") && !strcmp(command->name, "create");
     int db_fd, found;
 
-    snprintf(db_path, sizeof db_path, "%s/files.db", data_dir);
+    snprintf(db_path, sizeof db_path, "%s/%s", data_dir, DB_FILENAME);
     /* One look at files.db, through one descriptor: root takes the service's
      * identity from its owner, and a link there (the service's user can make
      * one, even between two looks) would have root open whatever it names. */

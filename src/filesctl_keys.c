@@ -60,14 +60,17 @@ int filesctl_keys_create_check(const struct filesctl_args *args)
     const char *account = filesctl_option(args, "--account");
     const char *scopes = filesctl_option(args, "--scopes");
     const char *label = filesctl_option(args, "--name");
+    const struct key_record *key = NULL; /* for its fields' sizes */
     const char *why;
 
     if (!account || !*account || !scopes) {
         fprintf(stderr, "filesctl: keys create needs --account NAME and --scopes LIST\n");
         return 2;
     }
-    if (strlen(account) > 127 || strlen(scopes) > 1023 || (label && strlen(label) > 255)) {
-        fprintf(stderr, "filesctl: account (127), scopes (1023) or name (255) too long\n");
+    if (strlen(account) >= sizeof key->account || strlen(scopes) >= sizeof key->scopes ||
+        (label && strlen(label) >= sizeof key->name)) {
+        fprintf(stderr, "filesctl: account (%zu), scopes (%zu) or name (%zu) too long\n",
+                sizeof key->account - 1, sizeof key->scopes - 1, sizeof key->name - 1);
         return 2;
     }
     if (!account_name_ok(account)) {

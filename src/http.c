@@ -303,7 +303,11 @@ static void send_json_text(struct http_request *req, int status, const char *tex
     char headers[512];
     struct text t = {headers, 0, sizeof headers};
 
-    if (!text) {
+    if (!text) { /* out of memory printing it, or a writer misused */
+        fprintf(stderr,
+                "files-api: request %s: internal error: a %d response could not be "
+                "written (out of memory?)\n",
+                req->request_id, status);
         status = 500;
         text = fallback;
         len = sizeof fallback - 1;
@@ -480,8 +484,6 @@ int http_etag_matches(const char *list, const char *etag, int strong)
  * account (< 128 bytes) and the request id. */
 #define ACCESS_TAIL_ROOM 400
 
-/* Formats the access-log line: method, path, status, bytes, duration, account,
- * request id. Returns its length. */
 /* Client text (at most max bytes), escaped as \xNN where it could end the
  * line, close the quotes, reach a terminal, or (the bytes in also) forge a
  * field: the access line is never a header, and never two lines. */
@@ -500,6 +502,8 @@ static void text_add_escaped(struct text *t, const char *text, size_t max, const
     }
 }
 
+/* Formats the access-log line: method, path, status, bytes, duration, account,
+ * request id. Returns its length. */
 static size_t format_access_line(const struct http_request *req, char line[ACCESS_LINE_MAX])
 {
     struct timespec now;

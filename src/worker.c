@@ -6,6 +6,7 @@
 #include "http.h"
 #include "linger.h"
 #include "pipeline.h"
+#include "route.h"
 #include "store.h"
 
 #include <errno.h>
@@ -223,12 +224,14 @@ static void answer_unavailable(void)
     FCGX_Request fcgi;
     struct http_request req;
     struct api_error error = {0};
+    struct route route;
 
     FCGX_InitRequest(&fcgi, -1, 0);
     if (take_request(&fcgi) != 1)
         return;
     http_request_init(&req, &fcgi);
-    if (!strcmp(req.path, "/healthz")) {
+    route_match(req.path_ok ? req.path : "", &route); /* as api_handle does */
+    if (route.kind == ROUTE_HEALTH) {
         cJSON *body = cJSON_CreateObject();
         cJSON_AddStringToObject(body, "status", "unavailable");
         http_send_json(&req, 503, body);

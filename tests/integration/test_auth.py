@@ -113,6 +113,12 @@ class KeyHeaderTest(ApiTestCase):
                 self.assertError(STACK.client(key).list(), 401, "AUTH_1008")
         self.assertError(STACK.client("sk-mel-nope", auth="x-api-key").list(), 401, "AUTH_1008")
         self.assertEqual(owner.retrieve(fid).status, 200)
+        # AUTH_MAX_KEY: a key of 256 bytes is looked up, one of 257 is not.
+        self.assertError(STACK.client("k" * 256).list(), 401, "AUTH_1008",
+                         message="invalid or revoked API key")
+        err = self.assertError(STACK.client("k" * 257).list(), 401, "AUTH_1008",
+                               message="invalid API key")
+        self.assertNotIn("revoked", err["message"])
 
     def test_revoked_key_is_1008(self):
         label = unique("revoke-me")

@@ -242,6 +242,17 @@ class ExpiryTest(ApiTestCase):
             self.assertEqual(obj["expires_at"], obj["created_at"] + int(seconds))
             self.assertEqual(client.retrieve(obj["id"]).json()["expires_at"], obj["expires_at"])
 
+    def test_a_field_value_is_kept_up_to_63_bytes(self):
+        # UPLOAD_MAX_FIELD_VALUE: a value of 63 bytes is read whole, one of 64
+        # is refused (no valid value is that long).
+        client = STACK.new_client()
+        at_limit = "3600".rjust(63, "0")
+        resp = self.upload_expiring(client, seconds=at_limit)
+        self.assertEqual(resp.status, 200, resp.body[:300])
+        self.assertEqual(resp.json()["expires_at"], resp.json()["created_at"] + 3600)
+        self.assertError(self.upload_expiring(client, seconds="0" + at_limit), 400,
+                         "VALIDATION_4002", param="expires_after[seconds]")
+
     def test_expires_after_as_one_field_is_4002_not_ignored(self):
         # Ignored as an unknown field, the file was stored with no expiry.
         from harness import field_part

@@ -98,6 +98,26 @@ class SmallLimitTest(ApiTestCase):
                     self.assertIn("the request is larger than %d bytes" % allowance,
                                   resp.json()["error"]["message"])
 
+    def test_the_web_servers_limit_at_and_one_past(self):
+        # serve.sh sets each web server's body limit to the file limit plus
+        # 1 MiB: a body of exactly that reaches the worker, which refuses it
+        # from its length (its answer carries X-Request-Id); one byte more is
+        # the web server's own refusal, but for Apache's mod_proxy_fcgi, which
+        # passes the request on before it reads the body: the worker refuses
+        # it first, from its length (the same 413).
+        ctype, body = multipart([field_part("purpose", "batch"), file_part(b"{}\n", "s.jsonl")])
+        limit = LIMIT + (1 << 20)
+        for extra, worker in ((0, True), (1, STACK.server == "apache")):
+            whole = b"P" * (limit + extra - len(body) - 2) + b"\r\n" + body
+            pieces = (whole[at:at + (1 << 20)] for at in range(0, len(whole), 1 << 20))
+            with self.subTest(extra=extra):
+                resp = self.c.request_stream("POST", "/v1/files", pieces, length=len(whole),
+                                             headers={"Content-Type": ctype})
+                self.assertEqual(resp.status, 413, resp.body[:300])
+                self.assertEqual(resp.header("X-Request-Id") is not None, worker,
+                                 "%r %r" % (resp.headers, resp.body[:300]))
+        self.assertEqual(self.c.all_ids(), [])
+
     def test_far_over_with_content_length(self):
         # 4x the limit: still SPEC's JSON error, whoever notices first
         self.assert_too_large(self.c.upload_stream(ContentGen(4 * LIMIT), chunked=False))

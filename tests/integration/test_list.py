@@ -205,6 +205,14 @@ class ListParameterErrorTest(ApiTestCase):
         unknown = "file_" + "Q" * (len(fid) - 5)
         self.assertError(c.list(after=unknown), 400, "VALIDATION_4002", param="after")
 
+    def test_a_parameter_value_is_read_up_to_255_bytes(self):
+        # ROUTE_MAX_QUERY_VALUE (256, with its NUL): 255 bytes are a value
+        # like any other (this purpose matches nothing), 256 are refused.
+        c = STACK.new_client()
+        upload_n(c, 1)
+        self.assertEqual(c.list_ok(purpose="b" * 255)["data"], [])
+        self.assertError(c.list(purpose="b" * 256), 400, "VALIDATION_4002", param="purpose")
+
     def test_error_names_the_first_bad_parameter_only_once(self):
         c = STACK.new_client()
         err = self.assertError(c.list(query="limit=0&order=asc"), 400, "VALIDATION_4002")

@@ -39,6 +39,15 @@ static void test_scopes(void)
     CHECK(auth_scopes_allow_files("*") == 1);
     CHECK(auth_scopes_allow_files("inference.*") == 1);
     CHECK(auth_scopes_allow_files("inference.chat") == 1);
+    { /* a scope as long as a key's list may be (1023 bytes): no shorter bound */
+        char long_scope[1024] = "files.read, inference.";
+        size_t used = strlen(long_scope);
+        memset(long_scope + used, 'x', sizeof long_scope - 1 - used);
+        long_scope[sizeof long_scope - 1] = '\0';
+        CHECK(auth_scopes_allow_files(long_scope) == 1);
+        memcpy(long_scope + 12, "inferencex", 10); /* no longer an inference scope */
+        CHECK(auth_scopes_allow_files(long_scope) == 0);
+    }
     CHECK(auth_scopes_allow_files("files.read,inference.embeddings") == 1);
     CHECK(auth_scopes_allow_files("files.read, inference.x") == 1);
     CHECK(auth_scopes_allow_files("files.read") == 0);
