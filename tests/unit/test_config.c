@@ -93,6 +93,71 @@ int main(void)
     CHECK(config_set(&c, "default_expiry_seconds", "3599", err, sizeof err) == -1);
     CHECK(config_set(&c, "default_expiry_seconds", "2592000", err, sizeof err) == 0);
     CHECK(config_set(&c, "default_expiry_seconds", "2592001", err, sizeof err) == -1);
+    /* Every numeric key at its bounds, and one past each. */
+    {
+        static const struct {
+            const char *key, *lowest, *highest, *below, *above;
+        } bounds[] = {
+            {"max_file_bytes", "1", "1099511627776", "0", "1099511627777"},
+            {"keep_free_bytes", "0", "1125899906842624", "-1", "1125899906842625"},
+            {"jsonl_max_depth", "1", "100000", "0", "100001"},
+            {"db_busy_timeout_ms", "0", "600000", "-1", "600001"},
+            {"max_requests", "0", "2147483648", "-1", "2147483649"},
+            {"default_expiry_seconds", "0", "2592000", "-1", "2592001"},
+        };
+        for (size_t i = 0; i < sizeof bounds / sizeof *bounds; i++) {
+            struct config copy = c;
+            CHECKF(config_set(&copy, bounds[i].key, bounds[i].lowest, err, sizeof err) == 0, "%s",
+                   bounds[i].key);
+            CHECKF(config_set(&copy, bounds[i].key, bounds[i].highest, err, sizeof err) == 0, "%s",
+                   bounds[i].key);
+            CHECKF(config_set(&copy, bounds[i].key, bounds[i].below, err, sizeof err) == -1, "%s",
+                   bounds[i].key);
+            CHECKF(config_set(&copy, bounds[i].key, bounds[i].above, err, sizeof err) == -1, "%s",
+                   bounds[i].key);
+        }
+    }
+    /* Text keys at their buffers' size less the NUL, and one past. */
+    {
+        struct config copy = c;
+        char text[1100], urls[CONFIG_MAX_BATCH_URLS * 4 + 8] = "";
+        memset(text, 'a', sizeof text);
+        text[0] = '/';
+        text[sizeof copy.data_dir - 1] = '\0';
+        CHECK(config_set(&copy, "data_dir", text, err, sizeof err) == 0);
+        text[sizeof copy.data_dir - 1] = 'a';
+        text[sizeof copy.data_dir] = '\0';
+        CHECK(config_set(&copy, "data_dir", text, err, sizeof err) == -1);
+        memset(text, 'k', sizeof text);
+        text[sizeof copy.key_prefix - 1] = '\0';
+        CHECK(config_set(&copy, "key_prefix", text, err, sizeof err) == 0);
+        text[sizeof copy.key_prefix - 1] = 'k';
+        text[sizeof copy.key_prefix] = '\0';
+        CHECK(config_set(&copy, "key_prefix", text, err, sizeof err) == -1);
+        memset(text, 'p', sizeof text);
+        text[0] = '/';
+        text[sizeof copy.x_accel_prefix - 2] = '/';
+        text[sizeof copy.x_accel_prefix - 1] = '\0';
+        CHECK(config_set(&copy, "x_accel_prefix", text, err, sizeof err) == 0);
+        text[sizeof copy.x_accel_prefix - 2] = 'p';
+        text[sizeof copy.x_accel_prefix - 1] = '/';
+        text[sizeof copy.x_accel_prefix] = '\0';
+        CHECK(config_set(&copy, "x_accel_prefix", text, err, sizeof err) == -1);
+        memset(text, 'u', sizeof text);
+        text[0] = '/';
+        text[sizeof copy.batch_urls[0] - 1] = '\0';
+        CHECK(config_set(&copy, "batch_urls", text, err, sizeof err) == 0);
+        text[sizeof copy.batch_urls[0] - 1] = 'u';
+        text[sizeof copy.batch_urls[0]] = '\0';
+        CHECK(config_set(&copy, "batch_urls", text, err, sizeof err) == -1);
+        for (int i = 0; i < CONFIG_MAX_BATCH_URLS; i++)
+            snprintf(urls + strlen(urls), sizeof urls - strlen(urls), "%s/%c", i ? "," : "",
+                     'a' + i);
+        CHECK(config_set(&copy, "batch_urls", urls, err, sizeof err) == 0);
+        CHECK(copy.batch_url_count == CONFIG_MAX_BATCH_URLS);
+        strcat(urls, ",/z");
+        CHECK(config_set(&copy, "batch_urls", urls, err, sizeof err) == -1);
+    }
     /* Lines: CONFIG_MAX_LINE - 2 bytes of text fit (with newline and NUL), longer do not. */
     {
         static char text[CONFIG_MAX_LINE + 8];
