@@ -33,6 +33,10 @@ const char *filesctl_option(const struct filesctl_args *args, const char *name);
 /* 1 if the flag name was given. */
 int filesctl_flag(const struct filesctl_args *args, const char *name);
 
+/* Reads option name's number of seconds into *out (left as it is if the
+ * option was not given). Returns 0, or -1 having said what is wrong. */
+int filesctl_seconds_option(const struct filesctl_args *args, const char *name, long *out);
+
 /* Says on stderr why a database call failed (what: the command's object);
  * returns 1, the exit status. */
 int filesctl_db_failure(const char *what, int status);

@@ -11,14 +11,16 @@
 #include <sys/prctl.h>
 #include <grp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int config_show(const struct config *config, const struct filesctl_args *args);
-static int config_get_command(const struct config *config, const struct filesctl_args *args);
-static int config_unknown_env(const struct config *config, const struct filesctl_args *args);
+static int filesctl_config_show(const struct config *config, const struct filesctl_args *args);
+static int filesctl_config_get(const struct config *config, const struct filesctl_args *args);
+static int filesctl_config_unknown_env(const struct config *config,
+                                       const struct filesctl_args *args);
 
 static const struct filesctl_command commands[] = {
     {"keys", "create",
@@ -55,13 +57,14 @@ static const struct filesctl_command commands[] = {
      "    each SECONDS until SIGTERM or SIGINT, which end a pass between two files\n"
      "    (serve.sh runs it so, as the systemd timer runs gc).",
      filesctl_gc},
-    {"config", "show", "\n    Every configuration key with the value in force.", config_show},
-    {"config", "get", "KEY\n    One configuration value.", config_get_command},
+    {"config", "show", "\n    Every configuration key with the value in force.",
+     filesctl_config_show},
+    {"config", "get", "KEY\n    One configuration value.", filesctl_config_get},
     {"config", "unknown-env",
      "\n    The names of the $FILES_API_* variables that are no setting, one a line\n"
      "    (the warning the other commands print; serve.sh keeps them from the\n"
      "    workers, which would each warn again).",
-     config_unknown_env},
+     filesctl_config_unknown_env},
 };
 #define COMMAND_COUNT (sizeof commands / sizeof *commands)
 
@@ -206,6 +209,24 @@ int filesctl_flag(const struct filesctl_args *args, const char *name)
     return option_index(args, name) >= 0;
 }
 
+int filesctl_seconds_option(const struct filesctl_args *args, const char *name, long *out)
+{
+    const char *text = filesctl_option(args, name);
+    char *end;
+    long value;
+
+    if (!text)
+        return 0;
+    errno = 0;
+    value = strtol(text, &end, 10);
+    if (end == text || *end || value < 0 || errno == ERANGE) {
+        fprintf(stderr, "filesctl: %s takes a number of seconds\n", name);
+        return -1;
+    }
+    *out = value;
+    return 0;
+}
+
 int filesctl_db_failure(const char *what, int status)
 {
     if (status == DB_BUSY)
@@ -239,7 +260,7 @@ void filesctl_progress(const char *what, uint64_t done, uint64_t total)
         fprintf(stderr, "\r%s: %llu", what, (unsigned long long)done);
 }
 
-static int config_show(const struct config *config, const struct filesctl_args *args)
+static int filesctl_config_show(const struct config *config, const struct filesctl_args *args)
 {
     char value[CONFIG_MAX_LINE];
 
@@ -251,7 +272,7 @@ static int config_show(const struct config *config, const struct filesctl_args *
     return 0;
 }
 
-static int config_get_command(const struct config *config, const struct filesctl_args *args)
+static int filesctl_config_get(const struct config *config, const struct filesctl_args *args)
 {
     char value[CONFIG_MAX_LINE];
 
@@ -269,7 +290,8 @@ static void print_name(const char *name, size_t len, void *ctx)
     printf("%.*s\n", (int)len, name);
 }
 
-static int config_unknown_env(const struct config *config, const struct filesctl_args *args)
+static int filesctl_config_unknown_env(const struct config *config,
+                                       const struct filesctl_args *args)
 {
     (void)config;
     (void)args;
@@ -456,7 +478,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "filesctl: config: %s\n", err);
         return 1;
     }
-    if (command->run != config_unknown_env) /* which lists them instead */
+    if (command->run != filesctl_config_unknown_env) /* which lists them instead */
         config_warn_unknown_environment(stderr, "filesctl");
     if (!strcmp(command->group, "config"))
         return output_written(command->run(&config, &args));

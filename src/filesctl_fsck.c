@@ -1,4 +1,4 @@
-/* filesctl fsck and gc: content on disk against metadata, and expiry. */
+/* filesctl fsck: content on disk against metadata. */
 #include "filesctl.h"
 
 #include "db.h"
@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,6 @@
 /* Longer than an upload's link-to-commit window, which includes waiting for
  * the write lock: 60 s more than the busy timeout. */
 #define DEFAULT_GRACE_SECONDS 60
-#define GC_BATCH 100
 
 struct fsck {
     const struct config *config;
@@ -302,26 +300,6 @@ static void check_rows(struct fsck *f)
     free(b.rows);
 }
 
-/* Reads option name's number of seconds into *out (left as it is if the
- * option was not given). Returns 0, or -1 with a message. */
-static int seconds_option(const struct filesctl_args *args, const char *name, long *out)
-{
-    const char *text = filesctl_option(args, name);
-    char *end;
-    long value;
-
-    if (!text)
-        return 0;
-    errno = 0;
-    value = strtol(text, &end, 10);
-    if (end == text || *end || value < 0 || errno == ERANGE) {
-        fprintf(stderr, "filesctl: %s takes a number of seconds\n", name);
-        return -1;
-    }
-    *out = value;
-    return 0;
-}
-
 int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
 {
     struct fsck f = {.config = config,
@@ -330,7 +308,7 @@ int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
                      .now = store_file_clock()};
     char integrity[512] = "";
 
-    if (seconds_option(args, "--grace", &f.grace) != 0)
+    if (filesctl_seconds_option(args, "--grace", &f.grace) != 0)
         return 2;
     check_tmp(&f);
     check_rows(&f);
@@ -342,82 +320,4 @@ int filesctl_fsck(const struct config *config, const struct filesctl_args *args)
     printf("fsck: rows checked: %llu, problems: %lu, repaired: %lu, pending: %lu\n",
            (unsigned long long)f.checked, f.problems, f.repaired, f.pending);
     return f.problems ? 1 : 0;
-}
-
-/* Whether one of `stops` (blocked, so pending until taken) has arrived. */
-static int stop_pending(const sigset_t *stops)
-{
-    sigset_t pending;
-
-    if (!stops || sigpending(&pending) != 0)
-        return 0;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sigismember(stops, sig) == 1 && sigismember(&pending, sig) == 1)
-            return 1;
-    return 0;
-}
-
-/* Deletes what has expired by now, or until one of `stops` arrives (checked
- * between files: a pass over a million expired files would hold up a stop for
- * minutes). Returns 0, or the failure's exit status. */
-static int gc_pass(const struct config *config, int quiet_if_none, const sigset_t *stops)
-{
-    char ids[GC_BATCH][IDS_FILE_LEN + 1];
-    unsigned long deleted = 0;
-    int64_t now = (int64_t)time(NULL);
-    int count, stopped = 0;
-
-    while (!stopped && (count = db_expired_ids(now, ids, GC_BATCH)) > 0) {
-        hooks_pause_point("gc_after_listing");
-        for (int i = 0; i < count && !(stopped = stop_pending(stops)); i++) {
-            int status = db_file_remove(ids[i], now);
-            if (status == DB_NOT_FOUND) /* deleted meanwhile (DELETE, another gc) */
-                continue;
-            if (status != DB_OK)
-                return filesctl_db_failure("gc", status);
-            if (store_remove(config->data_dir, ids[i]) != 0 && errno != ENOENT)
-                fprintf(stderr, "filesctl: removing the content of %s: %s\n", ids[i],
-                        strerror(errno));
-            deleted++;
-            filesctl_progress("deleting expired files", deleted, 0);
-        }
-    }
-    if (deleted && isatty(STDERR_FILENO))
-        fputc('\n', stderr);
-    if (deleted || stopped || !quiet_if_none) {
-        printf("gc: expired files deleted: %lu%s\n", deleted,
-               stopped ? " (stopped before the rest)" : "");
-        fflush(stdout);
-    }
-    return !stopped && count < 0 ? filesctl_db_failure("gc", count) : 0;
-}
-
-int filesctl_gc(const struct config *config, const struct filesctl_args *args)
-{
-    long every = 0;
-    sigset_t stops;
-    struct timespec wait;
-
-    if (seconds_option(args, "--every", &every) != 0)
-        return 2;
-    if (!every)
-        return gc_pass(config, 0, NULL);
-    /* A pass every `every` seconds until a stop signal, which ends the wait
-     * between passes or a pass between two files; a failed pass (a busy
-     * database) is tried again at the next. */
-    sigemptyset(&stops);
-    sigaddset(&stops, SIGTERM);
-    sigaddset(&stops, SIGINT);
-    sigaddset(&stops, SIGHUP);
-    sigprocmask(SIG_BLOCK, &stops, NULL);
-    for (;;) {
-        int stop;
-        gc_pass(config, 1, &stops);
-        wait = (struct timespec){.tv_sec = every};
-        do
-            stop = sigtimedwait(&stops, NULL, &wait);
-        while (stop < 0 && errno == EINTR);
-        if (stop > 0)
-            return 0;
-    }
 }
