@@ -134,6 +134,11 @@ int db_integrity_check(char *out, size_t out_size);
  * open's failure, not this.) */
 int db_damaged(void);
 
+/* Returns 1 if the database answers a read (one indexed lookup of the key
+ * table), is still the file at its path, is writable and is not known to be
+ * damaged; else 0. Cheap enough for every health check. */
+int db_usable(void);
+
 /* Forgets the damage once an integrity check finds the database whole.
  * Returns 1 if it was marked. */
 int db_damage_clear(void);

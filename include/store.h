@@ -42,6 +42,10 @@ int store_init(const char *data_dir, int grace_seconds);
  * mounts (an upload's file cannot be linked from one into the other). */
 int store_check_layout(const char *data_dir);
 
+/* Returns 1 if an upload can be stored: tmp/ and files/ are writable and on
+ * one mount (not each shard: cheap enough for every health check); else 0. */
+int store_writable(const char *data_dir);
+
 /* Starts a temporary file for an upload. Returns 0, or -1 (errno). */
 int store_begin(struct store_upload *upload, const char *data_dir);
 

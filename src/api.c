@@ -1,11 +1,8 @@
 #include "api.h"
 
-#include <string.h>
-#include <sys/stat.h>
-#include <stdio.h>
-#include <unistd.h>
-
 #include "store.h"
+
+#include <string.h>
 
 /* Finds the caller from the presented key. Returns 0, or -1 with *error set:
  * AUTH_1007 no key, AUTH_1008 unknown or revoked, AUTH_1015 no inference scope. */
@@ -58,25 +55,13 @@ static int authenticate(struct http_request *req, struct api_caller *caller,
     return 0;
 }
 
-/* GET /healthz: 200 when the database answers, is still the file at its path
- * and not known to be damaged, and what an upload writes is writable: tmp/,
- * files/ (one filesystem) and the database file (not each shard: cheap). */
+/* GET /healthz: 200 when the database can be used (db_usable) and what an
+ * upload writes is writable (store_writable). */
 static void health(struct http_request *req, const struct config *config)
 {
-    static const char *const written[] = {STORE_TMP_DIR, STORE_FILES_DIR, DB_FILENAME};
-    struct key_record unused;
-    unsigned char zero[AUTH_HASH_SIZE] = {0};
-    char path[4096];
-    /* One indexed read of the key table: answers unless SQLite cannot read. */
-    int status = db_key_find(zero, &unused);
-    int ok = (status == DB_OK || status == DB_NOT_FOUND) && db_in_place() && !db_damaged();
+    int ok = db_usable() && store_writable(config->data_dir);
     cJSON *body = cJSON_CreateObject();
 
-    for (size_t i = 0; ok && i < sizeof written / sizeof *written; i++) {
-        snprintf(path, sizeof path, "%s/%s", config->data_dir, written[i]);
-        ok = access(path, W_OK) == 0;
-    }
-    ok = ok && store_check_layout(config->data_dir) == 0;
     cJSON_AddStringToObject(body, "status", ok ? "ok" : "unavailable");
     http_send_json(req, ok ? 200 : 503, body);
 }

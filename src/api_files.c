@@ -296,47 +296,49 @@ static int handing_off_allowed(const struct http_request *req)
     return !req->head && !req->if_match && !req->if_unmodified_since;
 }
 
-int api_content(struct http_request *req, const struct config *config,
-                const struct api_caller *caller, const char *file_id, struct api_error *error)
+/* Opens the content of a file the caller may read, checked against its row.
+ * Returns the descriptor with *file and *st set, or -1 with *error set. */
+static int open_content(const struct config *config, const struct api_caller *caller,
+                        const char *file_id, struct file_meta *file, struct stat *st,
+                        struct api_error *error)
 {
-    char headers[4096], disposition[1200], etag[70], last_modified[HTTP_DATE_SIZE];
-    struct file_meta file;
-    struct stat st;
-    time_t modified, since;
-    int64_t first = 0, last;
-    int fd, open_errno, range;
+    int fd, open_errno;
 
-    if (find_file(caller, file_id, &file, error) != 0)
+    if (find_file(caller, file_id, file, error) != 0)
         return -1;
     hooks_pause_point("content_after_lookup");
-    fd = store_open(config->data_dir, file.id);
+    fd = store_open(config->data_dir, file->id);
     open_errno = errno;
     /* A delete (or gc) between the lookup and the open: the row goes before the
      * content, so a second lookup tells that from content that is missing. */
-    if (fd < 0 && open_errno == ENOENT && find_file(caller, file_id, &file, error) != 0)
+    if (fd < 0 && open_errno == ENOENT && find_file(caller, file_id, file, error) != 0)
         return -1;
     if (fd < 0 && (open_errno == EMFILE || open_errno == ENFILE || open_errno == ENOMEM)) {
         error_set_errno(error, open_errno, "opening a file's content");
         return -1;
     }
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size != file.bytes) {
-        error_set(error, ERR_INTERNAL, NULL, "content of %s is missing or damaged: %s", file.id,
+    if (fd < 0 || fstat(fd, st) != 0 || st->st_size != file->bytes) {
+        error_set(error, ERR_INTERNAL, NULL, "content of %s is missing or damaged: %s", file->id,
                   fd < 0 ? strerror(open_errno) : "size differs from the database");
         if (fd >= 0)
             close(fd);
         return -1;
     }
-    snprintf(etag, sizeof etag, "\"%s\"", file.content_hash);
-    /* Last-Modified is the content file's mtime, as the web servers send it
-     * with a hand-off, so both ways of sending agree (never in the future). */
-    modified = st.st_mtime < time(NULL) ? st.st_mtime : time(NULL);
-    http_format_date(modified, last_modified);
-    last = file.bytes - 1;
-    /* RFC 9110 §13.2.2's order; a date that does not parse is ignored. */
+    return fd;
+}
+
+/* The conditional headers, in RFC 9110 §13.2.2's order (a date that does not
+ * parse is ignored). Returns 0 to go on, 1 having sent a 304, or -1 with a
+ * 412 in *error. */
+static int check_preconditions(struct http_request *req, const char *etag,
+                               const char *last_modified, time_t modified, struct api_error *error)
+{
+    char headers[256];
+    time_t since;
+
     if (req->if_match
             ? !http_etag_matches(req->if_match, etag, 1)
             : http_parse_date(req->if_unmodified_since, &since) == 0 && modified > since) {
-        close(fd);
         if (req->if_match)
             error_set(error, ERR_PRECONDITION_FAILED, "If-Match",
                       "If-Match names no current tag of this file (its ETag is %s)", etag);
@@ -350,24 +352,34 @@ int api_content(struct http_request *req, const struct config *config,
             : http_parse_date(req->if_modified_since, &since) == 0 && modified <= since) {
         snprintf(headers, sizeof headers, "ETag: %s\r\nLast-Modified: %s\r\n", etag, last_modified);
         http_send_head(req, 304, headers);
-        close(fd);
-        return 0;
+        return 1;
     }
+    return 0;
+}
+
+/* Sends the content of fd (the whole, or the one range asked for), or hands
+ * it to the web server. Returns 0, or -1 with a 416 in *error. */
+static int send_content(struct http_request *req, const struct config *config,
+                        const struct file_meta *file, int fd, const char *etag,
+                        const char *last_modified, struct api_error *error)
+{
+    char headers[4096], disposition[1200];
+    int64_t first = 0, last = file->bytes - 1;
     /* If-Range: the Range stands only if it holds this ETag (one strong tag;
      * a date never matches: Last-Modified is no strong validator, RFC 9110
      * §13.1.5). Else the whole content. */
-    range = req->if_range && strcmp(req->if_range, etag) != 0
-                ? 0
-                : http_parse_range(req->range, file.bytes, &first, &last);
+    int range = req->if_range && strcmp(req->if_range, etag) != 0
+                    ? 0
+                    : http_parse_range(req->range, file->bytes, &first, &last);
+
     if (range < 0) {
-        close(fd);
         error_set(error, ERR_RANGE_NOT_SATISFIABLE, "Range",
-                  "the range is outside the content (%lld bytes)", (long long)file.bytes);
+                  "the range is outside the content (%lld bytes)", (long long)file->bytes);
         snprintf(error->extra_headers, sizeof error->extra_headers,
-                 "Content-Range: bytes */%lld\r\n", (long long)file.bytes);
+                 "Content-Range: bytes */%lld\r\n", (long long)file->bytes);
         return -1;
     }
-    content_disposition(disposition, sizeof disposition, file.filename);
+    content_disposition(disposition, sizeof disposition, file->filename);
     snprintf(headers, sizeof headers,
              "Content-Type: application/jsonl\r\nContent-Disposition: %s\r\nETag: %s\r\n"
              "Last-Modified: %s\r\nAccept-Ranges: bytes\r\n",
@@ -376,23 +388,44 @@ int api_content(struct http_request *req, const struct config *config,
         size_t used = strlen(headers);
         snprintf(headers + used, sizeof headers - used,
                  "Content-Range: bytes %lld-%lld/%lld\r\nContent-Length: %lld\r\n",
-                 (long long)first, (long long)last, (long long)file.bytes,
+                 (long long)first, (long long)last, (long long)file->bytes,
                  (long long)(last - first + 1));
         http_send_head(req, 206, headers);
-    } else if (handing_off_allowed(req) && hand_off(config, file.id, headers, sizeof headers)) {
+    } else if (handing_off_allowed(req) && hand_off(config, file->id, headers, sizeof headers)) {
         http_send_head(req, 200, headers);
-        close(fd);
         return 0;
     } else {
         size_t used = strlen(headers);
         snprintf(headers + used, sizeof headers - used, "Content-Length: %lld\r\n",
-                 (long long)file.bytes);
+                 (long long)file->bytes);
         http_send_head(req, 200, headers);
     }
     if (!req->head)
         stream_range(req, fd, first, last);
-    close(fd);
     return 0;
+}
+
+int api_content(struct http_request *req, const struct config *config,
+                const struct api_caller *caller, const char *file_id, struct api_error *error)
+{
+    char etag[70], last_modified[HTTP_DATE_SIZE];
+    struct file_meta file;
+    struct stat st;
+    time_t modified, now = time(NULL);
+    int fd, rc;
+
+    if ((fd = open_content(config, caller, file_id, &file, &st, error)) < 0)
+        return -1;
+    snprintf(etag, sizeof etag, "\"%s\"", file.content_hash);
+    /* Last-Modified is the content file's mtime, as the web servers send it
+     * with a hand-off, so both ways of sending agree (never in the future). */
+    modified = st.st_mtime < now ? st.st_mtime : now;
+    http_format_date(modified, last_modified);
+    rc = check_preconditions(req, etag, last_modified, modified, error);
+    if (rc == 0)
+        rc = send_content(req, config, &file, fd, etag, last_modified, error);
+    close(fd);
+    return rc < 0 ? -1 : 0;
 }
 
 int api_delete(struct http_request *req, const struct config *config,

@@ -889,6 +889,17 @@ int db_integrity_check(char *out, size_t out_size)
     return DB_OK;
 }
 
+int db_usable(void)
+{
+    static const unsigned char no_key[AUTH_HASH_SIZE];
+    struct key_record unused;
+    int status = db_key_find(no_key, &unused);
+    const char *path = sqlite3_db_filename(db, "main");
+
+    return (status == DB_OK || status == DB_NOT_FOUND) && db_in_place() && !db_damaged() && path &&
+           access(path, W_OK) == 0;
+}
+
 int db_damage_clear(void)
 {
     return damage_marker[0] && unlink(damage_marker) == 0;

@@ -209,6 +209,15 @@ int store_check_layout(const char *data_dir)
     return 0;
 }
 
+int store_writable(const char *data_dir)
+{
+    char path[4096];
+
+    return join(path, sizeof path, data_dir, STORE_TMP_DIR) == 0 && access(path, W_OK) == 0 &&
+           join(path, sizeof path, data_dir, STORE_FILES_DIR) == 0 && access(path, W_OK) == 0 &&
+           store_check_layout(data_dir) == 0;
+}
+
 int store_init(const char *data_dir, int grace_seconds)
 {
     char path[4096];
