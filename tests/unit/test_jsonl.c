@@ -1229,6 +1229,17 @@ static void test_depth(void)
 #define REQ(id, method, url, body)                                                                 \
     "{\"custom_id\":" id ",\"method\":" method ",\"url\":" url ",\"body\":" body "}"
 #define OK_REQ(id) REQ("\"" id "\"", "\"POST\"", "\"/v1/embeddings\"", "{}")
+/* OK_REQ's line for an id known at run time (in one of three buffers, in
+ * turn: one call's line lasts two more calls). */
+static const char *ok_req_line(const char *id)
+{
+    static char lines[3][256];
+    static int turn;
+    char *line = lines[turn = (turn + 1) % 3];
+
+    snprintf(line, sizeof lines[0], OK_REQ("%s"), id);
+    return line;
+}
 
 static void test_batch(void)
 {
@@ -1271,6 +1282,43 @@ static void test_batch(void)
                  OK_REQ("0123456789012345678901234567890123456789012345678901234567890123456789"));
         check_reject("long duplicate", line, &batch_options, 2, 14, "duplicate_custom_id",
                      "\"012345678901234567890123456789012345678901234567\"...");
+    }
+    /* JSONL_QUOTE_MAX (48): a value of 48 bytes is quoted whole, one of 49 cut */
+    {
+        char id48[49], id49[50], line[400], want[64];
+        memset(id48, 'q', 48);
+        id48[48] = '\0';
+        memset(id49, 'q', 49);
+        id49[49] = '\0';
+        snprintf(line, sizeof line, "%s\n%s", ok_req_line(id48), ok_req_line(id48));
+        snprintf(want, sizeof want, "\"%s\" ", id48);
+        check_reject("duplicate quoted whole at 48", line, &batch_options, 2, 14,
+                     "duplicate_custom_id", want);
+        snprintf(line, sizeof line, "%s\n%s", ok_req_line(id49), ok_req_line(id49));
+        snprintf(want, sizeof want, "\"%s\"...", id48);
+        check_reject("duplicate quoted cut at 49", line, &batch_options, 2, 14,
+                     "duplicate_custom_id", want);
+    }
+    /* JSONL_ID_INLINE (64): ids up to it are hashed in one call, longer ones
+     * in a streaming state; duplicates are found either way, and ids that
+     * differ only past byte 64 are distinct. */
+    {
+        char a64[65], a65[66], b65[66], line[600];
+        memset(a64, 'i', 64);
+        a64[64] = '\0';
+        memset(a65, 'i', 65);
+        a65[65] = '\0';
+        memcpy(b65, a65, sizeof b65);
+        b65[64] = 'j';
+        snprintf(line, sizeof line, "%s\n%s", ok_req_line(a64), ok_req_line(a64));
+        check_reject("duplicate at 64", line, &batch_options, 2, 14, "duplicate_custom_id",
+                     "already used by an earlier line");
+        snprintf(line, sizeof line, "%s\n%s", ok_req_line(a65), ok_req_line(a65));
+        check_reject("duplicate at 65", line, &batch_options, 2, 14, "duplicate_custom_id",
+                     "already used by an earlier line");
+        snprintf(line, sizeof line, "%s\n%s\n%s", ok_req_line(a64), ok_req_line(a65),
+                 ok_req_line(b65));
+        check_accept("distinct past 64", line, &batch_options, 3);
     }
     /* batch off: no batch rules */
     check_accept("batch off", "{\"x\":1}\n" OK_REQ("a") "\n" OK_REQ("a"), &plain_options, 3);
