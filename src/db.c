@@ -218,6 +218,17 @@ static int step_done(sqlite3_stmt *stmt)
     return rc == SQLITE_DONE ? DB_OK : status_of(rc);
 }
 
+/* Ends a walk over a statement's rows (rc: the last step's): resets the
+ * statement; returns DB_OK, or the error that cut the walk short. */
+static int rows_end(sqlite3_stmt *stmt, int rc)
+{
+    int status = rc == SQLITE_ROW || rc == SQLITE_DONE ? DB_OK : status_of(rc);
+
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return status;
+}
+
 /* Runs a bound statement that returns at most one row: DB_OK with the row
  * given to read_row, DB_NOT_FOUND, or an error. Resets the statement. */
 static int step_row(sqlite3_stmt *stmt, void (*read_row)(sqlite3_stmt *stmt, void *out), void *out)
@@ -504,6 +515,7 @@ void db_close(void)
     db = NULL;
     reading = 0;
     memset(&key_cache, 0, sizeof key_cache); /* a database opened next counts versions anew */
+    damage_marker[0] = '\0';
 }
 
 /* Copies a text column into dest, cut to size - 1 bytes (a list page copies
@@ -708,11 +720,7 @@ int db_file_list(const struct db_list_query *query,
         if (each(ctx, &file) != 0)
             break;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        status = status_of(rc);
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return status;
+    return rows_end(stmt, rc);
 }
 
 int db_account_ensure(const char *name, int64_t *account_id)
@@ -773,7 +781,7 @@ int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx)
 {
     sqlite3_stmt *stmt = statements[STMT_KEY_EACH];
     struct key_record key;
-    int rc, status = DB_OK;
+    int rc;
 
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         read_key(stmt, &key);
@@ -781,10 +789,7 @@ int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx)
         if (each(ctx, &key) != 0)
             break;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        status = status_of(rc);
-    sqlite3_reset(stmt);
-    return status;
+    return rows_end(stmt, rc);
 }
 
 int db_account_find(const char *name, int64_t *account_id)
@@ -801,7 +806,7 @@ int db_file_each(int64_t account_id,
 {
     sqlite3_stmt *stmt = statements[account_id < 0 ? STMT_FILE_EACH : STMT_FILE_EACH_ACCOUNT];
     struct file_meta file;
-    int rc, status = DB_OK;
+    int rc;
 
     if (account_id >= 0)
         sqlite3_bind_int64(stmt, 1, account_id);
@@ -810,11 +815,7 @@ int db_file_each(int64_t account_id,
         if (each(ctx, &file, (const char *)sqlite3_column_text(stmt, 8)) != 0)
             break;
     }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        status = status_of(rc);
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return status;
+    return rows_end(stmt, rc);
 }
 
 int db_file_find(const char *id, struct file_meta *out)
@@ -858,17 +859,14 @@ int db_file_remove(const char *id, int64_t now)
 int db_expired_ids(int64_t now, char (*ids)[IDS_FILE_LEN + 1], int max)
 {
     sqlite3_stmt *stmt = statements[STMT_EXPIRED];
-    int rc, count = 0;
+    int rc, status, count = 0;
 
     sqlite3_bind_int64(stmt, 1, now);
     sqlite3_bind_int(stmt, 2, max);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && count < max)
         copy_text(ids[count++], IDS_FILE_LEN + 1, stmt, 0);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        count = status_of(rc);
-    sqlite3_reset(stmt);
-    sqlite3_clear_bindings(stmt);
-    return count;
+    status = rows_end(stmt, rc);
+    return status == DB_OK ? count : status;
 }
 
 int db_integrity_check(char *out, size_t out_size)
