@@ -4,6 +4,7 @@
 #include "jsonl.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,62 @@ static int parse_integer(const char *text, long long min, long long max, long lo
         return -1;
     *out = v;
     return 0;
+}
+
+/* The integer keys: their range, and where each goes in struct config (a
+ * field of 8 or 4 bytes, never negative). */
+struct integer_key {
+    const char *key;
+    long long min, max;
+    long long least_but_zero; /* a value other than 0 must be at least this (0: no rule) */
+    size_t offset, size;
+};
+
+#define CONFIG_FIELD(name) offsetof(struct config, name), sizeof((struct config *)0)->name
+
+static const struct integer_key integer_keys[] = {
+    {"max_file_bytes", 1, 1LL << 40, 0, CONFIG_FIELD(max_file_bytes)},
+    {"keep_free_bytes", 0, 1LL << 50, 0, CONFIG_FIELD(keep_free_bytes)},
+    {"jsonl_max_depth", 1, 100000, 0, CONFIG_FIELD(jsonl_max_depth)},
+    {"db_busy_timeout_ms", 0, 600000, 0, CONFIG_FIELD(db_busy_timeout_ms)},
+    {"max_requests", 0, 1LL << 31, 0, CONFIG_FIELD(max_requests)},
+    {"default_expiry_seconds", 0, CONFIG_EXPIRY_MAX_SECONDS, CONFIG_EXPIRY_MIN_SECONDS,
+     CONFIG_FIELD(default_expiry_seconds)},
+};
+
+static const struct integer_key *find_integer_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof integer_keys / sizeof *integer_keys; i++)
+        if (!strcmp(key, integer_keys[i].key))
+            return &integer_keys[i];
+    return NULL;
+}
+
+static void store_integer(struct config *c, const struct integer_key *k, long long n)
+{
+    char *field = (char *)c + k->offset;
+
+    if (k->size == sizeof(int64_t)) {
+        int64_t wide = n;
+        memcpy(field, &wide, sizeof wide);
+    } else {
+        uint32_t narrow = (uint32_t)n; /* unsigned or int: the range fits either */
+        memcpy(field, &narrow, sizeof narrow);
+    }
+}
+
+static long long load_integer(const struct config *c, const struct integer_key *k)
+{
+    const char *field = (const char *)c + k->offset;
+    int64_t wide;
+    uint32_t narrow;
+
+    if (k->size == sizeof(int64_t)) {
+        memcpy(&wide, field, sizeof wide);
+        return wide;
+    }
+    memcpy(&narrow, field, sizeof narrow);
+    return narrow;
 }
 
 static int parse_bool(const char *text, int *out)
@@ -126,6 +183,7 @@ static const char *x_accel_prefix_problem(const char *v)
 
 int config_set(struct config *c, const char *key, const char *value, char *err, size_t err_size)
 {
+    const struct integer_key *integer = find_integer_key(key);
     long long n;
 
     if (!strcmp(key, "data_dir") && !*value) {
@@ -152,40 +210,15 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
     }
     if (!strcmp(key, "batch_urls"))
         return set_batch_urls(c, value, err, err_size);
-    if (!strcmp(key, "batch_checks")) {
+    if (integer) {
+        if (parse_integer(value, integer->min, integer->max, &n) == 0 &&
+            (n == 0 || n >= integer->least_but_zero)) {
+            store_integer(c, integer, n);
+            return 0;
+        }
+    } else if (!strcmp(key, "batch_checks")) {
         if (parse_bool(value, &c->batch_checks) == 0)
             return 0;
-    } else if (!strcmp(key, "max_file_bytes")) {
-        if (parse_integer(value, 1, 1LL << 40, &n) == 0) {
-            c->max_file_bytes = (uint64_t)n;
-            return 0;
-        }
-    } else if (!strcmp(key, "keep_free_bytes")) {
-        if (parse_integer(value, 0, 1LL << 50, &n) == 0) {
-            c->keep_free_bytes = (uint64_t)n;
-            return 0;
-        }
-    } else if (!strcmp(key, "jsonl_max_depth")) {
-        if (parse_integer(value, 1, 100000, &n) == 0) {
-            c->jsonl_max_depth = (unsigned)n;
-            return 0;
-        }
-    } else if (!strcmp(key, "db_busy_timeout_ms")) {
-        if (parse_integer(value, 0, 600000, &n) == 0) {
-            c->db_busy_timeout_ms = (int)n;
-            return 0;
-        }
-    } else if (!strcmp(key, "max_requests")) {
-        if (parse_integer(value, 0, 1LL << 31, &n) == 0) {
-            c->max_requests = (unsigned)n;
-            return 0;
-        }
-    } else if (!strcmp(key, "default_expiry_seconds")) {
-        if (parse_integer(value, 0, CONFIG_EXPIRY_MAX_SECONDS, &n) == 0 &&
-            (n == 0 || n >= CONFIG_EXPIRY_MIN_SECONDS)) {
-            c->default_expiry_seconds = n;
-            return 0;
-        }
     } else if (!strcmp(key, "download_mode")) {
         if (!strcmp(value, "stream"))
             c->download_mode = DOWNLOAD_STREAM;
@@ -215,15 +248,12 @@ const char *const config_keys[] = {
 int config_get(const struct config *c, const char *key, char *out, size_t out_size)
 {
     static const char *const modes[] = {"stream", "x-sendfile", "x-accel-redirect"};
+    const struct integer_key *integer = find_integer_key(key);
 
-    if (!strcmp(key, "data_dir"))
+    if (integer)
+        snprintf(out, out_size, "%lld", load_integer(c, integer));
+    else if (!strcmp(key, "data_dir"))
         snprintf(out, out_size, "%s", c->data_dir);
-    else if (!strcmp(key, "max_file_bytes"))
-        snprintf(out, out_size, "%llu", (unsigned long long)c->max_file_bytes);
-    else if (!strcmp(key, "keep_free_bytes"))
-        snprintf(out, out_size, "%llu", (unsigned long long)c->keep_free_bytes);
-    else if (!strcmp(key, "jsonl_max_depth"))
-        snprintf(out, out_size, "%u", c->jsonl_max_depth);
     else if (!strcmp(key, "batch_checks"))
         snprintf(out, out_size, "%s", c->batch_checks ? "on" : "off");
     else if (!strcmp(key, "batch_urls")) {
@@ -233,16 +263,10 @@ int config_get(const struct config *c, const char *key, char *out, size_t out_si
             n += (size_t)snprintf(out + n, out_size - n, "%s%s", i ? "," : "", c->batch_urls[i]);
     } else if (!strcmp(key, "key_prefix"))
         snprintf(out, out_size, "%s", c->key_prefix);
-    else if (!strcmp(key, "db_busy_timeout_ms"))
-        snprintf(out, out_size, "%d", c->db_busy_timeout_ms);
-    else if (!strcmp(key, "max_requests"))
-        snprintf(out, out_size, "%u", c->max_requests);
     else if (!strcmp(key, "download_mode"))
         snprintf(out, out_size, "%s", modes[c->download_mode]);
     else if (!strcmp(key, "x_accel_prefix"))
         snprintf(out, out_size, "%s", c->x_accel_prefix);
-    else if (!strcmp(key, "default_expiry_seconds"))
-        snprintf(out, out_size, "%lld", (long long)c->default_expiry_seconds);
     else
         return -1;
     return 0;

@@ -111,6 +111,8 @@ int main(void)
                    bounds[i].key);
             CHECKF(config_set(&copy, bounds[i].key, bounds[i].highest, err, sizeof err) == 0, "%s",
                    bounds[i].key);
+            CHECK(config_get(&copy, bounds[i].key, value, sizeof value) == 0);
+            CHECK_STR(value, bounds[i].highest);
             CHECKF(config_set(&copy, bounds[i].key, bounds[i].below, err, sizeof err) == -1, "%s",
                    bounds[i].key);
             CHECKF(config_set(&copy, bounds[i].key, bounds[i].above, err, sizeof err) == -1, "%s",
