@@ -21,6 +21,23 @@ static int load_text(struct config *c, const char *text, char *err, size_t err_s
     return rc;
 }
 
+/* Sets key to a value of size - 1 bytes (first, fill..., last), which must
+ * be taken, then to one of size bytes, which must be refused. */
+static void check_text_limit(struct config *c, const char *key, size_t size, char first, char fill,
+                             char last)
+{
+    char value[1100], err[512];
+
+    for (size_t length = size - 1; length <= size; length++) {
+        memset(value, fill, length);
+        value[0] = first;
+        value[length - 1] = last;
+        value[length] = '\0';
+        CHECKF(config_set(c, key, value, err, sizeof err) == (length < size ? 0 : -1), "%s %zu",
+               key, length);
+    }
+}
+
 int main(void)
 {
     struct config c;
@@ -122,36 +139,11 @@ int main(void)
     /* Text keys at their buffers' size less the NUL, and one past. */
     {
         struct config copy = c;
-        char text[1100], urls[CONFIG_MAX_BATCH_URLS * 4 + 8] = "";
-        memset(text, 'a', sizeof text);
-        text[0] = '/';
-        text[sizeof copy.data_dir - 1] = '\0';
-        CHECK(config_set(&copy, "data_dir", text, err, sizeof err) == 0);
-        text[sizeof copy.data_dir - 1] = 'a';
-        text[sizeof copy.data_dir] = '\0';
-        CHECK(config_set(&copy, "data_dir", text, err, sizeof err) == -1);
-        memset(text, 'k', sizeof text);
-        text[sizeof copy.key_prefix - 1] = '\0';
-        CHECK(config_set(&copy, "key_prefix", text, err, sizeof err) == 0);
-        text[sizeof copy.key_prefix - 1] = 'k';
-        text[sizeof copy.key_prefix] = '\0';
-        CHECK(config_set(&copy, "key_prefix", text, err, sizeof err) == -1);
-        memset(text, 'p', sizeof text);
-        text[0] = '/';
-        text[sizeof copy.x_accel_prefix - 2] = '/';
-        text[sizeof copy.x_accel_prefix - 1] = '\0';
-        CHECK(config_set(&copy, "x_accel_prefix", text, err, sizeof err) == 0);
-        text[sizeof copy.x_accel_prefix - 2] = 'p';
-        text[sizeof copy.x_accel_prefix - 1] = '/';
-        text[sizeof copy.x_accel_prefix] = '\0';
-        CHECK(config_set(&copy, "x_accel_prefix", text, err, sizeof err) == -1);
-        memset(text, 'u', sizeof text);
-        text[0] = '/';
-        text[sizeof copy.batch_urls[0] - 1] = '\0';
-        CHECK(config_set(&copy, "batch_urls", text, err, sizeof err) == 0);
-        text[sizeof copy.batch_urls[0] - 1] = 'u';
-        text[sizeof copy.batch_urls[0]] = '\0';
-        CHECK(config_set(&copy, "batch_urls", text, err, sizeof err) == -1);
+        char urls[CONFIG_MAX_BATCH_URLS * 4 + 8] = "";
+        check_text_limit(&copy, "data_dir", sizeof copy.data_dir, '/', 'a', 'a');
+        check_text_limit(&copy, "key_prefix", sizeof copy.key_prefix, 'k', 'k', 'k');
+        check_text_limit(&copy, "x_accel_prefix", sizeof copy.x_accel_prefix, '/', 'p', '/');
+        check_text_limit(&copy, "batch_urls", sizeof copy.batch_urls[0], '/', 'u', 'u');
         for (int i = 0; i < CONFIG_MAX_BATCH_URLS; i++)
             snprintf(urls + strlen(urls), sizeof urls - strlen(urls), "%s/%c", i ? "," : "",
                      'a' + i);
