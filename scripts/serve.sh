@@ -735,6 +735,14 @@ while [ "$SECONDS" -lt "$ready_by" ]; do
             "${component[@]}" "$bin_dir/filesctl" "${worker_args[@]}" gc --every "$gc_interval" &
             pids+=($!) stop_signal[$!]=TERM
             release_stops
+            # Its parent-death signal is armed once setpriv has made way for
+            # filesctl: were we killed before, it would run on alone.
+            gc_pid=$!
+            while :; do
+                { read -r gc_comm <"/proc/$gc_pid/comm"; } 2>/dev/null || break # gone
+                launched "$gc_pid" && [ "$gc_comm" != setpriv ] && break
+                sleep 0.01
+            done
         fi
         echo "listening on http://127.0.0.1:$port"
         [ -z "$banner" ] || printf '%s\n' "$banner"

@@ -393,6 +393,22 @@ def group_alive(pgid):
         return True
 
 
+def group_members(pgid):
+    """'pid comm state' of each process in group pgid: what a failure names."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except (OSError, ValueError):
+            continue
+        comm_end = stat.rfind(")")
+        fields = stat[comm_end + 2:].split()
+        if len(fields) > 2 and fields[2] == str(pgid):
+            found.append("%s %s %s" % (entry, stat[stat.find("(") + 1:comm_end], fields[0]))
+    return found
+
+
 # --------------------------------------------------------------------------
 # HTTP
 

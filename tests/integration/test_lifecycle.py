@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 
 from harness import (BIN_DIR, REPO, SERVE, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port,
-                     group_alive, multipart, once_is_enough, read_to_end, scripts_only)
+                     group_alive, group_members, multipart, once_is_enough, read_to_end, scripts_only)
 
 # In the shared-hosting shapes the web server itself runs the workers; these
 # tests are about the spawn-fcgi + multiwatch pool.
@@ -1356,10 +1356,27 @@ class ServeScriptTest(ApiTestCase):
         os.kill(stack.proc.pid, signal.SIGKILL)
         stack.proc.wait(30)
         self.assertTrue(wait_for(lambda: not group_alive(stack.proc.pid), 10),
-                        "the web server outlived serve.sh")
+                        "the web server outlived serve.sh: %s" % group_members(stack.proc.pid))
         for pool in stack.pool_groups:
             self.assertTrue(wait_for(lambda: not group_alive(pool), 10),
-                            "the pool outlived serve.sh")
+                            "the pool outlived serve.sh: %s" % group_members(pool))
+
+    def test_gc_started_last_does_not_outlive_serve_sh_killed_outright(self):
+        # gc starts just before "listening": killed then, serve.sh died before
+        # gc's setpriv had armed its parent-death signal, which then never
+        # came (gc ran on, alone, for good). A slow setpriv for gc shows it.
+        tmp = self.tmp()
+        data = os.path.join(tmp, "data")
+        _, env = self.with_shim(tmp, "setpriv", 'case "$*" in *" gc --every "*) sleep 1 ;; esac\n'
+                                'exec /usr/bin/setpriv "$@"\n')
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", data,
+                                        "--workers", "1"], cwd=tmp, env=env)
+        self.addCleanup(stop_serve, proc)
+        self.addCleanup(lambda: subprocess.run(["pkill", "-KILL", "-f", data], check=False))
+        self.assertIn("listening on", text)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        self.assertTrue(wait_for(lambda: not processes_naming(data), 10), processes_naming(data))
 
     def with_shim(self, tmp, program, script):
         """self.env() with a bash script named program first in PATH."""
