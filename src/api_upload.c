@@ -186,6 +186,12 @@ static int parse_expiry(struct upload *up, int64_t created_at, int64_t *expires_
     return 0;
 }
 
+/* The largest request body: a file of the limit and the most form around it. */
+static uint64_t max_request_bytes(const struct upload *up)
+{
+    return up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD;
+}
+
 /* A request larger than a file of the limit and the most form around it. The
  * file itself may be small: the message says what was too large. */
 static int refuse_request_size(struct upload *up, uint64_t max_request)
@@ -205,7 +211,7 @@ static int check_upload_headers(const struct http_request *req, struct upload *u
                                 char boundary[MULTIPART_MAX_BOUNDARY + 1])
 {
     const char *why = NULL;
-    uint64_t max_request = up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD;
+    uint64_t max_request = max_request_bytes(up);
 
     /* No web server in front decodes a body, and nor do we: a compressed
      * one would otherwise be called a multipart body without its boundary. */
@@ -239,7 +245,7 @@ static int read_form(struct http_request *req, struct upload *up, const char *bo
     static char chunk[UPLOAD_CHUNK];
     static struct multipart_parser parser;
     static const struct multipart_callbacks callbacks = {on_part_begin, on_part_data, on_part_end};
-    uint64_t max_request = up->config->max_file_bytes + UPLOAD_MAX_OVERHEAD, received = 0;
+    uint64_t max_request = max_request_bytes(up), received = 0;
     int rc = MULTIPART_OK;
 
     multipart_parser_init(&parser, boundary, &callbacks, up);

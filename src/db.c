@@ -165,17 +165,16 @@ static void mark_damaged(const char *why)
     if (fd >= 0) {
         dprintf(fd, "%s\n", why);
         close(fd);
-    }
-    if (fd >= 0)
         fprintf(stderr,
                 "files-api: sqlite: the database is damaged (%s): /healthz answers 503 until "
                 "filesctl fsck finds it whole (%s)\n",
                 why, damage_marker);
-    else
+    } else {
         fprintf(stderr,
                 "files-api: sqlite: the database is damaged (%s), and cannot be marked so "
                 "(%s: %s): /healthz does not report it\n",
                 why, damage_marker, strerror(errno));
+    }
 }
 
 int db_damaged(void)
