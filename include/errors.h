@@ -51,6 +51,10 @@ void error_clear(struct api_error *e);
  * (callers answer DB_NOT_FOUND themselves). */
 void error_set_db(struct api_error *e, int db_status);
 
+/* Returns 1 if err says the process is short of open files or memory, which
+ * a retry may find free (EMFILE, ENFILE, ENOMEM, ENOBUFS); else 0. */
+int error_is_shortage(int err);
+
 /* Sets e for a failed system call (what: "creating the temporary file"): out
  * of file descriptors or memory is 503, as a retry may find them free (and
  * is logged: the operator should know); anything else 500. */

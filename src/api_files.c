@@ -313,7 +313,7 @@ static int open_content(const struct config *config, const struct api_caller *ca
      * content, so a second lookup tells that from content that is missing. */
     if (fd < 0 && open_errno == ENOENT && find_file(caller, file_id, file, error) != 0)
         return -1;
-    if (fd < 0 && (open_errno == EMFILE || open_errno == ENFILE || open_errno == ENOMEM)) {
+    if (fd < 0 && error_is_shortage(open_errno)) {
         error_set_errno(error, open_errno, "opening a file's content");
         return -1;
     }

@@ -64,12 +64,17 @@ void error_set_db(struct api_error *e, int db_status)
         error_set(e, ERR_INTERNAL, NULL, "database error");
 }
 
+int error_is_shortage(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOMEM || err == ENOBUFS;
+}
+
 void error_set_errno(struct api_error *e, int err, const char *what)
 {
-    if (err == EMFILE || err == ENFILE || err == ENOMEM) {
+    if (error_is_shortage(err)) {
         fprintf(stderr, "files-api: %s: %s (answered 503)\n", what, strerror(err));
         error_set(e, ERR_BUSY, NULL, "the server is short of %s; retry shortly",
-                  err == ENOMEM ? "memory" : "open files");
+                  err == ENOMEM || err == ENOBUFS ? "memory" : "open files");
     } else {
         error_set(e, ERR_INTERNAL, NULL, "%s: %s", what, strerror(err));
     }

@@ -22,10 +22,8 @@ static int stop_pending(const sigset_t *stops)
 
     if (!stops || sigpending(&pending) != 0)
         return 0;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sigismember(stops, sig) == 1 && sigismember(&pending, sig) == 1)
-            return 1;
-    return 0;
+    sigandset(&pending, &pending, stops);
+    return !sigisemptyset(&pending);
 }
 
 /* Deletes what has expired by now, or until one of `stops` arrives (checked

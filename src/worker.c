@@ -166,8 +166,7 @@ static int take_request(FCGX_Request *fcgi)
     if (fcgi->ipcFd < 0) {
         static int short_of_resources; /* said once until an accept succeeds */
         int connection = accept4(0, NULL, NULL, SOCK_CLOEXEC);
-        if (connection < 0 &&
-            (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)) {
+        if (connection < 0 && error_is_shortage(errno)) {
             /* The connection waits in the backlog while the lingering closes
              * or other processes free some: ending the worker would drop the
              * connections it keeps. The pause takes a stop signal (the queue

@@ -837,7 +837,9 @@ class HealthTest(ApiTestCase):
     def test_health_follows_the_data_directory(self):
         # No gc beside the pool: its start, which may come after ours, makes
         # tmp/ again (the full run caught it doing so under Apache).
-        stack = Stack(workers=1, name="health", serve_args=["--gc-interval", "0"]).start()
+        # (--start-timeout at its largest: taken)
+        stack = Stack(workers=1, name="health",
+                      serve_args=["--gc-interval", "0", "--start-timeout", "9999"]).start()
         self.addCleanup(stack.stop)
         client = stack.client(None)
         resp = client.request("GET", "/healthz")
@@ -1087,6 +1089,8 @@ class ServeScriptTest(ApiTestCase):
                                "--start-timeout takes 1-9999 seconds, not 0"),
                               (["--start-timeout", "1x"] + data,
                                "--start-timeout takes 1-9999 seconds, not 1x"),
+                              (["--start-timeout", "10000"] + data,
+                               "--start-timeout takes 1-9999 seconds, not 10000"),
                               (["--data-dir", ""], "--data-dir needs a value"),
                               (["--server"], "--server needs a value"),
                               (["--data-dir", "--port", "8080"], "--data-dir needs a value"),
