@@ -383,6 +383,15 @@ def child_groups(pid):
     return groups
 
 
+def process_age(pid):
+    """Seconds since pid started (from /proc, in clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        started_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - started_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def group_alive(pgid):
     try:
         os.killpg(pgid, 0)
