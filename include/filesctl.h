@@ -20,11 +20,23 @@ struct filesctl_args {
     int input; /* the PATH|- argument, opened as the caller; else -1 */
 };
 
+/* What a command needs from main before it runs (filesctl_command.needs). */
+enum filesctl_needs {
+    FILESCTL_DATA_DIR = 1,     /* an existing data directory, opened */
+    FILESCTL_NEW_DATA_DIR = 2, /* one, made if it is not there yet */
+    FILESCTL_INPUT = 4,        /* its PATH|- argument opened (args.input) */
+    FILESCTL_ENV_WARNING = 8,  /* the unknown $FILES_API_* variables said */
+};
+
 struct filesctl_command {
     const char *group; /* "keys", "files", ... */
     const char *name;  /* "create", ...; NULL for a group that is the command */
     const char *usage; /* arguments and one line of description */
     int (*run)(const struct config *config, const struct filesctl_args *args);
+    int needs; /* enum filesctl_needs */
+    /* Checks the arguments' values before anything is opened or made: 0, or
+     * 2 having said what is wrong. NULL: nothing to check. */
+    int (*check)(const struct filesctl_args *args);
 };
 
 /* The value given to option name, or NULL. */
@@ -46,8 +58,6 @@ int filesctl_db_failure(const char *what, int status);
 void filesctl_progress(const char *what, uint64_t done, uint64_t total);
 
 int filesctl_keys_create(const struct config *config, const struct filesctl_args *args);
-/* Its arguments' values, checked before the data directory is opened (or
- * made): 0, or 2 having said what is wrong. */
 int filesctl_keys_create_check(const struct filesctl_args *args);
 int filesctl_keys_list(const struct config *config, const struct filesctl_args *args);
 int filesctl_keys_revoke(const struct config *config, const struct filesctl_args *args);

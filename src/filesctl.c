@@ -22,49 +22,55 @@ static int filesctl_config_get(const struct config *config, const struct filesct
 static int filesctl_config_unknown_env(const struct config *config,
                                        const struct filesctl_args *args);
 
+#define DATA_DIR_COMMAND (FILESCTL_DATA_DIR | FILESCTL_ENV_WARNING)
+
 static const struct filesctl_command commands[] = {
     {"keys", "create",
      "--account NAME --scopes LIST [--name LABEL]\n"
      "    Create a key (and the account if new); prints only the key.\n"
      "    LIST is comma-separated; '' is an empty list (legacy full access).",
-     filesctl_keys_create},
+     filesctl_keys_create, FILESCTL_NEW_DATA_DIR | FILESCTL_ENV_WARNING,
+     filesctl_keys_create_check},
     {"keys", "list", "\n    Key ids, accounts, state, scopes and labels; never secrets.",
-     filesctl_keys_list},
-    {"keys", "revoke", "ID\n    Revoke the key with this id (key_...).", filesctl_keys_revoke},
+     filesctl_keys_list, DATA_DIR_COMMAND, NULL},
+    {"keys", "revoke", "ID\n    Revoke the key with this id (key_...).", filesctl_keys_revoke,
+     DATA_DIR_COMMAND, NULL},
     {"files", "import",
      "--account NAME --purpose PURPOSE [--filename NAME] PATH|-\n"
      "    Store a file exactly as an upload would (validated, durable) and\n"
      "    print its file object. PURPOSE: batch or batch_output. The filename:\n"
      "    --filename, else PATH's last component (stdin.jsonl for -).",
-     filesctl_files_import},
+     filesctl_files_import, DATA_DIR_COMMAND | FILESCTL_INPUT, NULL},
     {"files", "list",
      "[--account NAME] [--purpose PURPOSE]\n    Files not deleted (expired ones too, until gc), "
      "oldest first.",
-     filesctl_files_list},
+     filesctl_files_list, DATA_DIR_COMMAND, NULL},
     {"files", "show", "ID\n    One file's object (with its account and hash) as JSON.",
-     filesctl_files_show},
-    {"files", "rm", "ID\n    Delete a file of any account (as DELETE does).", filesctl_files_rm},
+     filesctl_files_show, DATA_DIR_COMMAND, NULL},
+    {"files", "rm", "ID\n    Delete a file of any account (as DELETE does).", filesctl_files_rm,
+     DATA_DIR_COMMAND, NULL},
     {"fsck", NULL,
      "[--repair] [--grace SECONDS]\n"
      "    Check content against metadata and SQLite's integrity; exit 0 only when\n"
      "    clean. --repair removes strays older than the grace period (default 60 s\n"
      "    more than db_busy_timeout_ms: 65 s as configured by default) and\n"
      "    tombstones rows whose content is missing or damaged.",
-     filesctl_fsck},
+     filesctl_fsck, DATA_DIR_COMMAND, NULL},
     {"gc", NULL,
      "[--every SECONDS]\n    Delete expired files: their content and their rows. With --every, "
      "again\n"
      "    each SECONDS until SIGTERM or SIGINT, which end a pass between two files\n"
      "    (serve.sh runs it so, as the systemd timer runs gc).",
-     filesctl_gc},
+     filesctl_gc, DATA_DIR_COMMAND, NULL},
     {"config", "show", "\n    Every configuration key with the value in force.",
-     filesctl_config_show},
-    {"config", "get", "KEY\n    One configuration value.", filesctl_config_get},
+     filesctl_config_show, FILESCTL_ENV_WARNING, NULL},
+    {"config", "get", "KEY\n    One configuration value.", filesctl_config_get,
+     FILESCTL_ENV_WARNING, NULL},
     {"config", "unknown-env",
      "\n    The names of the $FILES_API_* variables that are no setting, one a line\n"
      "    (the warning the other commands print; serve.sh keeps them from the\n"
      "    workers, which would each warn again).",
-     filesctl_config_unknown_env},
+     filesctl_config_unknown_env, 0, NULL}, /* lists them instead */
 };
 #define COMMAND_COUNT (sizeof commands / sizeof *commands)
 
@@ -373,7 +379,7 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
     const char *data_dir = config->data_dir;
     char db_path[4096];
     struct stat st;
-    int creates = !strcmp(command->group, "keys") && !strcmp(command->name, "create");
+    int creates = (command->needs & FILESCTL_NEW_DATA_DIR) != 0;
     int db_fd, found;
 
     snprintf(db_path, sizeof db_path, "%s/%s", data_dir, DB_FILENAME);
@@ -469,8 +475,8 @@ int main(int argc, char **argv)
         print_command(stdout, command);
         return 0;
     }
-    if (rc == 0 && command->run == filesctl_keys_create) /* a refused key makes no store */
-        rc = filesctl_keys_create_check(&args);
+    if (rc == 0 && command->check) /* e.g. a refused key makes no store */
+        rc = command->check(&args);
     if (rc != 0)
         return rc;
     umask(0077); /* whatever filesctl creates in the data directory is private too */
@@ -478,14 +484,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "filesctl: config: %s\n", err);
         return 1;
     }
-    if (command->run != filesctl_config_unknown_env) /* which lists them instead */
+    if (command->needs & FILESCTL_ENV_WARNING)
         config_warn_unknown_environment(stderr, "filesctl");
-    if (!strcmp(command->group, "config"))
+    if (!(command->needs & (FILESCTL_DATA_DIR | FILESCTL_NEW_DATA_DIR)))
         return output_written(command->run(&config, &args));
     /* An input file is opened as the caller, before filesctl may become the
      * data directory's owner: root may import a file only root can read. */
     args.input = -1;
-    if (strstr(command->usage, "PATH|-")) {
+    if (command->needs & FILESCTL_INPUT) {
         const char *path = args.positional[0];
         args.input = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
         if (args.input < 0) {
