@@ -1320,6 +1320,21 @@ static void test_batch(void)
                  ok_req_line(b65));
         check_accept("distinct past 64", line, &batch_options, 3);
     }
+    /* JSONL_KEY_MAX (16): a member name is kept to 16 bytes to be compared with
+     * the batch members'; longer names that begin like one are other members */
+    check_reject("custom_id's name with 7 more bytes (16)",
+                 "{\"custom_id1234567\":\"a\",\"method\":\"POST\",\"url\":\"/v1/embeddings\","
+                 "\"body\":{}}",
+                 &batch_options, 1, 1, "missing_required_parameter", "member \"custom_id\"");
+    check_reject("custom_id's name with 8 more bytes (17)",
+                 "{\"custom_id12345678\":\"a\",\"method\":\"POST\",\"url\":\"/v1/embeddings\","
+                 "\"body\":{}}",
+                 &batch_options, 1, 1, "missing_required_parameter", "member \"custom_id\"");
+    check_accept("names of 16 and 17 bytes beside the batch members",
+                 "{\"custom_id1234567\":1,\"custom_id12345678\":2,\"custom_id\":\"a\","
+                 "\"method\":\"POST\",\"url\":\"/v1/embeddings\",\"body\":{},"
+                 "\"body\\u0000\":[],\"url_____________\":\"/v2\",\"url______________\":3}",
+                 &batch_options, 1);
     /* batch off: no batch rules */
     check_accept("batch off", "{\"x\":1}\n" OK_REQ("a") "\n" OK_REQ("a"), &plain_options, 3);
 }
