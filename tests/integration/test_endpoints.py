@@ -451,6 +451,17 @@ class RoutingTest(ApiTestCase):
         resp = c.request("POST", "/v1/files/%s" % long_id, body=b"")
         self.assertError(resp, 405, "VALIDATION_4005")
         self.assertEqual(resp.header("Allow"), "GET, HEAD, DELETE")
+        # ROUTE_MAX_PATH (2048 with its NUL): a path of 2047 bytes fits the
+        # buffer, one of 2048 is routed from request memory; "/content" is
+        # seen whole either way, also where the buffer would cut it.
+        for length in (2047, 2048):
+            for suffix, code in (("", "INFERENCE_3302"), ("/content", "INFERENCE_3302"),
+                                 ("/bogus", "VALIDATION_4004")):
+                path = "/v1/files/file_"
+                path += "a" * (length - len(path) - len(suffix)) + suffix
+                self.assertEqual(len(path), length)
+                with self.subTest(length=length, suffix=suffix):
+                    self.assertError(c.request("GET", path), 404, code)
 
     def test_unknown_route_without_key_is_still_404(self):
         self.assertError(STACK.client(None).request("GET", "/v1/nothing"), 404, "VALIDATION_4004")
