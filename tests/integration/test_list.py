@@ -213,6 +213,18 @@ class ListParameterErrorTest(ApiTestCase):
         self.assertEqual(c.list_ok(purpose="b" * 255)["data"], [])
         self.assertError(c.list(purpose="b" * 256), 400, "VALIDATION_4002", param="purpose")
 
+    def test_an_unknown_parameter_is_ignored_up_to_and_past_63_bytes_of_name(self):
+        # ROUTE_MAX_QUERY_KEY (64, with its NUL): a name of 63 bytes is read
+        # whole, one of 64 is too long; both are unknown, so ignored, and the
+        # parameters after them are still read.
+        c = STACK.new_client()
+        upload_n(c, 2)
+        for name in ("k" * 63, "k" * 64):
+            with self.subTest(name_bytes=len(name)):
+                self.assertEqual(len(c.list_ok(query=name + "=1&limit=1")["data"]), 1)
+                self.assertError(c.list(query=name + "=1&limit=0"), 400, "VALIDATION_4002",
+                                 param="limit")
+
     def test_error_names_the_first_bad_parameter_only_once(self):
         c = STACK.new_client()
         err = self.assertError(c.list(query="limit=0&order=asc"), 400, "VALIDATION_4002")
