@@ -463,6 +463,23 @@ class RoutingTest(ApiTestCase):
                 with self.subTest(length=length, suffix=suffix):
                     self.assertError(c.request("GET", path), 404, code)
 
+    def test_the_messages_quote_a_path_up_to_127_bytes_and_a_method_up_to_15(self):
+        # Longer ones are cut, ending in "...", so that a message stays short.
+        c = STACK.new_client()
+        for length in (127, 128):
+            path = "/v1/nothing/"
+            path += "p" * (length - len(path))
+            quoted = path if length == 127 else path[:124] + "..."
+            with self.subTest(path_bytes=length):
+                err = self.assertError(c.request("GET", path), 404, "VALIDATION_4004")
+                self.assertEqual(err["message"], "no route for GET %s" % quoted)
+        # Registered methods (RFC 3253) of 15 and 16 bytes: every server passes them on.
+        for method, quoted in (("VERSION-CONTROL", "VERSION-CONTROL"),
+                               ("BASELINE-CONTROL", "BASELINE-CON...")):
+            with self.subTest(method=method):
+                err = self.assertError(c.request(method, "/v1/files"), 405, "VALIDATION_4005")
+                self.assertEqual(err["message"], "method %s is not allowed on this route" % quoted)
+
     def test_unknown_route_without_key_is_still_404(self):
         self.assertError(STACK.client(None).request("GET", "/v1/nothing"), 404, "VALIDATION_4004")
 
