@@ -1098,7 +1098,16 @@ class ServeScriptTest(ApiTestCase):
                               (["--data-dir", ""], "--data-dir needs a value"),
                               (["--server"], "--server needs a value"),
                               (["--data-dir", "--port", "8080"], "--data-dir needs a value"),
-                              (["--download-mode", "ftp"] + data, "unknown download mode: ftp")):
+                              (["--gc-interval", "10000000"] + data,
+                               "--gc-interval takes a number of seconds, not 10000000"),
+                              (["--download-mode", "ftp"] + data, "unknown download mode: ftp"),
+                              # the bounds themselves pass: the next check speaks
+                              (["--port", "65535", "--workers", "999", "--gc-interval", "9999999",
+                                "--start-timeout", "9999", "--server", "bogus"] + data,
+                               "unsupported server: bogus"),
+                              (["--port", "1", "--workers", "1", "--gc-interval", "0",
+                                "--start-timeout", "1", "--server", "bogus"] + data,
+                               "unsupported server: bogus")):
             with self.subTest(args=args):
                 proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
                 self.addCleanup(stop_serve, proc)
