@@ -193,7 +193,7 @@ _ok = {
     "member_order_free": b'{"body":{},"url":"/v1/chat/completions","method":"POST","custom_id":"z"}\n',
     "long_line_over_256k": body_line(b'{"content":"' + b"y" * 600000 + b'"}') + b"\n" + _a + b"\n",
     "many_lines": b"".join(L("m%d" % i) + b"\n" for i in range(20000)),
-    # past the 32,768 custom_ids the validator keeps in memory (the rest go to
+    # past the 16,384 custom_ids the validator keeps in memory (the rest go to
     # a scratch file and are compared at the end)
     "lines_beyond_memory_ids": b"".join(L("m%d" % i) + b"\n" for i in range(40000)),
 }
@@ -214,6 +214,14 @@ _batch = {
     # the first use in memory, the second past it: found at once, quoted
     "duplicate_custom_id_of_one_in_memory": (_far[:39999] + [L("s5")], 40000,
                                              "duplicate_custom_id", r'"s5"'),
+    # at the limit: line 16,384's id is the last kept in memory (quoted at
+    # once), line 16,385's the first spilled (found at the end)
+    "duplicate_custom_id_of_the_last_in_memory": (
+        _far[:20000] + [L("s%d" % (MEMORY_IDS - 1))], 20001, "duplicate_custom_id",
+        r'"s%d"' % (MEMORY_IDS - 1)),
+    "duplicate_custom_id_of_the_first_spilled": (
+        _far[:20000] + [L("s%d" % MEMORY_IDS)], 20001, "duplicate_custom_id",
+        r"already used by line %d;" % (MEMORY_IDS + 1)),
     # a spilled duplicate comes before a syntax error further on: it is the first problem
     "duplicate_custom_id_spilled_before_bad_line": (
         _far[:36000] + [L("s%d" % (MEMORY_IDS + 10))] + _far[36001:38000] + [b"{oops"],
