@@ -11,9 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The per-process connection and its prepared statements. */
-static sqlite3 *db;
-
 enum statement {
     STMT_BEGIN,
     STMT_READ_BEGIN,
@@ -99,23 +96,44 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_DATA_VERSION] = "PRAGMA data_version",
 };
 
-static sqlite3_stmt *statements[STMT_COUNT];
+/* SQLite's own checkpoint after a commit (passive, past 1000 pages) copies
+ * only what no reader still needs, and the WAL starts over only once no reader
+ * is left in it: under constant reads it can grow without bound. Past that
+ * size the committing connection restarts it instead, waiting a little for
+ * the readers still in it (a read here lasts milliseconds). A reader that
+ * outlasts the wait (fsck, a backup) holds the WAL: the commits after it
+ * checkpoint passively, as SQLite would, and the next restart is tried 1000
+ * pages later, so that they do not each wait. */
+#define WAL_CHECKPOINT_PAGES 1000
+#define WAL_RESTART_WAIT_MS 200
 
-/* Inside db_read_begin .. db_read_end: one snapshot, and no writes. */
-static int reading;
-
-/* The last key db_key_find found while reading, and the data version of the
- * snapshot it was found in. While that version holds, no other connection
- * has committed since, and ours has not either (write_end clears the entry),
- * so the key's rows are as they were: a request with the same key takes the
- * record from here instead of two joined index reads (~5% of a list page's
- * instructions). A revocation is seen by the next transaction, as before. */
-static struct {
-    int valid;
-    int64_t version;
-    unsigned char hash[AUTH_HASH_SIZE];
-    struct key_record key;
-} key_cache;
+/* The per-process connection and all that goes with it; db_close resets it
+ * whole. */
+static struct connection {
+    sqlite3 *db;
+    sqlite3_stmt *statements[STMT_COUNT];
+    int busy_wait_ms;       /* db_open's busy timeout, restored after a WAL restart's */
+    int next_restart_pages; /* the WAL's size at which a restart is tried next */
+    /* Inside db_read_begin .. db_read_end: one snapshot, and no writes. */
+    int reading;
+    /* The last key db_key_find found while reading, and the data version of
+     * the snapshot it was found in. While that version holds, no other
+     * connection has committed since, and ours has not either (write_end
+     * clears the entry), so the key's rows are as they were: a request with
+     * the same key takes the record from here instead of two joined index
+     * reads (~5% of a list page's instructions). A revocation is seen by the
+     * next transaction, as before. */
+    struct {
+        int valid;
+        int64_t version;
+        unsigned char hash[AUTH_HASH_SIZE];
+        struct key_record key;
+    } key_cache;
+    /* DATA/files.db.damaged: there while SQLite has found the database
+     * damaged, so that every worker's /healthz says so, not only the one that
+     * hit it. */
+    char damage_marker[PATH_MAX + 16];
+} conn = {.next_restart_pages = WAL_CHECKPOINT_PAGES};
 
 /* Schema migrations, applied in order; user_version counts those applied. */
 static const char *const migrations[] = {
@@ -151,40 +169,36 @@ static const char *const migrations[] = {
     "NOT NULL;",
 };
 
-/* DATA/files.db.damaged: there while SQLite has found the database damaged,
- * so that every worker's /healthz says so, not only the one that hit it. */
-static char damage_marker[PATH_MAX + 16];
-
 static void mark_damaged(const char *why)
 {
     int fd;
 
-    if (!damage_marker[0] || access(damage_marker, F_OK) == 0)
+    if (!conn.damage_marker[0] || access(conn.damage_marker, F_OK) == 0)
         return;
-    fd = open(damage_marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    fd = open(conn.damage_marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd >= 0) {
         dprintf(fd, "%s\n", why);
         close(fd);
         fprintf(stderr,
                 "files-api: sqlite: the database is damaged (%s): /healthz answers 503 until "
                 "filesctl fsck finds it whole (%s)\n",
-                why, damage_marker);
+                why, conn.damage_marker);
     } else {
         fprintf(stderr,
                 "files-api: sqlite: the database is damaged (%s), and cannot be marked so "
                 "(%s: %s): /healthz does not report it\n",
-                why, damage_marker, strerror(errno));
+                why, conn.damage_marker, strerror(errno));
     }
 }
 
 int db_damaged(void)
 {
-    return damage_marker[0] && access(damage_marker, F_OK) == 0;
+    return conn.damage_marker[0] && access(conn.damage_marker, F_OK) == 0;
 }
 
 static int status_of(int rc)
 {
-    const char *message = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    const char *message = conn.db ? sqlite3_errmsg(conn.db) : sqlite3_errstr(rc);
 
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return DB_BUSY;
@@ -197,7 +211,7 @@ static int status_of(int rc)
 static int exec_sql(const char *sql)
 {
     char *message = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &message);
+    int rc = sqlite3_exec(conn.db, sql, NULL, NULL, &message);
 
     if (rc != SQLITE_OK) {
         fprintf(stderr, "files-api: sqlite: %s\n", message ? message : sqlite3_errstr(rc));
@@ -250,7 +264,7 @@ static int step_change(sqlite3_stmt *stmt)
 {
     int status = step_done(stmt);
 
-    if (status == DB_OK && sqlite3_changes(db) == 0)
+    if (status == DB_OK && sqlite3_changes(conn.db) == 0)
         status = DB_NOT_FOUND;
     return status;
 }
@@ -259,7 +273,8 @@ int db_in_place(void)
 {
     int moved = 0;
 
-    return sqlite3_file_control(db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && !moved;
+    return sqlite3_file_control(conn.db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK &&
+           !moved;
 }
 
 /* A database removed or replaced under the running service would go on
@@ -267,14 +282,14 @@ int db_in_place(void)
  * process. One stat() per write transaction refuses them instead. */
 static int write_begin(void)
 {
-    int status = step_done(statements[STMT_BEGIN]);
+    int status = step_done(conn.statements[STMT_BEGIN]);
 
     if (status == DB_OK && !db_in_place()) {
-        step_done(statements[STMT_ROLLBACK]);
+        step_done(conn.statements[STMT_ROLLBACK]);
         fprintf(stderr,
                 "files-api: sqlite: %s is no longer at its path (removed or replaced "
                 "while in use): writes are refused until it is back\n",
-                sqlite3_db_filename(db, "main"));
+                sqlite3_db_filename(conn.db, "main"));
         return DB_ERROR;
     }
     return status;
@@ -283,33 +298,33 @@ static int write_begin(void)
 /* Commits, or rolls back when status says the work failed. Returns the status of the whole. */
 static int write_end(int status)
 {
-    key_cache.valid = 0; /* our own commits leave the data version as it was */
+    conn.key_cache.valid = 0; /* our own commits leave the data version as it was */
     if (status == DB_OK || status == DB_NOT_FOUND) {
-        int rc = step_done(statements[STMT_COMMIT]);
+        int rc = step_done(conn.statements[STMT_COMMIT]);
         if (rc == DB_OK)
             return status;
         status = rc;
     }
-    if (!sqlite3_get_autocommit(db)) /* SQLite has already rolled back after some errors */
-        step_done(statements[STMT_ROLLBACK]);
+    if (!sqlite3_get_autocommit(conn.db)) /* SQLite has already rolled back after some errors */
+        step_done(conn.statements[STMT_ROLLBACK]);
     return status;
 }
 
 int db_read_begin(void)
 {
-    int status = step_done(statements[STMT_READ_BEGIN]);
+    int status = step_done(conn.statements[STMT_READ_BEGIN]);
 
-    reading = status == DB_OK;
+    conn.reading = status == DB_OK;
     return status;
 }
 
 void db_read_end(void)
 {
-    reading = 0;
+    conn.reading = 0;
     /* A failed COMMIT may have rolled back already (a damaged page does). */
-    if (!sqlite3_get_autocommit(db) && step_done(statements[STMT_COMMIT]) != DB_OK &&
-        !sqlite3_get_autocommit(db))
-        step_done(statements[STMT_ROLLBACK]);
+    if (!sqlite3_get_autocommit(conn.db) && step_done(conn.statements[STMT_COMMIT]) != DB_OK &&
+        !sqlite3_get_autocommit(conn.db))
+        step_done(conn.statements[STMT_ROLLBACK]);
 }
 
 static int schema_version(int *version)
@@ -317,8 +332,8 @@ static int schema_version(int *version)
     sqlite3_stmt *stmt;
     int rc;
 
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
-        return status_of(sqlite3_errcode(db));
+    if (sqlite3_prepare_v2(conn.db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+        return status_of(sqlite3_errcode(conn.db));
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
         *version = sqlite3_column_int(stmt, 0);
@@ -361,45 +376,33 @@ fail:
     return DB_ERROR;
 }
 
-/* SQLite's own checkpoint after a commit (passive, past 1000 pages) copies
- * only what no reader still needs, and the WAL starts over only once no reader
- * is left in it: under constant reads it can grow without bound. Past that
- * size the committing connection restarts it instead, waiting a little for
- * the readers still in it (a read here lasts milliseconds). A reader that
- * outlasts the wait (fsck, a backup) holds the WAL: the commits after it
- * checkpoint passively, as SQLite would, and the next restart is tried 1000
- * pages later, so that they do not each wait. */
-#define WAL_CHECKPOINT_PAGES 1000
-#define WAL_RESTART_WAIT_MS 200
-
-static int busy_wait_ms;
-static int next_restart_pages = WAL_CHECKPOINT_PAGES;
-
-static int restart_wal(void *unused, sqlite3 *conn, const char *name, int pages)
+/* The WAL's restart (see WAL_CHECKPOINT_PAGES), from SQLite's commit hook. */
+static int restart_wal(void *unused, sqlite3 *handle, const char *name, int pages)
 {
     int rc;
 
     (void)unused;
-    if (pages < next_restart_pages - WAL_CHECKPOINT_PAGES)
-        next_restart_pages = WAL_CHECKPOINT_PAGES; /* it started over since an attempt failed */
+    if (pages < conn.next_restart_pages - WAL_CHECKPOINT_PAGES)
+        conn.next_restart_pages =
+            WAL_CHECKPOINT_PAGES; /* it started over since an attempt failed */
     if (pages < WAL_CHECKPOINT_PAGES)
         return SQLITE_OK;
-    if (pages < next_restart_pages) {
-        sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (pages < conn.next_restart_pages) {
+        sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         return SQLITE_OK;
     }
-    sqlite3_busy_timeout(conn, WAL_RESTART_WAIT_MS);
-    rc = sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-    sqlite3_busy_timeout(conn, busy_wait_ms);
+    sqlite3_busy_timeout(handle, WAL_RESTART_WAIT_MS);
+    rc = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+    sqlite3_busy_timeout(handle, conn.busy_wait_ms);
     if (rc == SQLITE_OK) {
-        next_restart_pages = WAL_CHECKPOINT_PAGES;
+        conn.next_restart_pages = WAL_CHECKPOINT_PAGES;
     } else {
-        next_restart_pages = pages + WAL_CHECKPOINT_PAGES;
+        conn.next_restart_pages = pages + WAL_CHECKPOINT_PAGES;
         fprintf(
             stderr,
             "files-api: the WAL (%d pages) cannot start over while another connection is in it; "
             "trying again past %d pages\n",
-            pages, next_restart_pages);
+            pages, conn.next_restart_pages);
     }
     return SQLITE_OK;
 }
@@ -439,7 +442,8 @@ static int use_wal(int busy_timeout_ms)
 {
     int rc, waited_ms = 0;
 
-    while ((rc = sqlite3_exec(db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL)) == SQLITE_BUSY &&
+    while ((rc = sqlite3_exec(conn.db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL)) ==
+               SQLITE_BUSY &&
            waited_ms < busy_timeout_ms) {
         usleep(10 * 1000);
         waited_ms += 10;
@@ -460,12 +464,12 @@ int db_open(const char *data_dir, int busy_timeout_ms)
         return DB_ERROR;
     if ((create = create_flag(path)) < 0)
         return DB_ERROR;
-    snprintf(damage_marker, sizeof damage_marker, "%s.damaged", path);
+    snprintf(conn.damage_marker, sizeof conn.damage_marker, "%s.damaged", path);
     if (db_damaged()) /* else nothing would say why /healthz answers 503 */
         fprintf(stderr,
                 "files-api: %s is there: SQLite found the database damaged; /healthz answers "
                 "503 until filesctl fsck finds it whole\n",
-                damage_marker);
+                conn.damage_marker);
     /* No memory statistics (nothing reads them): to keep them SQLite takes a
      * global mutex around every allocation, ~4% of a metadata request. Only
      * possible before SQLite starts: a later call is refused, harmlessly. */
@@ -473,15 +477,15 @@ int db_open(const char *data_dir, int busy_timeout_ms)
     /* NOMUTEX: only the thread that opened the handle uses it (the upload
      * pipeline's threads never touch the database), so SQLite's per-call
      * locking was pure cost: a tenth of a list request's instructions. */
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | create | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(path, &conn.db, SQLITE_OPEN_READWRITE | create | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         status_of(SQLITE_ERROR);
         db_close();
         return DB_ERROR;
     }
-    busy_wait_ms = busy_timeout_ms;
-    sqlite3_busy_timeout(db, busy_timeout_ms);
-    sqlite3_wal_hook(db, restart_wal, NULL);
+    conn.busy_wait_ms = busy_timeout_ms;
+    sqlite3_busy_timeout(conn.db, busy_timeout_ms);
+    sqlite3_wal_hook(conn.db, restart_wal, NULL);
     /* synchronous=FULL: a committed upload survives power loss, as SPEC promises. */
     if (use_wal(busy_timeout_ms) != DB_OK ||
         exec_sql("PRAGMA synchronous = FULL; "
@@ -494,8 +498,8 @@ int db_open(const char *data_dir, int busy_timeout_ms)
         return DB_ERROR;
     }
     for (int i = 0; i < STMT_COUNT; i++) {
-        if (sqlite3_prepare_v3(db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &statements[i],
-                               NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v3(conn.db, statement_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &conn.statements[i], NULL) != SQLITE_OK) {
             status_of(SQLITE_ERROR);
             db_close();
             return DB_ERROR;
@@ -507,14 +511,12 @@ int db_open(const char *data_dir, int busy_timeout_ms)
 void db_close(void)
 {
     for (int i = 0; i < STMT_COUNT; i++) {
-        sqlite3_finalize(statements[i]);
-        statements[i] = NULL;
+        sqlite3_finalize(conn.statements[i]);
+        conn.statements[i] = NULL;
     }
-    sqlite3_close(db);
-    db = NULL;
-    reading = 0;
-    memset(&key_cache, 0, sizeof key_cache); /* a database opened next counts versions anew */
-    damage_marker[0] = '\0';
+    sqlite3_close(conn.db);
+    /* A database opened next counts data versions (the key cache's) anew. */
+    conn = (struct connection){.next_restart_pages = WAL_CHECKPOINT_PAGES};
 }
 
 /* Copies a text column into dest, cut to size - 1 bytes (a list page copies
@@ -567,28 +569,28 @@ static void read_int64(sqlite3_stmt *stmt, void *out)
 
 int db_key_find(const unsigned char hash[AUTH_HASH_SIZE], struct key_record *out)
 {
-    sqlite3_stmt *stmt = statements[STMT_KEY_FIND];
+    sqlite3_stmt *stmt = conn.statements[STMT_KEY_FIND];
     struct key_lookup lookup = {hash, out, 0};
     int64_t version = -1; /* -1: not reading, or the version is unknown */
     int status;
 
     /* Reading the version starts the transaction's snapshot: the version is
      * that of the rows this request reads. */
-    if (reading && !sqlite3_get_autocommit(db) &&
-        step_row(statements[STMT_DATA_VERSION], read_int64, &version) != DB_OK)
+    if (conn.reading && !sqlite3_get_autocommit(conn.db) &&
+        step_row(conn.statements[STMT_DATA_VERSION], read_int64, &version) != DB_OK)
         version = -1;
-    if (version >= 0 && key_cache.valid && key_cache.version == version &&
-        nettle_memeql_sec(key_cache.hash, hash, AUTH_HASH_SIZE)) {
-        *out = key_cache.key;
+    if (version >= 0 && conn.key_cache.valid && conn.key_cache.version == version &&
+        nettle_memeql_sec(conn.key_cache.hash, hash, AUTH_HASH_SIZE)) {
+        *out = conn.key_cache.key;
         return DB_OK;
     }
     sqlite3_bind_blob(stmt, 1, hash, AUTH_HASH_SIZE, SQLITE_STATIC);
     status = step_row(stmt, read_key_verified, &lookup);
     if (status == DB_OK && lookup.matched && version >= 0) {
-        key_cache.valid = 1;
-        key_cache.version = version;
-        memcpy(key_cache.hash, hash, AUTH_HASH_SIZE);
-        key_cache.key = *out;
+        conn.key_cache.valid = 1;
+        conn.key_cache.version = version;
+        memcpy(conn.key_cache.hash, hash, AUTH_HASH_SIZE);
+        conn.key_cache.key = *out;
     }
     return status == DB_OK && !lookup.matched ? DB_NOT_FOUND : status;
 }
@@ -601,13 +603,13 @@ static void bind_file_id(sqlite3_stmt *stmt, const char *id, int64_t account_id)
 
 int db_file_insert(struct file_meta *file)
 {
-    sqlite3_stmt *stmt = statements[STMT_FILE_INSERT];
+    sqlite3_stmt *stmt = conn.statements[STMT_FILE_INSERT];
     int64_t last_created = 0;
     int status = write_begin();
 
     if (status != DB_OK)
         return status;
-    status = step_row(statements[STMT_LAST_CREATED], read_int64, &last_created);
+    status = step_row(conn.statements[STMT_LAST_CREATED], read_int64, &last_created);
     if (status != DB_OK && status != DB_NOT_FOUND)
         return write_end(status);
     if (last_created > file->created_at) {
@@ -645,7 +647,7 @@ static void read_file(sqlite3_stmt *stmt, void *out)
 
 int db_file_get(int64_t account_id, const char *id, int64_t now, struct file_meta *out)
 {
-    sqlite3_stmt *stmt = statements[STMT_FILE_GET];
+    sqlite3_stmt *stmt = conn.statements[STMT_FILE_GET];
 
     bind_file_id(stmt, id, account_id);
     sqlite3_bind_int64(stmt, 3, now);
@@ -654,7 +656,7 @@ int db_file_get(int64_t account_id, const char *id, int64_t now, struct file_met
 
 int db_file_delete(int64_t account_id, const char *id, int64_t now)
 {
-    sqlite3_stmt *stmt = statements[STMT_FILE_DELETE];
+    sqlite3_stmt *stmt = conn.statements[STMT_FILE_DELETE];
     int status = write_begin();
 
     if (status != DB_OK)
@@ -667,7 +669,7 @@ int db_file_delete(int64_t account_id, const char *id, int64_t now)
 /* Finds the order (seq) of the cursor file, deleted or not. */
 static int cursor_seq(int64_t account_id, const char *id, int64_t *seq)
 {
-    sqlite3_stmt *stmt = statements[STMT_FILE_CURSOR];
+    sqlite3_stmt *stmt = conn.statements[STMT_FILE_CURSOR];
 
     bind_file_id(stmt, id, account_id);
     return step_row(stmt, read_int64, seq);
@@ -702,7 +704,7 @@ int db_file_list(const struct db_list_query *query,
         which = query->descending ? STMT_LIST_PURPOSE_DESC : STMT_LIST_PURPOSE_ASC;
     else
         which = query->descending ? STMT_LIST_DESC : STMT_LIST_ASC;
-    stmt = statements[which];
+    stmt = conn.statements[which];
     sqlite3_bind_int64(stmt, 1, query->account_id);
     sqlite3_bind_int64(stmt, 2, cursor);
     sqlite3_bind_int64(stmt, 3, query->now);
@@ -724,8 +726,8 @@ int db_file_list(const struct db_list_query *query,
 
 int db_account_ensure(const char *name, int64_t *account_id)
 {
-    sqlite3_stmt *find = statements[STMT_ACCOUNT_FIND];
-    sqlite3_stmt *insert = statements[STMT_ACCOUNT_INSERT];
+    sqlite3_stmt *find = conn.statements[STMT_ACCOUNT_FIND];
+    sqlite3_stmt *insert = conn.statements[STMT_ACCOUNT_INSERT];
     int rc, status = write_begin();
 
     if (status != DB_OK)
@@ -740,7 +742,7 @@ int db_account_ensure(const char *name, int64_t *account_id)
         sqlite3_bind_text(insert, 1, name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(insert, 2, (int64_t)time(NULL));
         status = step_done(insert);
-        *account_id = sqlite3_last_insert_rowid(db);
+        *account_id = sqlite3_last_insert_rowid(conn.db);
     } else if (rc != SQLITE_ROW) {
         status = status_of(rc);
     }
@@ -750,7 +752,7 @@ int db_account_ensure(const char *name, int64_t *account_id)
 int db_key_insert(int64_t account_id, const char *key_id, const unsigned char hash[AUTH_HASH_SIZE],
                   const char *scopes, const char *name)
 {
-    sqlite3_stmt *stmt = statements[STMT_KEY_INSERT];
+    sqlite3_stmt *stmt = conn.statements[STMT_KEY_INSERT];
     int status = write_begin();
 
     if (status != DB_OK)
@@ -766,7 +768,7 @@ int db_key_insert(int64_t account_id, const char *key_id, const unsigned char ha
 
 int db_key_revoke(const char *key_id)
 {
-    sqlite3_stmt *stmt = statements[STMT_KEY_REVOKE];
+    sqlite3_stmt *stmt = conn.statements[STMT_KEY_REVOKE];
     int status = write_begin();
 
     if (status != DB_OK)
@@ -778,7 +780,7 @@ int db_key_revoke(const char *key_id)
 
 int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx)
 {
-    sqlite3_stmt *stmt = statements[STMT_KEY_EACH];
+    sqlite3_stmt *stmt = conn.statements[STMT_KEY_EACH];
     struct key_record key;
     int rc;
 
@@ -793,7 +795,7 @@ int db_key_each(int (*each)(void *ctx, const struct key_record *key), void *ctx)
 
 int db_account_find(const char *name, int64_t *account_id)
 {
-    sqlite3_stmt *stmt = statements[STMT_ACCOUNT_FIND];
+    sqlite3_stmt *stmt = conn.statements[STMT_ACCOUNT_FIND];
 
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     return step_row(stmt, read_int64, account_id);
@@ -803,7 +805,7 @@ int db_file_each(int64_t account_id,
                  int (*each)(void *ctx, const struct file_meta *file, const char *account),
                  void *ctx)
 {
-    sqlite3_stmt *stmt = statements[account_id < 0 ? STMT_FILE_EACH : STMT_FILE_EACH_ACCOUNT];
+    sqlite3_stmt *stmt = conn.statements[account_id < 0 ? STMT_FILE_EACH : STMT_FILE_EACH_ACCOUNT];
     struct file_meta file;
     int rc;
 
@@ -819,7 +821,7 @@ int db_file_each(int64_t account_id,
 
 int db_file_find(const char *id, struct file_meta *out)
 {
-    sqlite3_stmt *stmt = statements[STMT_FILE_FIND];
+    sqlite3_stmt *stmt = conn.statements[STMT_FILE_FIND];
 
     sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
     return step_row(stmt, read_file, out);
@@ -845,7 +847,7 @@ void db_write_unlock(void)
 
 int db_file_remove(const char *id, int64_t now)
 {
-    sqlite3_stmt *stmt = statements[STMT_FILE_REMOVE];
+    sqlite3_stmt *stmt = conn.statements[STMT_FILE_REMOVE];
     int status = write_begin();
 
     if (status != DB_OK)
@@ -857,7 +859,7 @@ int db_file_remove(const char *id, int64_t now)
 
 int db_expired_ids(int64_t now, char (*ids)[IDS_FILE_LEN + 1], int max)
 {
-    sqlite3_stmt *stmt = statements[STMT_EXPIRED];
+    sqlite3_stmt *stmt = conn.statements[STMT_EXPIRED];
     int rc, status, count = 0;
 
     sqlite3_bind_int64(stmt, 1, now);
@@ -873,7 +875,7 @@ int db_integrity_check(char *out, size_t out_size)
     sqlite3_stmt *stmt;
     int rc;
 
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(conn.db, "PRAGMA integrity_check", -1, &stmt, NULL) != SQLITE_OK)
         return status_of(SQLITE_ERROR);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
@@ -891,7 +893,7 @@ int db_usable(void)
     static const unsigned char no_key[AUTH_HASH_SIZE];
     struct key_record unused;
     int status = db_key_find(no_key, &unused);
-    const char *path = sqlite3_db_filename(db, "main");
+    const char *path = sqlite3_db_filename(conn.db, "main");
 
     return (status == DB_OK || status == DB_NOT_FOUND) && db_in_place() && !db_damaged() && path &&
            access(path, W_OK) == 0;
@@ -899,5 +901,5 @@ int db_usable(void)
 
 int db_damage_clear(void)
 {
-    return damage_marker[0] && unlink(damage_marker) == 0;
+    return conn.damage_marker[0] && unlink(conn.damage_marker) == 0;
 }

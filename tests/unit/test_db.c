@@ -131,7 +131,7 @@ static void test_key_cache(int64_t acme)
 {
     unsigned char hash[AUTH_HASH_SIZE];
     struct key_record key;
-    sqlite3_stmt *find = statements[STMT_KEY_FIND];
+    sqlite3_stmt *find = conn.statements[STMT_KEY_FIND];
     char path[256];
     sqlite3 *other;
     int runs;
@@ -192,7 +192,7 @@ static void test_query_plans(void)
         int uses_index = 0;
 
         snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", statement_sql[lists[i]]);
-        CHECK(sqlite3_prepare_v2(db, sql, -1, &plan, NULL) == SQLITE_OK);
+        CHECK(sqlite3_prepare_v2(conn.db, sql, -1, &plan, NULL) == SQLITE_OK);
         while (sqlite3_step(plan) == SQLITE_ROW) {
             const char *detail = (const char *)sqlite3_column_text(plan, 3);
             if (strstr(detail, "USING INDEX files_live") && strstr(detail, "seq"))
@@ -212,12 +212,12 @@ static void test_reopen(void)
 
     db_close();
     CHECK(db_open(data_dir, 1000) == DB_OK); /* migrations are not applied twice */
-    CHECK(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(conn.db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK);
     if (sqlite3_step(stmt) == SQLITE_ROW)
         version = sqlite3_column_int(stmt, 0);
     sqlite3_finalize(stmt);
     CHECK(version == DB_SCHEMA_VERSION);
-    CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, NULL) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(conn.db, "PRAGMA journal_mode", -1, &stmt, NULL) == SQLITE_OK);
     if (sqlite3_step(stmt) == SQLITE_ROW)
         snprintf(mode, sizeof mode, "%s", sqlite3_column_text(stmt, 0));
     sqlite3_finalize(stmt);
@@ -361,13 +361,13 @@ static void test_full(int64_t acme)
     sqlite3_stmt *stmt;
     int status = DB_OK, inserted = 0;
 
-    CHECK(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &stmt, NULL) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(conn.db, "PRAGMA page_count", -1, &stmt, NULL) == SQLITE_OK);
     CHECK(sqlite3_step(stmt) == SQLITE_ROW);
     int pages = sqlite3_column_int(stmt, 0);
     sqlite3_finalize(stmt);
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", pages);
-    CHECK(sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_exec(conn.db, sql, NULL, NULL, NULL) == SQLITE_OK);
     while (status == DB_OK && inserted < 10000) {
         make_file(&f, acme, "batch", 0);
         status = db_file_insert(&f);
@@ -375,8 +375,9 @@ static void test_full(int64_t acme)
     }
     CHECKF(status == DB_FULL, "status %d after %d inserts", status, inserted);
     CHECK(db_file_get(acme, f.id, 2000, &got) == DB_NOT_FOUND);
-    CHECK(sqlite3_get_autocommit(db)); /* no transaction left open */
-    CHECK(sqlite3_exec(db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(sqlite3_get_autocommit(conn.db)); /* no transaction left open */
+    CHECK(sqlite3_exec(conn.db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL) ==
+          SQLITE_OK);
     CHECK(db_file_insert(&f) == DB_OK);
 }
 
