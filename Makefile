@@ -42,7 +42,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # What each fuzz target links besides itself (route includes src/route.c).
 FUZZ_SRCS_multipart := src/multipart.c
-FUZZ_SRCS_jsonl     := src/jsonl.c
+FUZZ_SRCS_jsonl     := src/jsonl.c src/jsonl_ids.c
 FUZZ_SRCS_route     := src/http.c src/linger.c src/ids.c src/errors.c src/json_writer.c
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
                -fno-sanitize-recover=undefined -Iinclude
@@ -70,9 +70,11 @@ $(BIN)/files-fcgi: $(BUILD)/obj/worker.o $(CORE_OBJS) | $(BIN)
 $(BIN)/filesctl: $(CTL_OBJS) $(CORE_OBJS) | $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# Unit tests #include the module's .c file to reach its static functions.
+# Unit tests #include the module's .c files (src/M.c and src/M_*.c) to reach
+# their static functions.
 $(BIN)/test_%: tests/unit/test_%.c tests/unit/testlib.h $(CORE_OBJS) $(wildcard src/*.c include/*.h) | $(BIN)
-	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(filter-out $(BUILD)/obj/$*.o,$(CORE_OBJS)) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< \
+		$(filter-out $(BUILD)/obj/$*.o $(BUILD)/obj/$*_%.o,$(CORE_OBJS)) $(LDLIBS)
 
 # The pipeline's threads, also under ThreadSanitizer (run with the sanitizer suite).
 build/san/bin/test_pipeline_tsan: tests/unit/test_pipeline.c tests/unit/testlib.h src/pipeline.c include/pipeline.h

@@ -72,7 +72,7 @@ trap 'exit 130' INT TERM
 # The baselines' programs.
 cc -O2 -o "$tmp/sink" "$here/sink.c" -lfcgi
 cc -std=c11 -D_GNU_SOURCE -O2 -I"$repo/include" -o "$tmp/jsonl_bench" "$here/jsonl_bench.c" \
-    "$repo/src/jsonl.c" -lcjson -lxxhash
+    "$repo/src/jsonl.c" "$repo/src/jsonl_ids.c" -lcjson -lxxhash
 
 only_args=()
 [ -n "${BENCH_ONLY:-}" ] && only_args=(--only "$BENCH_ONLY")

@@ -11,6 +11,7 @@
  * members are compared and hashed as their bytes pass.
  */
 #include "jsonl.h"
+#include "jsonl_ids.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -46,34 +47,6 @@
 /* Decoded bytes of a top-level member name kept to recognise the batch members. */
 #define JSONL_KEY_MAX 16
 
-/* The custom_id set: 2^12 shards, each an open-addressing (linear probing)
- * table of 6-byte slots grown by 1.25x at 7/8 load. A fingerprint's top 12 bits
- * pick the shard, its low 48 bits are stored (0 marks an empty slot, so a
- * remainder of 0 is stored as 1): 60 bits of the 64-bit XXH3 value decide
- * equality. See docs/jsonl.md for the memory and false-duplicate figures. */
-#define JSONL_SET_SHARD_BITS 12
-#define JSONL_SET_SHARDS (1u << JSONL_SET_SHARD_BITS)
-#define JSONL_SET_SLOT 6
-#define JSONL_SET_REMAINDER_MASK ((UINT64_C(1) << 48) - 1)
-#define JSONL_SET_PAD 2 /* bytes after the last slot, for 8-byte slot access */
-#define JSONL_SET_MIN_CAP 8u
-#define JSONL_SET_MAX_CAP (UINT32_MAX / 2)
-/* Spilled custom_ids: records per run, the least read ahead per run when
- * merging, the records of one top byte the merge holds before it compacts
- * them, and the size below which a sort goes by insertion. */
-#define JSONL_SPILL_RUN 4096
-#define JSONL_SPILL_READ 32
-#ifndef JSONL_BUCKET_MAX /* the unit test makes it small, to compact and grow it often */
-#define JSONL_BUCKET_MAX 16384
-#endif
-#define JSONL_SORT_SMALL 32
-
-struct jsonl_spill_record {
-    uint64_t fingerprint;
-    uint64_t line;
-    uint64_t column;
-};
-
 const char *const jsonl_default_batch_urls[] = {"/v1/chat/completions", "/v1/embeddings",
                                                 "/v1/images/generations", "/v1/audio/speech"};
 const size_t jsonl_default_batch_url_count =
@@ -108,12 +81,6 @@ enum jsonl_state {
 
 enum jsonl_capture { CAP_NONE, CAP_KEY, CAP_CUSTOM_ID, CAP_METHOD, CAP_URL };
 enum jsonl_member { M_NONE, M_CUSTOM_ID, M_METHOD, M_URL, M_BODY, M_OTHER };
-
-struct jsonl_shard {
-    unsigned char *slots; /* cap slots of JSONL_SET_SLOT bytes and JSONL_SET_PAD, owned */
-    uint32_t count;
-    uint32_t cap;
-};
 
 struct jsonl_validator {
     int state;            /* enum jsonl_state */
@@ -176,19 +143,9 @@ struct jsonl_validator {
     int pending_after_spilled_id;
     int error_after_spilled_id;
     char pending_reason[sizeof(((struct jsonl_error *)0)->reason)];
-    struct jsonl_shard *shards; /* JSONL_SET_SHARDS, owned; allocated at the first custom_id */
-    uint64_t set_count;
-    /* beyond memory_ids custom_ids (with a spill store): the set only answers
-     * lookups, and the fingerprints go to the store in runs */
-    struct jsonl_spill spill;
-    int spilling; /* options->spill was given */
-    uint64_t memory_ids;
-    struct jsonl_spill_record *run; /* JSONL_SPILL_RUN records being gathered, owned */
-    size_t run_len;
-    uint64_t spilled; /* records in the store, in runs of JSONL_SPILL_RUN (the last may be short) */
-    uint64_t spilled_by_top[256]; /* of them, how many have each top byte of the fingerprint */
-    int spill_failed;  /* the store failed: later ids go unchecked; -2 unless a problem is found */
-    int spill_checked; /* the runs were compared (once: at the end, the first problem or a stop) */
+    struct jsonl_ids ids; /* the custom_ids so far */
+    int spill_checked;    /* the spilled ones were compared (once: at the end, the first
+                             problem or a stop) */
     struct jsonl_error error;
 };
 
@@ -317,430 +274,7 @@ static void jsonl_quote(char *out, size_t cap, const unsigned char *s, size_t le
     out[o] = '\0';
 }
 
-/* ---- custom_id set ----------------------------------------------------------- */
-
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-/* A slot is read and written as 8 bytes (the arrays have JSONL_SET_PAD bytes
- * of padding after the last slot), keeping the 2 bytes that belong to the next. */
-static uint64_t jsonl_slot_get(const unsigned char *s)
-{
-    uint64_t x;
-    memcpy(&x, s, sizeof x);
-    return x & JSONL_SET_REMAINDER_MASK;
-}
-
-static void jsonl_slot_put(unsigned char *s, uint64_t r)
-{
-    uint64_t x;
-    memcpy(&x, s, sizeof x);
-    x = (x & ~JSONL_SET_REMAINDER_MASK) | r;
-    memcpy(s, &x, sizeof x);
-}
-#else
-static uint64_t jsonl_slot_get(const unsigned char *s)
-{
-    return (uint64_t)s[0] | (uint64_t)s[1] << 8 | (uint64_t)s[2] << 16 | (uint64_t)s[3] << 24 |
-           (uint64_t)s[4] << 32 | (uint64_t)s[5] << 40;
-}
-
-static void jsonl_slot_put(unsigned char *s, uint64_t r)
-{
-    for (int i = 0; i < JSONL_SET_SLOT; i++)
-        s[i] = (unsigned char)(r >> (8 * i));
-}
-#endif
-
-/* Home slot of remainder r in a table of cap slots (multiply-shift range reduction). */
-static uint32_t jsonl_slot_home(uint64_t r, uint32_t cap)
-{
-    return (uint32_t)(((r >> 16) * cap) >> 32);
-}
-
-/* Puts r into the first free slot from its home (the caller ensured room). */
-static void jsonl_shard_place(unsigned char *slots, uint32_t cap, uint64_t r)
-{
-    uint32_t i = jsonl_slot_home(r, cap);
-    while (jsonl_slot_get(slots + (size_t)i * JSONL_SET_SLOT) != 0)
-        i = i + 1 == cap ? 0 : i + 1;
-    jsonl_slot_put(slots + (size_t)i * JSONL_SET_SLOT, r);
-}
-
-static struct jsonl_shard *jsonl_set_shard(struct jsonl_validator *v, uint64_t fp)
-{
-    return &v->shards[fp >> (64 - JSONL_SET_SHARD_BITS)];
-}
-
-static uint64_t jsonl_set_remainder(uint64_t fp)
-{
-    uint64_t r = fp & JSONL_SET_REMAINDER_MASK;
-    return r ? r : 1;
-}
-
-/* Makes room for one more fingerprint in fp's shard. Returns 0, or -1 on out
- * of memory (the set is then unchanged). Only the shard that fills up is
- * rehashed, so growing never holds more than one small table twice. */
-static int jsonl_set_reserve(struct jsonl_validator *v, uint64_t fp)
-{
-    struct jsonl_shard *sh;
-    uint32_t cap;
-    unsigned char *slots;
-    if (!v->shards) {
-        v->shards = JSONL_CALLOC(JSONL_SET_SHARDS, sizeof *v->shards);
-        if (!v->shards)
-            return -1;
-    }
-    sh = jsonl_set_shard(v, fp);
-    if ((uint64_t)(sh->count + 1) * 8 <= (uint64_t)sh->cap * 7)
-        return 0;
-    if (sh->cap >= JSONL_SET_MAX_CAP)
-        return -1;
-    cap = sh->cap < JSONL_SET_MIN_CAP ? JSONL_SET_MIN_CAP : sh->cap + sh->cap / 4;
-    slots = JSONL_CALLOC((size_t)cap * JSONL_SET_SLOT + JSONL_SET_PAD, 1);
-    if (!slots)
-        return -1;
-    for (uint32_t i = 0; i < sh->cap; i++) {
-        uint64_t s = jsonl_slot_get(sh->slots + (size_t)i * JSONL_SET_SLOT);
-        if (s)
-            jsonl_shard_place(slots, cap, s);
-    }
-    JSONL_FREE(sh->slots);
-    sh->slots = slots;
-    sh->cap = cap;
-    return 0;
-}
-
-/* Starts loading the memory that jsonl_set_insert(v, fp) (or, once ids spill,
- * jsonl_set_contains) will probe. Always inlined: GCC's IPA finds a separate
- * function free of side effects and drops the call, prefetches and all. */
-static inline __attribute__((always_inline)) void jsonl_set_prefetch(struct jsonl_validator *v,
-                                                                     uint64_t fp)
-{
-    struct jsonl_shard *sh;
-    const unsigned char *home;
-
-    if (!v->shards)
-        return; /* no custom_id went into the set yet */
-    sh = jsonl_set_shard(v, fp);
-    if (!sh->slots)
-        return; /* a shard that the set never reached before it spilled */
-    home = sh->slots + (size_t)jsonl_slot_home(jsonl_set_remainder(fp), sh->cap) * JSONL_SET_SLOT;
-    __builtin_prefetch(home);
-    __builtin_prefetch(home + 64);
-}
-
-/* Adds fingerprint fp, for which jsonl_set_reserve made room. Returns 1 if it
- * was already there (nothing changes), 0 if it was added. */
-static int jsonl_set_insert(struct jsonl_validator *v, uint64_t fp)
-{
-    struct jsonl_shard *sh = jsonl_set_shard(v, fp);
-    uint64_t r = jsonl_set_remainder(fp);
-    uint32_t i = jsonl_slot_home(r, sh->cap);
-    for (;;) {
-        unsigned char *slot = sh->slots + (size_t)i * JSONL_SET_SLOT;
-        uint64_t s = jsonl_slot_get(slot);
-        if (s == r)
-            return 1;
-        if (s == 0) {
-            jsonl_slot_put(slot, r);
-            sh->count++;
-            v->set_count++;
-            return 0;
-        }
-        i = i + 1 == sh->cap ? 0 : i + 1;
-    }
-}
-
-/* Returns 1 if fingerprint fp is in the set: the lookup alone, for the
- * custom_ids that come once the set is full. */
-static int jsonl_set_contains(struct jsonl_validator *v, uint64_t fp)
-{
-    struct jsonl_shard *sh = jsonl_set_shard(v, fp);
-    uint64_t r = jsonl_set_remainder(fp);
-    uint32_t i;
-    if (sh->cap == 0)
-        return 0;
-    for (i = jsonl_slot_home(r, sh->cap);; i = i + 1 == sh->cap ? 0 : i + 1) {
-        uint64_t s = jsonl_slot_get(sh->slots + (size_t)i * JSONL_SET_SLOT);
-        if (s == r)
-            return 1;
-        if (s == 0)
-            return 0;
-    }
-}
-
 /* ---- spilled custom_ids ------------------------------------------------------ */
-
-static int jsonl_in_memory_set(const struct jsonl_validator *v)
-{
-    return !v->spilling || v->set_count < v->memory_ids;
-}
-
-/* Groups records by the fingerprint's byte at shift, in place and in one pass
- * of American flag sort (McIlroy, Bostic and McIlroy, 1993); end[b] gets the
- * end of byte b's group. */
-static void jsonl_group_records(struct jsonl_spill_record *r, size_t n, unsigned shift,
-                                size_t end[256])
-{
-    size_t count[256] = {0}, next[256], at = 0;
-
-    for (size_t i = 0; i < n; i++)
-        count[(r[i].fingerprint >> shift) & 0xFF]++;
-    for (int b = 0; b < 256; b++) {
-        next[b] = at;
-        at += count[b];
-        end[b] = at;
-    }
-    for (int b = 0; b < 256; b++) {
-        while (next[b] < end[b]) {
-            struct jsonl_spill_record x = r[next[b]];
-            int home = (int)((x.fingerprint >> shift) & 0xFF);
-            while (home != b) { /* carry x to its group, taking what was there */
-                struct jsonl_spill_record y = r[next[home]];
-                r[next[home]++] = x;
-                x = y;
-                home = (int)((x.fingerprint >> shift) & 0xFF);
-            }
-            r[next[b]++] = x;
-        }
-    }
-}
-
-/* Sorts records by fingerprint, most significant byte first from the byte at
- * shift down: grouped by that byte, then each group on the next byte, small
- * groups by insertion. Linear for the uniform fingerprints of XXH3, and for
- * many copies of one fingerprint too (they go down the bytes together). */
-static void jsonl_sort_records(struct jsonl_spill_record *r, size_t n, unsigned shift)
-{
-    size_t end[256];
-
-    if (n <= JSONL_SORT_SMALL) {
-        for (size_t i = 1; i < n; i++) {
-            struct jsonl_spill_record x = r[i];
-            size_t j = i;
-            for (; j > 0 && r[j - 1].fingerprint > x.fingerprint; j--)
-                r[j] = r[j - 1];
-            r[j] = x;
-        }
-        return;
-    }
-    jsonl_group_records(r, n, shift, end);
-    if (shift == 0)
-        return; /* each group is one fingerprint */
-    for (size_t b = 0, start = 0; b < 256; start = end[b++])
-        if (end[b] - start > 1)
-            jsonl_sort_records(r + start, end[b] - start, shift - 8);
-}
-
-/* Groups the gathered run by the fingerprint's top byte and appends it to
- * the store: the merge reads every run one top byte at a time. Once the
- * store has failed, the run is dropped. */
-static void jsonl_spill_run(struct jsonl_validator *v)
-{
-    size_t end[256];
-
-    if (v->run_len > 0 && !v->spill_failed) {
-        jsonl_group_records(v->run, v->run_len, 56, end);
-        if (v->spill.write(v->spill.ctx, v->run, v->run_len * sizeof *v->run) != 0)
-            v->spill_failed = 1;
-        v->spilled += v->run_len;
-    }
-    v->run_len = 0;
-}
-
-/* Keeps the current line's custom_id for the merge at the end. Once the store
- * has failed (or the run could not be allocated), the custom_ids past the set
- * go unchecked: the rest of the file is still validated (see
- * jsonl_spill_verdict). */
-static void jsonl_spill_add(struct jsonl_validator *v)
-{
-    if (v->spill_failed)
-        return;
-    if (!v->run) {
-        v->run = JSONL_MALLOC(JSONL_SPILL_RUN * sizeof *v->run);
-        if (!v->run) {
-            v->spill_failed = 1;
-            return;
-        }
-    }
-    v->run[v->run_len++] = (struct jsonl_spill_record){
-        .fingerprint = v->id_fingerprint,
-        .line = v->line,
-        .column = v->id_offset - v->line_start + 1,
-    };
-    v->spilled_by_top[v->id_fingerprint >> 56]++;
-    if (v->run_len == JSONL_SPILL_RUN)
-        jsonl_spill_run(v);
-}
-
-/* One run's place in the merge, with some of its records read ahead. */
-struct jsonl_run_cursor {
-    uint64_t next, end; /* records of the run still in the store */
-    size_t pos, len;
-    struct jsonl_spill_record *buf; /* cap records */
-    size_t cap;
-};
-
-/* Loads the cursor's next records; returns 0, 1 when the run is done, -1 on failure. */
-static int jsonl_cursor_fill(struct jsonl_validator *v, struct jsonl_run_cursor *c)
-{
-    size_t n = c->end - c->next < c->cap ? (size_t)(c->end - c->next) : c->cap;
-    if (n == 0)
-        return 1;
-    if (v->spill.read(v->spill.ctx, c->next * sizeof c->buf[0], c->buf, n * sizeof c->buf[0]) != 0)
-        return -1;
-    c->next += n;
-    c->pos = 0;
-    c->len = n;
-    return 0;
-}
-
-/* In records sorted by fingerprint, the group of equal ones that starts at
- * r[i]: *earliest and *next get its two earliest uses (next.line is
- * UINT64_MAX if it has one). Returns where the next group starts. */
-static size_t jsonl_two_earliest(const struct jsonl_spill_record *r, size_t n, size_t i,
-                                 struct jsonl_spill_record *earliest,
-                                 struct jsonl_spill_record *next)
-{
-    size_t j = i + 1;
-
-    *earliest = r[i];
-    *next = (struct jsonl_spill_record){.line = UINT64_MAX};
-    for (; j < n && r[j].fingerprint == r[i].fingerprint; j++) {
-        if (r[j].line < earliest->line) {
-            *next = *earliest;
-            *earliest = r[j];
-        } else if (r[j].line < next->line) {
-            *next = r[j];
-        }
-    }
-    return j;
-}
-
-/* In records sorted by fingerprint, finds the duplicate whose second use
- * comes first: if it comes before *second (or nothing was found yet),
- * *second gets that use, *first the earliest one, and *found is set. */
-static void jsonl_first_duplicate(const struct jsonl_spill_record *r, size_t n,
-                                  struct jsonl_spill_record *second, uint64_t *first, int *found)
-{
-    struct jsonl_spill_record earliest, next;
-
-    for (size_t i = 0; i < n;) {
-        i = jsonl_two_earliest(r, n, i, &earliest, &next);
-        if (next.line != UINT64_MAX && (!*found || next.line < second->line)) {
-            *second = next;
-            *first = earliest.line;
-            *found = 1;
-        }
-    }
-}
-
-/* One top byte's records, gathered from the runs. */
-struct jsonl_bucket {
-    struct jsonl_spill_record *r;
-    size_t n, cap;
-};
-
-/* The bucket is full: keeps only the two earliest uses of each fingerprint
- * (all the merge needs of it), and if that leaves it more than half full,
- * doubles it. So memory follows the distinct fingerprints of one top byte,
- * however often a custom_id repeats. Returns 0, or -1 on out of memory. */
-static int jsonl_bucket_make_room(struct jsonl_bucket *b)
-{
-    struct jsonl_spill_record earliest, next;
-    size_t kept = 0;
-
-    jsonl_sort_records(b->r, b->n, 48);
-    for (size_t i = 0; i < b->n;) {
-        i = jsonl_two_earliest(b->r, b->n, i, &earliest, &next);
-        b->r[kept++] = earliest;
-        if (next.line != UINT64_MAX)
-            b->r[kept++] = next;
-    }
-    b->n = kept;
-    if (kept > b->cap / 2) {
-        struct jsonl_spill_record *bigger = NULL;
-        if (b->cap <= SIZE_MAX / 2 / sizeof *bigger)
-            bigger = JSONL_MALLOC(2 * b->cap * sizeof *bigger);
-        if (!bigger)
-            return -1;
-        memcpy(bigger, b->r, kept * sizeof *bigger);
-        JSONL_FREE(b->r);
-        b->r = bigger;
-        b->cap *= 2;
-    }
-    return 0;
-}
-
-/* Merges the runs and finds the duplicate whose second use comes first,
- * among the records of lines before below_line: *second gets that use,
- * *first the earliest one. Every run is grouped by the fingerprint's top
- * byte, so equal fingerprints share a top byte: for each byte, each run's
- * records of it are gathered, sorted, and their groups checked. Returns 1 if
- * there is a duplicate, 0 if none, -1 if the store or memory failed (or the
- * store gave back other records than it was given). */
-static int jsonl_spill_merge(struct jsonl_validator *v, uint64_t below_line,
-                             struct jsonl_spill_record *second, uint64_t *first)
-{
-    uint64_t runs = (v->spilled + JSONL_SPILL_RUN - 1) / JSONL_SPILL_RUN;
-    struct jsonl_run_cursor *cursors = JSONL_CALLOC(runs ? runs : 1, sizeof *cursors);
-    struct jsonl_bucket bucket = {.cap = 1};
-    /* The read-ahead shares the run buffer, free once the last run is out:
-     * the fewer the runs, the more each reads at a time (each read is a
-     * system call). Past JSONL_SPILL_RUN / JSONL_SPILL_READ runs, a buffer
-     * of JSONL_SPILL_READ records each. */
-    size_t per_run = runs ? JSONL_SPILL_RUN / runs : 0;
-    struct jsonl_spill_record *ahead = v->run, *own = NULL;
-    int found = 0, rc = -1;
-
-    for (int b = 0; b < 256; b++)
-        if (v->spilled_by_top[b] > bucket.cap)
-            bucket.cap =
-                v->spilled_by_top[b] < JSONL_BUCKET_MAX ? v->spilled_by_top[b] : JSONL_BUCKET_MAX;
-    bucket.r = JSONL_MALLOC(bucket.cap * sizeof *bucket.r);
-    if (per_run < JSONL_SPILL_READ) {
-        per_run = JSONL_SPILL_READ;
-        ahead = own = JSONL_CALLOC(runs, JSONL_SPILL_READ * sizeof *own);
-    }
-    if (!cursors || !bucket.r || !ahead)
-        goto out;
-    for (uint64_t i = 0; i < runs; i++) {
-        struct jsonl_run_cursor *c = &cursors[i];
-        c->buf = ahead + i * per_run;
-        c->cap = per_run;
-        c->next = i * JSONL_SPILL_RUN;
-        c->end = c->next + JSONL_SPILL_RUN < v->spilled ? c->next + JSONL_SPILL_RUN : v->spilled;
-        if (jsonl_cursor_fill(v, c) < 0)
-            goto out;
-    }
-    for (unsigned b = 0; b < 256; b++) {
-        uint64_t taken = 0;
-        bucket.n = 0;
-        for (uint64_t i = 0; i < runs; i++) {
-            struct jsonl_run_cursor *c = &cursors[i];
-            while (c->pos < c->len && c->buf[c->pos].fingerprint >> 56 == b) {
-                struct jsonl_spill_record r = c->buf[c->pos];
-                if (++c->pos == c->len && jsonl_cursor_fill(v, c) < 0)
-                    goto out;
-                taken++;
-                if (r.line >= below_line)
-                    continue;
-                if (bucket.n == bucket.cap && jsonl_bucket_make_room(&bucket) != 0)
-                    goto out;
-                bucket.r[bucket.n++] = r;
-            }
-        }
-        if (taken != v->spilled_by_top[b])
-            goto out; /* the store gave back other records than it was given */
-        jsonl_sort_records(bucket.r, bucket.n, 48);
-        jsonl_first_duplicate(bucket.r, bucket.n, second, first, &found);
-    }
-    rc = found;
-out:
-    JSONL_FREE(cursors);
-    JSONL_FREE(bucket.r);
-    JSONL_FREE(own);
-    return rc;
-}
 
 /* At the end, at the first other problem, or where the input stops: a
  * duplicate among the spilled custom_ids (of lines before below_line) whose
@@ -756,13 +290,12 @@ static int jsonl_spill_verdict(struct jsonl_validator *v, uint64_t below_line)
     uint64_t first = 0;
     int found;
 
-    if (!v->spilling || v->spill_checked || v->status == -2)
+    if (!v->ids.spilling || v->spill_checked || v->status == -2)
         return v->status;
     v->spill_checked = 1;
-    if (v->spilled == 0 && v->run_len == 0 && !v->spill_failed)
+    if (!jsonl_ids_spilled_any(&v->ids))
         return v->status; /* nothing went past the set */
-    jsonl_spill_run(v);
-    found = v->spill_failed ? -1 : jsonl_spill_merge(v, below_line, &second, &first);
+    found = jsonl_ids_first_duplicate(&v->ids, below_line, &second, &first);
     if (found < 0 && v->status != -1) {
         jsonl_set_error(v, v->consumed, NULL, "could not keep the custom_ids to compare");
         v->status = -2;
@@ -1009,11 +542,11 @@ static int jsonl_value_end(struct jsonl_validator *v, const unsigned char *text,
             return 0;
         }
         fp = v->hashing ? XXH3_64bits_digest(v->xxh) : XXH3_64bits_withSeed(text, len, v->seed);
-        if (jsonl_in_memory_set(v) && jsonl_set_reserve(v, fp) < 0)
+        if (jsonl_ids_in_memory(&v->ids) && jsonl_ids_reserve(&v->ids, fp) < 0)
             return -2;
         /* The lookup, likely a cache miss, is done at the end of the line
          * (jsonl_settle_id) so that the memory arrives while the body is read. */
-        jsonl_set_prefetch(v, fp);
+        jsonl_ids_prefetch(&v->ids, fp);
         v->id_fingerprint = fp;
         v->id_offset = v->value_offset;
         v->id_text_len = len < sizeof v->id_text ? len : sizeof v->id_text;
@@ -1078,11 +611,11 @@ static void jsonl_settle_id(struct jsonl_validator *v)
 {
     char quoted[JSONL_QUOTE_MAX * 2 + 16];
     v->id_deferred = 0;
-    if (jsonl_in_memory_set(v)) {
-        if (jsonl_set_insert(v, v->id_fingerprint) == 0)
+    if (jsonl_ids_in_memory(&v->ids)) {
+        if (jsonl_ids_insert(&v->ids, v->id_fingerprint) == 0)
             return;
-    } else if (!jsonl_set_contains(v, v->id_fingerprint)) {
-        jsonl_spill_add(v);
+    } else if (!jsonl_ids_contains(&v->ids, v->id_fingerprint)) {
+        jsonl_ids_spill(&v->ids, v->id_fingerprint, v->line, v->id_offset - v->line_start + 1);
         v->id_spilled = 1;
         return;
     }
@@ -2077,11 +1610,7 @@ struct jsonl_validator *jsonl_validator_new(const struct jsonl_options *options)
     if (!v->value || !v->xxh)
         goto oom;
     v->seed = options->hash_seed;
-    if (options->spill && options->spill->write && options->spill->read) {
-        v->spill = *options->spill;
-        v->spilling = 1;
-        v->memory_ids = options->memory_ids ? options->memory_ids : JSONL_DEFAULT_MEMORY_IDS;
-    }
+    jsonl_ids_init(&v->ids, options->spill, options->memory_ids);
     return v;
 oom:
     jsonl_validator_free(v);
@@ -2183,12 +1712,7 @@ void jsonl_validator_free(struct jsonl_validator *v)
 {
     if (!v)
         return;
-    if (v->shards) {
-        for (unsigned i = 0; i < JSONL_SET_SHARDS; i++)
-            JSONL_FREE(v->shards[i].slots);
-        JSONL_FREE(v->shards);
-    }
-    JSONL_FREE(v->run);
+    jsonl_ids_free(&v->ids);
     if (v->urls)
         for (size_t i = 0; i < v->url_count; i++)
             JSONL_FREE(v->urls[i]);

@@ -62,6 +62,7 @@ static void test_free(void *p)
  * set alone. */
 #define JSONL_BUCKET_MAX 64
 
+#include "../../src/jsonl_ids.c"
 #include "../../src/jsonl.c"
 #include "testlib.h"
 
@@ -1355,7 +1356,7 @@ static void test_far_duplicate(void)
         rc = jsonl_validator_feed(v, line, (size_t)n);
     }
     CHECK(rc == 0 && jsonl_validator_objects(v) == 100000);
-    CHECK(v->set_count == 100000);
+    CHECK(v->ids.set_count == 100000);
     {
         int n = snprintf(line, sizeof line,
                          "{\"custom_id\":\"request-0\",\"method\":\"POST\",\"url\":"
@@ -1496,36 +1497,36 @@ static void test_set(void)
     size_t bytes = 0;
     for (int i = 0; i < 200000; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        if (jsonl_set_reserve(v, x) != 0 || jsonl_set_insert(v, x) != 0)
+        if (jsonl_ids_reserve(&v->ids, x) != 0 || jsonl_ids_insert(&v->ids, x) != 0)
             bad++;
     }
     CHECK(bad == 0);
     x = 88172645463325252u;
     for (int i = 0; i < 200000; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        if (jsonl_set_reserve(v, x) != 0 || jsonl_set_insert(v, x) != 1)
+        if (jsonl_ids_reserve(&v->ids, x) != 0 || jsonl_ids_insert(&v->ids, x) != 1)
             bad++;
     }
     CHECK(bad == 0);
-    CHECK(v->set_count == 200000);
+    CHECK(v->ids.set_count == 200000);
     /* load stays under 7/8 and over ~0.6 per shard: memory is compact */
     for (unsigned i = 0; i < JSONL_SET_SHARDS; i++) {
-        bytes += (size_t)v->shards[i].cap * JSONL_SET_SLOT;
-        if ((uint64_t)v->shards[i].count * 8 > (uint64_t)v->shards[i].cap * 7)
+        bytes += (size_t)v->ids.shards[i].cap * JSONL_SET_SLOT;
+        if ((uint64_t)v->ids.shards[i].count * 8 > (uint64_t)v->ids.shards[i].cap * 7)
             bad++;
     }
     CHECK(bad == 0);
     CHECKF(bytes < 200000 * 9, "%zu bytes of slots for 200000 ids", bytes);
     /* remainder 0 is stored as 1: both are then the same fingerprint */
-    CHECK(jsonl_set_reserve(v, 0) == 0 && jsonl_set_insert(v, 0) == 0);
-    CHECK(jsonl_set_reserve(v, 1) == 0 && jsonl_set_insert(v, 1) == 1);
+    CHECK(jsonl_ids_reserve(&v->ids, 0) == 0 && jsonl_ids_insert(&v->ids, 0) == 0);
+    CHECK(jsonl_ids_reserve(&v->ids, 1) == 0 && jsonl_ids_insert(&v->ids, 1) == 1);
     /* only bits 0-47 and 52-63 decide */
-    CHECK(jsonl_set_reserve(v, 0xABC0000012345678u) == 0 &&
-          jsonl_set_insert(v, 0xABC0000012345678u) == 0);
-    CHECK(jsonl_set_reserve(v, 0xABCF000012345678u) == 0 &&
-          jsonl_set_insert(v, 0xABCF000012345678u) == 1);
-    CHECK(jsonl_set_reserve(v, 0xABD0000012345678u) == 0 &&
-          jsonl_set_insert(v, 0xABD0000012345678u) == 0);
+    CHECK(jsonl_ids_reserve(&v->ids, 0xABC0000012345678u) == 0 &&
+          jsonl_ids_insert(&v->ids, 0xABC0000012345678u) == 0);
+    CHECK(jsonl_ids_reserve(&v->ids, 0xABCF000012345678u) == 0 &&
+          jsonl_ids_insert(&v->ids, 0xABCF000012345678u) == 1);
+    CHECK(jsonl_ids_reserve(&v->ids, 0xABD0000012345678u) == 0 &&
+          jsonl_ids_insert(&v->ids, 0xABD0000012345678u) == 0);
     jsonl_validator_free(v);
 }
 
