@@ -11,7 +11,7 @@
  *
  * Build (from the repository root):
  *   gcc -std=c11 -D_GNU_SOURCE -O2 -Iinclude -o /tmp/jsonl_bench bench/jsonl_bench.c \
- *       src/jsonl.c -lcjson -lxxhash
+ *       src/jsonl.c src/jsonl_ids.c -lcjson -lxxhash
  * Usage: jsonl_bench [megabytes [rounds]]     (default 200 MB, 7 rounds)
  *        jsonl_bench --tiny N                 (N minimal batch lines: reports the
  *                                              validator's peak RSS, for the memory budget)

@@ -25,7 +25,7 @@
  * the details and calls abort().
  *
  *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
- *         -o /tmp/fuzz_jsonl tests/fuzz/fuzz_jsonl.c src/jsonl.c -lcjson -lxxhash
+ *         -o /tmp/fuzz_jsonl tests/fuzz/fuzz_jsonl.c src/jsonl.c src/jsonl_ids.c -lcjson -lxxhash
  *   mkdir -p /tmp/fuzz-jsonl && /tmp/fuzz_jsonl -dict=tests/fuzz/jsonl.dict \
  *         -max_total_time=60 /tmp/fuzz-jsonl tests/fuzz/corpus/jsonl
  * (new inputs go to the first directory; the committed seeds stay as they are)
