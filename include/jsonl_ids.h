@@ -87,12 +87,12 @@ int jsonl_ids_first_duplicate(struct jsonl_ids *ids, uint64_t below_line,
                               struct jsonl_spill_record *second, uint64_t *first);
 
 /* Home slot of remainder r in a table of cap slots (multiply-shift range reduction). */
-static inline uint32_t jsonl_slot_home(uint64_t r, uint32_t cap)
+static inline uint32_t jsonl_ids_slot_home(uint64_t r, uint32_t cap)
 {
     return (uint32_t)(((r >> 16) * cap) >> 32);
 }
 
-static inline uint64_t jsonl_set_remainder(uint64_t fp)
+static inline uint64_t jsonl_ids_remainder(uint64_t fp)
 {
     uint64_t r = fp & JSONL_SET_REMAINDER_MASK;
     return r ? r : 1;
@@ -113,7 +113,8 @@ static inline __attribute__((always_inline)) void jsonl_ids_prefetch(const struc
     sh = &ids->shards[fp >> (64 - JSONL_SET_SHARD_BITS)];
     if (!sh->slots)
         return; /* a shard that the set never reached before it spilled */
-    home = sh->slots + (size_t)jsonl_slot_home(jsonl_set_remainder(fp), sh->cap) * JSONL_SET_SLOT;
+    home =
+        sh->slots + (size_t)jsonl_ids_slot_home(jsonl_ids_remainder(fp), sh->cap) * JSONL_SET_SLOT;
     __builtin_prefetch(home);
     __builtin_prefetch(home + 64);
 }

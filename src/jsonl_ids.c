@@ -77,7 +77,7 @@ static void jsonl_slot_put(unsigned char *s, uint64_t r)
 /* Puts r into the first free slot from its home (the caller ensured room). */
 static void jsonl_shard_place(unsigned char *slots, uint32_t cap, uint64_t r)
 {
-    uint32_t i = jsonl_slot_home(r, cap);
+    uint32_t i = jsonl_ids_slot_home(r, cap);
     while (jsonl_slot_get(slots + (size_t)i * JSONL_SET_SLOT) != 0)
         i = i + 1 == cap ? 0 : i + 1;
     jsonl_slot_put(slots + (size_t)i * JSONL_SET_SLOT, r);
@@ -123,8 +123,8 @@ int jsonl_ids_reserve(struct jsonl_ids *ids, uint64_t fp)
 int jsonl_ids_insert(struct jsonl_ids *ids, uint64_t fp)
 {
     struct jsonl_shard *sh = jsonl_set_shard(ids, fp);
-    uint64_t r = jsonl_set_remainder(fp);
-    uint32_t i = jsonl_slot_home(r, sh->cap);
+    uint64_t r = jsonl_ids_remainder(fp);
+    uint32_t i = jsonl_ids_slot_home(r, sh->cap);
     for (;;) {
         unsigned char *slot = sh->slots + (size_t)i * JSONL_SET_SLOT;
         uint64_t s = jsonl_slot_get(slot);
@@ -143,11 +143,11 @@ int jsonl_ids_insert(struct jsonl_ids *ids, uint64_t fp)
 int jsonl_ids_contains(const struct jsonl_ids *ids, uint64_t fp)
 {
     struct jsonl_shard *sh = jsonl_set_shard(ids, fp);
-    uint64_t r = jsonl_set_remainder(fp);
+    uint64_t r = jsonl_ids_remainder(fp);
     uint32_t i;
     if (sh->cap == 0)
         return 0;
-    for (i = jsonl_slot_home(r, sh->cap);; i = i + 1 == sh->cap ? 0 : i + 1) {
+    for (i = jsonl_ids_slot_home(r, sh->cap);; i = i + 1 == sh->cap ? 0 : i + 1) {
         uint64_t s = jsonl_slot_get(sh->slots + (size_t)i * JSONL_SET_SLOT);
         if (s == r)
             return 1;
