@@ -38,6 +38,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BIN)/%)
 
 FUZZ_SECONDS ?= 30
+# make test builds its three configurations with one job per core.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # What each fuzz target links besides itself (route includes src/route.c).
@@ -103,8 +105,8 @@ test: deps
 	@scripts/run-tests.sh $(BIN) unit integration
 else
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(FUZZ_BINS)
-	@$(MAKE) --no-print-directory SANITIZE=1 build/san/bin/files-fcgi build/san/bin/filesctl \
+	@$(MAKE) --no-print-directory -j$(JOBS) all $(UNIT_BINS) $(FUZZ_BINS)
+	@$(MAKE) --no-print-directory -j$(JOBS) SANITIZE=1 build/san/bin/files-fcgi build/san/bin/filesctl \
 		$(UNIT_SRCS:tests/unit/%.c=build/san/bin/%) build/san/bin/test_pipeline_tsan
 	@ln -sfn $(BIN) bin
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/run-tests.sh $(BIN) unit integration servers sdk \
