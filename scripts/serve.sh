@@ -613,6 +613,11 @@ LimitRequestBody $max_request_bytes
     # With Max-Forwards: 0, mod_proxy would answer TRACE (echoing the request,
     # its key included) and OPTIONS itself: the worker answers them (405).
     RequestHeader unset Max-Forwards
+    # Apache takes a final chunked off and passes the body on with any coding
+    # before it still on ("gzip, chunked"): refused, as lighttpd and nginx do.
+    <If "-n req('Transfer-Encoding') && ! req('Transfer-Encoding') =~ /^[ \t]*chunked[ \t]*\$/i && -z reqenv('REDIRECT_STATUS')">
+        Redirect 501
+    </If>
 $( [ "$server" = apache ] && echo "    $backend" )
 $( [ "$download_mode" = x-sendfile ] && printf '    XSendFile On\n    XSendFilePath "%s"\n' "$data_dir/files" )
 </Location>

@@ -134,6 +134,15 @@ class ApacheSnippetTest(unittest.TestCase):
                 self.assertNotIn(self.key.encode(), resp.body)
                 self.assertEqual(resp.header("Allow"), allow)
 
+    def test_a_transfer_coding_besides_chunked_is_refused_in_json(self):
+        # Apache would pass the body on with the gzip still on.
+        resp = self.request("POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                            "Content-Type: multipart/form-data; boundary=b\r\n"
+                            "Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n"
+                            "0\r\n\r\n" % self.key)
+        self.assertEqual(resp.status, 501, resp.body)
+        self.assertEqual(json.loads(resp.body)["error"]["code"], "VALIDATION_4001")
+
     def test_apaches_own_answers_on_the_routes_are_json(self):
         # /healthz's pool is gone (see setUpClass): Apache answers 503 itself.
         # Under a configuration that denies every directory, the error pages'
