@@ -199,6 +199,21 @@ class ListParameterErrorTest(ApiTestCase):
                 self.assertError(c.list(query="after=" + value), 400, "VALIDATION_4002",
                                  param="after")
 
+    def test_an_encoded_control_or_non_utf8_byte(self):
+        # lighttpd refuses them in any part of the URL (url-ctrls-reject, its
+        # UTF-8 check), before the worker: no param. The others pass them on.
+        c = STACK.new_client()
+        lighttpd = (STACK.server or "lighttpd").startswith("lighttpd")
+        for name, value in (("after", "%00"), ("after", "%1f"), ("after", "%7f"), ("after", "%ff"),
+                            ("after", "%c0"), ("limit", "1%00"), ("purpose", "batch%00")):
+            with self.subTest(name=name, value=value):
+                resp = c.list(query=name + "=" + value)
+                if lighttpd:
+                    self.assertError(resp, 400, "VALIDATION_4001", param=None,
+                                     message="the web server could not parse")
+                else:
+                    self.assertError(resp, 400, "VALIDATION_4002", param=name)
+
     def test_unknown_after(self):
         c = STACK.new_client()
         fid = upload_n(c, 1)[0]
