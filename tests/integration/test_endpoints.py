@@ -355,6 +355,22 @@ class WebServerErrorTest(ApiTestCase):
                         self.assertEqual(resp.header("Allow"), allow)
                         self.assertNotIn(key.encode(), resp.body)
 
+    def test_options_asterisk_is_the_web_servers_own(self):
+        # OPTIONS * asks about the server, not a resource: lighttpd and Apache
+        # answer it (200, empty), nginx refuses the target (400). Never echoed.
+        key = STACK.new_client().key
+        server = os.environ.get("FILES_API_SERVER") or "lighttpd"
+        for extra in ("", "Max-Forwards: 0\r\n"):
+            with self.subTest(extra=extra):
+                resp = self._raw(("OPTIONS * HTTP/1.1\r\nHost: x\r\n%sAuthorization: Bearer %s"
+                                  "\r\nConnection: close\r\n\r\n" % (extra, key)).encode())
+                if server == "nginx":
+                    self.assertError(resp, 400, "VALIDATION_4001")
+                else:
+                    self.assertEqual(resp.status, 200, resp.body)
+                    self.assertEqual(resp.body, b"")
+                self.assertNotIn(key.encode(), resp.body)
+
     def test_an_expectation_the_server_does_not_meet_gets_a_json_error(self):
         # Apache refuses any Expect but 100-continue (417); the others ignore it.
         c = STACK.new_client()
