@@ -615,7 +615,7 @@ LimitRequestBody $max_request_bytes
     RequestHeader unset Max-Forwards
     # Apache takes a final chunked off and passes the body on with any coding
     # before it still on ("gzip, chunked"): refused, as lighttpd and nginx do.
-    <If "-n req('Transfer-Encoding') && ! req('Transfer-Encoding') =~ /^[ \t]*chunked[ \t]*\$/i && -z reqenv('REDIRECT_STATUS')">
+    <If "-n req_novary('Transfer-Encoding') && ! req_novary('Transfer-Encoding') =~ /^[ \t]*chunked[ \t]*\$/i && -z reqenv('REDIRECT_STATUS')">
         Redirect 501
     </If>
 $( [ "$server" = apache ] && echo "    $backend" )

@@ -112,6 +112,7 @@ class ApacheSnippetTest(unittest.TestCase):
                             "Connection: close\r\n\r\n" % self.key)
         self.assertEqual(resp.status, 200, resp.body)
         self.assertIn(b'"object":"list"', resp.body)
+        self.assertIsNone(resp.header("Vary"))  # the Transfer-Encoding check reads it unseen
 
     def test_the_json_error_pages_are_no_route(self):
         resp = self.request("GET /_files_api_errors/413.json HTTP/1.1\r\nHost: x\r\n"
