@@ -143,10 +143,10 @@ class ContentEncodingTest(ApiTestCase):
 
 
 class TransferCodingTest(ApiTestCase):
-    def chunked_upload(self, c, body, coding):
+    def chunked_upload(self, c, ctype, body, coding):
         head = ("POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                 "Authorization: Bearer %s\r\nContent-Type: %s\r\nTransfer-Encoding: %s\r\n\r\n"
-                % (c.key, self.ctype, coding)).encode()
+                % (c.key, ctype, coding)).encode()
         pieces = [body[i:i + 1000] for i in range(0, len(body), 1000)]
         chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
         return Response.from_wire(raw_request(STACK, head + chunks))
@@ -155,16 +155,16 @@ class TransferCodingTest(ApiTestCase):
         # The web server's 501. Apache took off the chunked and passed the rest
         # on: a gzipped body was "no boundary found", one not gzipped was stored.
         c = STACK.new_client()
-        self.ctype, body = multipart([field_part("purpose", "batch"), file_part(CONTENT)])
+        ctype, body = multipart([field_part("purpose", "batch"), file_part(CONTENT)])
         for coding, sent in (("gzip, chunked", gzip.compress(body)), ("gzip, chunked", body),
                              ("identity, chunked", body)):
             with self.subTest(coding=coding, gzipped=sent != body):
-                resp = self.chunked_upload(c, sent, coding)
+                resp = self.chunked_upload(c, ctype, sent, coding)
                 self.assertError(resp, 501, "VALIDATION_4001", message="transfer coding")
         self.assertEqual(c.all_ids(), [])
         for coding in ("chunked", "Chunked", " chunked "):
             with self.subTest(coding=coding):
-                resp = self.chunked_upload(c, body, coding)
+                resp = self.chunked_upload(c, ctype, body, coding)
                 self.assertEqual(resp.status, 200, resp.body[:300])
 
 
