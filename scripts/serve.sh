@@ -282,6 +282,10 @@ if [ "$download_mode" != stream ] && [ "$download_mode" != "$hand_off" ]; then
     exit 2
 fi
 export FILES_API_DOWNLOAD_MODE=$download_mode
+# lighttpd percent-decodes an X-Sendfile path; the workers send it as it is.
+if [[ $server == lighttpd* && $download_mode == x-sendfile && $data_dir == *%* ]]; then
+    refuse "$data_dir: lighttpd would percent-decode the downloads' paths under a data directory with % (use another directory, or --download-mode stream)"
+fi
 
 # The data directory is made private (0700), unless it holds things that are
 # not the service's (a --data-dir /tmp, a scratch directory that also holds the
@@ -323,7 +327,10 @@ if [ -z "$foreign" ]; then
 elif [ "$(stat -c %a "$data_dir")" != 700 ]; then
     echo "serve.sh: $data_dir holds things that are not the service's: its mode ($(stat -c %a "$data_dir")) is left as it is" >&2
 fi
-data_dir=$(cd "$data_dir" && pwd)
+# Its real path, as the workers resolve it: the hand-off paths they send must
+# lie under the web server's X-Sendfile root, written from this one.
+data_dir=$(cd "$data_dir" && pwd -P)
+check_path "$data_dir"
 worker_args=(--data-dir "$data_dir")
 [ -n "$config" ] && worker_args+=(--config "$config")
 
@@ -452,10 +459,15 @@ if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; 
     # that outlive a multiwatch killed outright are stopped with the group.
     # Out of our group, multiwatch hears of our own death by its parent-death
     # signal (SIGTERM: it stops the workers gracefully).
+    # multiwatch refuses arguments that are not ASCII (glib in the C locale):
+    # the workers get the paths in their environment, their program as a link.
+    pool_env=(FILES_API_DATA_DIR="$data_dir")
+    [ -n "$config" ] && pool_env+=(FILES_API_CONFIG="$config")
+    ln -s "$bin_dir/files-fcgi" "$run/files-fcgi"
     hold_stops
-    setsid "${component[@]}" \
+    setsid "${component[@]}" env "${pool_env[@]}" \
         spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
-        /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$bin_dir/files-fcgi" "${worker_args[@]}" &
+        /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$run/files-fcgi" &
     pids+=($!) again[$!]=TERM pool_group=$!
     release_stops
 fi

@@ -1275,15 +1275,66 @@ class ServeScriptTest(ApiTestCase):
         self.assertEqual((got.status, got.body), (200, content))
         self.assertTrue(os.path.exists(os.path.join(stack.data_dir, "files.db")))
 
-    def test_a_program_directory_with_a_space_in_its_path_serves(self):
-        # (lighttpd splits a bin-path at spaces)
+    def test_a_data_directory_reached_through_a_symlink_or_not_in_ascii_serves(self):
+        # The workers resolve the data directory: under a symlink, the hand-off
+        # paths they sent were outside the web server's X-Sendfile root (403,
+        # 404). multiwatch refused a path that is not ASCII as its argument.
+        def linked(stack):
+            os.mkdir(os.path.join(stack.tmp, "real"))
+            os.symlink(os.path.join(stack.tmp, "real"), os.path.join(stack.tmp, "link"))
+            stack.data_dir = os.path.join(stack.tmp, "link", "data")
+
+        def not_ascii(stack):
+            stack.data_dir = os.path.join(stack.tmp, "dätä")
+        for name, before_start in (("linked", linked), ("not-ascii", not_ascii)):
+            with self.subTest(data_dir=name):
+                stack = Stack(workers=1, name=name, before_start=before_start).start()
+                self.addCleanup(stack.stop)
+                client = stack.new_client()
+                content = batch_jsonl(3)
+                resp = client.upload(content)
+                self.assertEqual(resp.status, 200, resp.body[:300])
+                got = client.content(resp.json()["id"])
+                self.assertEqual((got.status, got.body), (200, content))
+                stack.stop()
+
+    def test_a_data_directory_with_a_percent_sign(self):
+        # lighttpd percent-decodes an X-Sendfile path: refused for its hand-off
+        # (every download was its 403), served by the others and by streaming.
+        lighttpd = (os.environ.get("FILES_API_SERVER") or "lighttpd").startswith("lighttpd")
         tmp = self.tmp()
-        spaced = os.path.join(tmp, "b in")
-        os.symlink(str(BIN_DIR), spaced)
-        stack = Stack(workers=1, name="spaced-bin", env={"FILES_API_BIN": spaced}).start()
+        data = os.path.join(tmp, "p%20q")
+        if lighttpd:
+            proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", data],
+                                           cwd=tmp, env=self.env())
+            self.addCleanup(stop_serve, proc)
+            self.assertEqual(proc.wait(30), 2, text)
+            self.assertIn("would percent-decode the downloads' paths", text)
+            self.assertFalse(os.path.exists(data), text)
+
+        def percent(stack):
+            stack.data_dir = os.path.join(stack.tmp, "p%20q")
+        stack = Stack(workers=1, name="percent", before_start=percent,
+                      serve_args=["--download-mode", "stream"] if lighttpd else []).start()
         self.addCleanup(stack.stop)
         client = stack.new_client()
-        self.assertEqual(client.upload(batch_jsonl(2)).status, 200)
+        content = batch_jsonl(2)
+        got = client.content(client.upload_ok(content)["id"])
+        self.assertEqual((got.status, got.body), (200, content))
+
+    def test_a_program_directory_with_a_space_or_not_in_ascii_in_its_path_serves(self):
+        # (lighttpd splits a bin-path at spaces; multiwatch refused arguments
+        # that are not ASCII)
+        tmp = self.tmp()
+        for name in ("b in", "bïn"):
+            with self.subTest(name=name):
+                linked = os.path.join(tmp, name)
+                os.symlink(str(BIN_DIR), linked)
+                stack = Stack(workers=1, name="bin", env={"FILES_API_BIN": linked}).start()
+                self.addCleanup(stack.stop)
+                client = stack.new_client()
+                self.assertEqual(client.upload(batch_jsonl(2)).status, 200)
+                stack.stop()
 
     def test_a_path_that_cannot_go_into_a_configuration_is_refused(self):
         tmp = self.tmp()
