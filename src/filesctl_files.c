@@ -204,8 +204,13 @@ int filesctl_files_rm(const struct config *config, const struct filesctl_args *a
     }
     if (status != DB_OK)
         return filesctl_db_failure(file_id, status);
-    if (store_remove(config->data_dir, file_id) != 0 && errno != ENOENT)
-        fprintf(stderr, "filesctl: removing the content of %s: %s\n", file_id, strerror(errno));
+    if (store_remove(config->data_dir, file_id) != 0 && errno != ENOENT) {
+        fprintf(stderr,
+                "filesctl: deleted %s, but removing its content failed: %s (fsck --repair "
+                "removes it later)\n",
+                file_id, strerror(errno));
+        return 1;
+    }
     fprintf(stderr, "filesctl: deleted %s\n", file_id);
     return 0;
 }

@@ -28,11 +28,12 @@ static int stop_pending(const sigset_t *stops)
 
 /* Deletes what has expired by now, or until one of `stops` arrives (checked
  * between files: a pass over a million expired files would hold up a stop for
- * minutes). Returns 0, or the failure's exit status. */
+ * minutes). Returns 0, or the failure's exit status (1 if some content could
+ * not be removed: its row is gone all the same). */
 static int gc_pass(const struct config *config, int quiet_if_none, const sigset_t *stops)
 {
     char ids[GC_BATCH][IDS_FILE_LEN + 1];
-    unsigned long deleted = 0;
+    unsigned long deleted = 0, content_left = 0;
     int64_t now = (int64_t)time(NULL);
     int count, stopped = 0;
 
@@ -44,9 +45,11 @@ static int gc_pass(const struct config *config, int quiet_if_none, const sigset_
                 continue;
             if (status != DB_OK)
                 return filesctl_db_failure("gc", status);
-            if (store_remove(config->data_dir, ids[i]) != 0 && errno != ENOENT)
+            if (store_remove(config->data_dir, ids[i]) != 0 && errno != ENOENT) {
                 fprintf(stderr, "filesctl: removing the content of %s: %s\n", ids[i],
                         strerror(errno));
+                content_left++;
+            }
             deleted++;
             filesctl_progress("deleting expired files", deleted, 0);
         }
@@ -58,7 +61,16 @@ static int gc_pass(const struct config *config, int quiet_if_none, const sigset_
                stopped ? " (stopped before the rest)" : "");
         fflush(stdout);
     }
-    return !stopped && count < 0 ? filesctl_db_failure("gc", count) : 0;
+    if (!stopped && count < 0)
+        return filesctl_db_failure("gc", count);
+    if (content_left) {
+        fprintf(stderr,
+                "filesctl: gc: the content of %lu deleted file(s) remains (fsck --repair "
+                "removes it later)\n",
+                content_left);
+        return 1;
+    }
+    return 0;
 }
 
 int filesctl_gc(const struct config *config, const struct filesctl_args *args)

@@ -300,6 +300,29 @@ class ExpiryTest(ApiTestCase):
         self.assertRegex(res.stdout, r"(?m)^fsck: rows checked: [1-9]\d*, problems: 0, "
                                      r"repaired: 0, pending: 0$")
 
+    def test_content_that_cannot_be_removed_is_a_failure(self):
+        # A directory in the content file's place: unlink fails. The row goes
+        # all the same; rm and gc said "deleted" and exited 0.
+        client = STACK.new_client()
+        by_rm = client.upload_ok(batch_jsonl(2))["id"]
+        by_gc = self.upload_expiring(client).json()["id"]
+        conn = db()
+        conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, by_gc))
+        conn.close()
+        paths = [os.path.join(STACK.data_dir, "files", i[-2:], i) for i in (by_rm, by_gc)]
+        for path in paths:
+            os.unlink(path)
+            os.mkdir(path)
+            self.addCleanup(os.rmdir, path)
+        res = STACK.filesctl("files", "rm", by_rm, check=False)
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn("deleted %s, but removing its content failed" % by_rm, res.stderr)
+        res = STACK.filesctl("gc", check=False)
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertIn("gc: expired files deleted: 1", res.stdout)
+        self.assertIn("the content of 1 deleted file(s) remains", res.stderr)
+        self.assertEqual(client.all_ids(), [])
+
     def test_serve_sh_runs_gc_every_gc_interval_and_stops_it(self):
         # Without it, expired files stayed on disk for good under serve.sh
         # (make run), and each list page stepped over all of them.
