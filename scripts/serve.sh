@@ -459,15 +459,19 @@ if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; 
     # that outlive a multiwatch killed outright are stopped with the group.
     # Out of our group, multiwatch hears of our own death by its parent-death
     # signal (SIGTERM: it stops the workers gracefully).
+    pool=("$bin_dir/files-fcgi" "${worker_args[@]}") pool_env=()
     # multiwatch refuses arguments that are not ASCII (glib in the C locale):
-    # the workers get the paths in their environment, their program as a link.
-    pool_env=(FILES_API_DATA_DIR="$data_dir")
-    [ -n "$config" ] && pool_env+=(FILES_API_CONFIG="$config")
-    ln -s "$bin_dir/files-fcgi" "$run/files-fcgi"
+    # then the workers get their paths in the environment, their program as a
+    # link (else the paths stay on their command lines, for ps to show).
+    if [[ ${pool[*]} == *[^[:ascii:]]* ]]; then
+        ln -s "$bin_dir/files-fcgi" "$run/files-fcgi"
+        pool=("$run/files-fcgi") pool_env=(FILES_API_DATA_DIR="$data_dir")
+        [ -z "$config" ] || pool_env+=(FILES_API_CONFIG="$config")
+    fi
     hold_stops
     setsid "${component[@]}" env "${pool_env[@]}" \
         spawn-fcgi -n -s "$socket" -M 0600 "${socket_owner[@]}" -- \
-        /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "$run/files-fcgi" &
+        /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "${pool[@]}" &
     pids+=($!) again[$!]=TERM pool_group=$!
     release_stops
 fi
