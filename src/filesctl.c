@@ -184,6 +184,17 @@ static int parse_args(const struct filesctl_command *c, int argc, char **argv,
     return 0;
 }
 
+/* A command's exit status, made a failure if its output did not reach its
+ * file (a full disk, a closed pipe). */
+static int output_written(int rc)
+{
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
+        perror("filesctl: writing the output");
+        return 1;
+    }
+    return rc;
+}
+
 static int usage(int status)
 {
     FILE *out = status ? stderr : stdout;
@@ -342,7 +353,7 @@ static int no_command(int argc, char **argv)
         for (size_t i = 0; i < COMMAND_COUNT; i++)
             if (!strcmp(argv[0], commands[i].group))
                 print_command(stdout, &commands[i]);
-        return 0;
+        return output_written(0);
     }
     if (argc > 1)
         fprintf(stderr, "filesctl: unknown command %s %s; %s takes:\n", argv[0], argv[1], argv[0]);
@@ -425,17 +436,6 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
     return 0;
 }
 
-/* A command's exit status, made a failure if its output did not reach its
- * file (a full disk, a closed pipe). */
-static int output_written(int rc)
-{
-    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
-        perror("filesctl: writing the output");
-        return 1;
-    }
-    return rc;
-}
-
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *data_dir = NULL;
@@ -450,7 +450,7 @@ int main(int argc, char **argv)
                              : !strcmp(argv[i], "--data-dir") ? &data_dir
                                                               : NULL;
         if (is_help(argv[i]))
-            return usage(0);
+            return output_written(usage(0));
         if (!value) {
             fprintf(stderr, "filesctl: unknown option %s\n", argv[i]);
             return usage(2);
@@ -473,7 +473,7 @@ int main(int argc, char **argv)
     if ((rc = parse_args(command, argc, argv, &args)) == PARSE_HELP) {
         printf("usage: filesctl [--config PATH] [--data-dir DIR] COMMAND [ARGS]\n");
         print_command(stdout, command);
-        return 0;
+        return output_written(0);
     }
     if (rc == 0 && command->check) /* e.g. a refused key makes no store */
         rc = command->check(&args);

@@ -803,6 +803,15 @@ class ArgumentsTest(ApiTestCase):
 
 @once_is_enough
 class HelpTest(ApiTestCase):
+    def test_help_that_cannot_be_written_out_is_a_failure(self):
+        with open("/dev/full", "w") as full:
+            for args in (["--help"], ["keys", "--help"], ["gc", "--help"]):
+                with self.subTest(args=args):
+                    res = subprocess.run([str(BIN_DIR / "filesctl")] + args, stdout=full,
+                                         stderr=subprocess.PIPE, text=True)
+                    self.assertEqual(res.returncode, 1, res.stderr)
+                    self.assertIn("writing the output", res.stderr)
+
     def test_every_subcommand_has_help_and_errors_exit_nonzero(self):
         ctl = str(BIN_DIR / "filesctl")
         top = subprocess.run([ctl, "--help"], capture_output=True, text=True)
