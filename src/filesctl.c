@@ -5,6 +5,7 @@
 #include "db.h"
 #include "store.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -236,7 +237,8 @@ int filesctl_seconds_option(const struct filesctl_args *args, const char *name, 
         return 0;
     errno = 0;
     value = strtol(text, &end, 10);
-    if (end == text || *end || value < 0 || errno == ERANGE) {
+    /* digits only: strtol would also take leading blanks and a sign */
+    if (!isdigit((unsigned char)text[0]) || *end || errno == ERANGE) {
         fprintf(stderr, "filesctl: %s takes a number of seconds\n", name);
         return -1;
     }

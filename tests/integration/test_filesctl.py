@@ -617,6 +617,10 @@ class ArgumentsTest(ApiTestCase):
             ("gc", "now"): "unexpected argument now",
             ("gc", "--every", "-1"): "--every takes a number of seconds",
             ("gc", "--every", "10m"): "--every takes a number of seconds",
+            # digits only (strtol took leading blanks and a sign, not trailing ones)
+            ("gc", "--every", " 5"): "--every takes a number of seconds",
+            ("gc", "--every", "+5"): "--every takes a number of seconds",
+            ("fsck", "--grace", " 5"): "--grace takes a number of seconds",
             ("gc", "--every", str(LONG_MAX + 1)): "--every takes a number of seconds",
             ("fsck", "--grace", str(LONG_MAX + 1)): "--grace takes a number of seconds",
             ("keys", "create", "--account", "a", "--account", "b"): "--account given twice",
