@@ -39,6 +39,13 @@ def db(stack=None):
                            isolation_level=None)
 
 
+def expire_now(file_id, stack=None):
+    """Jumps past a file's expiry: its row's expires_at moves into the past."""
+    conn = db(stack)
+    conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, file_id))
+    conn.close()
+
+
 def processes_with(*words):
     """Pids of the processes whose command line holds each of words as an argument."""
     found = []
@@ -282,10 +289,7 @@ class ExpiryTest(ApiTestCase):
         client = STACK.new_client()
         kept = client.upload_ok(batch_jsonl(2))["id"]
         gone = self.upload_expiring(client).json()["id"]
-        # Jump past the expiry: the row's expires_at moves into the past.
-        conn = db()
-        conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, gone))
-        conn.close()
+        expire_now(gone)
         self.assertError(client.retrieve(gone), 404, "INFERENCE_3302")
         self.assertError(client.content(gone), 404, "INFERENCE_3302")
         self.assertEqual(client.all_ids(), [kept])
@@ -306,9 +310,7 @@ class ExpiryTest(ApiTestCase):
         client = STACK.new_client()
         by_rm = client.upload_ok(batch_jsonl(2))["id"]
         by_gc = self.upload_expiring(client).json()["id"]
-        conn = db()
-        conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, by_gc))
-        conn.close()
+        expire_now(by_gc)
         paths = [os.path.join(STACK.data_dir, "files", i[-2:], i) for i in (by_rm, by_gc)]
         for path in paths:
             os.unlink(path)
@@ -334,9 +336,7 @@ class ExpiryTest(ApiTestCase):
         kept = client.upload_ok(batch_jsonl(2))["id"]
         gone = self.upload_expiring(client).json()["id"]
         path = os.path.join(stack.data_dir, "files", gone[-2:], gone)
-        conn = db(stack)
-        conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, gone))
-        conn.close()
+        expire_now(gone, stack)
         stack.wait_for_log(lambda t: "gc: expired files deleted: 1" in t, timeout=10)
         self.assertFalse(os.path.exists(path))
         self.assertEqual(client.all_ids(), [kept])
@@ -519,10 +519,7 @@ class FsckTest(ApiTestCase):
         stack = self.stack("gcrace")
         client = stack.new_client()
         file_id = client.upload_ok(batch_jsonl(2))["id"]
-        conn = sqlite3.connect(os.path.join(stack.data_dir, "files.db"), timeout=10,
-                               isolation_level=None)
-        conn.execute("UPDATE files SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, file_id))
-        conn.close()
+        expire_now(file_id, stack)
         first = self.start_paused(stack, "gc_after_listing", "gc")
         self.assertIn("gc: expired files deleted: 1\n", stack.filesctl("gc").stdout)
         out, err = first.communicate(timeout=30)

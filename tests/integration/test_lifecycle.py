@@ -1260,25 +1260,15 @@ class ServeScriptTest(ApiTestCase):
         self.assertEqual(os.stat(other).st_mode & 0o7777, 0o1777)
         stop_serve(proc)
 
-    def test_a_data_directory_with_a_space_in_its_path_serves(self):
+    def test_a_data_directory_with_a_space_through_a_symlink_or_not_in_ascii_serves(self):
         # Its path goes into the web server's configuration (the hand-off's
-        # directory, the spool, mod_fcgid's environment for the workers).
+        # directory, the spool, mod_fcgid's environment for the workers). The
+        # workers resolve it: under a symlink, the hand-off paths they sent were
+        # outside the web server's X-Sendfile root (403, 404). multiwatch
+        # refused a path that is not ASCII as its argument.
         def spaced(stack):
             stack.data_dir = os.path.join(stack.tmp, "with space", "data")
-        stack = Stack(workers=1, name="spaced", before_start=spaced).start()
-        self.addCleanup(stack.stop)
-        client = stack.new_client()
-        content = batch_jsonl(3)
-        resp = client.upload(content)
-        self.assertEqual(resp.status, 200, resp.body[:300])
-        got = client.content(resp.json()["id"])
-        self.assertEqual((got.status, got.body), (200, content))
-        self.assertTrue(os.path.exists(os.path.join(stack.data_dir, "files.db")))
 
-    def test_a_data_directory_reached_through_a_symlink_or_not_in_ascii_serves(self):
-        # The workers resolve the data directory: under a symlink, the hand-off
-        # paths they sent were outside the web server's X-Sendfile root (403,
-        # 404). multiwatch refused a path that is not ASCII as its argument.
         def linked(stack):
             os.mkdir(os.path.join(stack.tmp, "real"))
             os.symlink(os.path.join(stack.tmp, "real"), os.path.join(stack.tmp, "link"))
@@ -1286,7 +1276,8 @@ class ServeScriptTest(ApiTestCase):
 
         def not_ascii(stack):
             stack.data_dir = os.path.join(stack.tmp, "dätä")
-        for name, before_start in (("linked", linked), ("not-ascii", not_ascii)):
+        for name, before_start in (("spaced", spaced), ("linked", linked),
+                                   ("not-ascii", not_ascii)):
             with self.subTest(data_dir=name):
                 stack = Stack(workers=1, name=name, before_start=before_start).start()
                 self.addCleanup(stack.stop)
@@ -1296,6 +1287,7 @@ class ServeScriptTest(ApiTestCase):
                 self.assertEqual(resp.status, 200, resp.body[:300])
                 got = client.content(resp.json()["id"])
                 self.assertEqual((got.status, got.body), (200, content))
+                self.assertTrue(os.path.exists(os.path.join(stack.data_dir, "files.db")))
                 stack.stop()
 
     def test_a_data_directory_with_a_percent_sign(self):
