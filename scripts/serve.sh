@@ -300,6 +300,10 @@ if [ -d "$data_dir" ]; then
         esac
     done
 fi
+if [ -e "$data_dir" ] && [ ! -d "$data_dir" ]; then
+    echo "serve.sh: the data directory $data_dir is not a directory" >&2
+    exit 1
+fi
 # mod_fcgid's workers run as www-data: they must reach the data directory
 # (its nearest existing ancestor, once links are resolved), and write in it
 # where it is not all the service's (it is then not made theirs). Checked

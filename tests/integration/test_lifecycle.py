@@ -1290,6 +1290,19 @@ class ServeScriptTest(ApiTestCase):
                 self.assertTrue(os.path.exists(os.path.join(stack.data_dir, "files.db")))
                 stack.stop()
 
+    def test_a_data_directory_that_is_a_file_is_refused_in_so_many_words(self):
+        # It was mkdir's "cannot create directory ...: File exists".
+        tmp = self.tmp()
+        data = os.path.join(tmp, "data")
+        with open(data, "w") as f:
+            f.write("not a directory\n")
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", data],
+                                       cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertEqual(proc.wait(30), 1, text)
+        self.assertIn("the data directory %s is not a directory" % data, text)
+        self.assertEqual(os.listdir(tmp), ["data"], text)
+
     def test_a_data_directory_with_a_percent_sign(self):
         # lighttpd percent-decodes an X-Sendfile path: refused for its hand-off
         # (every download was its 403), served by the others and by streaming.
