@@ -297,17 +297,28 @@ int config_load_file(struct config *c, const char *path, char *err, size_t err_s
         snprintf(err, err_size, "%s: %s", path, strerror(errno));
         return -1;
     }
-    while (fgets(line, sizeof line, f)) {
+    for (;;) {
+        long before = ftell(f), after;
         char *text, *eq;
 
+        if (!fgets(line, sizeof line, f))
+            break;
         line_number++;
+        /* fgets reads past a NUL byte that strlen stops at (-1: not a file) */
+        after = ftell(f);
+        if (before >= 0 && after >= 0 && (size_t)(after - before) != strlen(line)) {
+            snprintf(err, err_size, "%s:%u: a NUL byte", path, line_number);
+            fclose(f);
+            return -1;
+        }
         if (!strchr(line, '\n') && !feof(f)) {
             snprintf(err, err_size, "%s:%u: line longer than %d bytes", path, line_number,
                      CONFIG_MAX_LINE - 2);
             fclose(f);
             return -1;
         }
-        text = trim(line);
+        /* A byte order mark, as some editors write one, is no part of a key. */
+        text = trim(line_number == 1 && !memcmp(line, "\xEF\xBB\xBF", 3) ? line + 3 : line);
         if (*text == '\0' || *text == '#')
             continue;
         eq = strchr(text, '=');

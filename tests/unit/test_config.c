@@ -8,17 +8,22 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-static int load_text(struct config *c, const char *text, char *err, size_t err_size)
+static int load_bytes(struct config *c, const char *text, size_t len, char *err, size_t err_size)
 {
     char path[] = "/tmp/files-api-test-config.XXXXXX";
     int fd = mkstemp(path), rc;
 
-    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+    if (fd < 0 || write(fd, text, len) != (ssize_t)len)
         return -2;
     close(fd);
     rc = config_load_file(c, path, err, err_size);
     unlink(path);
     return rc;
+}
+
+static int load_text(struct config *c, const char *text, char *err, size_t err_size)
+{
+    return load_bytes(c, text, strlen(text), err, err_size);
 }
 
 /* Sets key to a value of size - 1 bytes (first, fill..., last), which must
@@ -168,6 +173,20 @@ int main(void)
         CHECK(load_text(&c, text, err, sizeof err) == -1 && strstr(err, "longer than"));
     }
     CHECK(load_text(&c, "data_dir =\n", err, sizeof err) == -1 && strstr(err, "data_dir: empty"));
+    /* A NUL byte is named, on any line (it was "line longer than ..." or cut the
+     * last line short); a byte order mark starting the file is skipped. */
+    {
+        static const char middle[] = "max_requests = 5\nmax_requests\0 = 7\nbatch_checks = off\n";
+        static const char last[] = "max_requests = 5\0junk";
+        CHECK(load_bytes(&c, middle, sizeof middle - 1, err, sizeof err) == -1);
+        CHECKF(strstr(err, ":2: a NUL byte") != NULL, "%s", err);
+        CHECK(load_bytes(&c, last, sizeof last - 1, err, sizeof err) == -1);
+        CHECKF(strstr(err, ":1: a NUL byte") != NULL, "%s", err);
+        CHECK(load_text(&c, "\xEF\xBB\xBFmax_requests = 9\n", err, sizeof err) == 0);
+        CHECK(c.max_requests == 9);
+        CHECK(load_text(&c, "# x\n\xEF\xBB\xBFmax_requests = 9\n", err, sizeof err) == -1);
+        CHECKF(strstr(err, ":2: unknown key") != NULL, "%s", err);
+    }
     CHECK(config_resolve(&c, "/nonexistent/files-api.conf", NULL, err, sizeof err) == -1);
     CHECK(config_resolve(&c, "", "/srv/data", err, sizeof err) == 0);
     CHECK_STR(c.data_dir, "/srv/data");
