@@ -103,7 +103,7 @@ class InterruptedUploadTest(ApiTestCase):
             time.sleep(0.3)
         # A web server that passes the body on as it comes (Apache) hands the
         # request to a worker, which must refuse it; the others never do.
-        STACK.wait_for_log(lambda text: posts(text) > before, timeout=1.0)
+        STACK.wait_for_log(lambda text: posts(text) > before, timeout=1.0, must=False)
         time.sleep(0.2)
         self.assertEqual(c.all_ids(), [], "an interrupted upload became a file")
         leftovers = []
@@ -374,12 +374,13 @@ class WebServerErrorTest(ApiTestCase):
     def test_an_expectation_the_server_does_not_meet_gets_a_json_error(self):
         # Apache refuses any Expect but 100-continue (417); the others ignore it.
         c = STACK.new_client()
+        apache = (STACK.server or "").startswith("apache")
         for expect in ("foo", "100-continue, foo"):
             with self.subTest(expect=expect):
                 resp = self._raw(("GET /v1/files HTTP/1.1\r\nHost: x\r\nExpect: %s\r\n"
                                   "Authorization: Bearer %s\r\nConnection: close\r\n\r\n"
                                   % (expect, c.key)).encode())
-                if resp.status == 417:
+                if apache:
                     self.assertError(resp, 417, "VALIDATION_4001")
                 else:
                     self.assertEqual(resp.status, 200, resp.body)

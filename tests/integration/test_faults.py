@@ -327,23 +327,29 @@ class KillLoopTest(FaultCase):
         client = stack.new_client()
         sent = {}          # sha -> size of every content attempted
         acknowledged = {}  # id -> sha of every 200
+        refused = []       # (status, body) of every answer that was neither 200 nor 5xx
+        errors = []        # what an uploader thread raised: lost with the thread otherwise
         lock = threading.Lock()
         stop = threading.Event()
 
         def uploader(n):
             i = 0
-            while not stop.is_set():
-                lines = random.randint(20, 4000)
-                content = batch_jsonl(lines, prefix="u%d-%d" % (n, i))
-                with lock:
-                    sent[sha(content)] = len(content)
-                resp = client.upload(content)
-                if resp.status == 200:
+            try:
+                while not stop.is_set():
+                    lines = random.randint(20, 4000)
+                    content = batch_jsonl(lines, prefix="u%d-%d" % (n, i))
                     with lock:
-                        acknowledged[resp.json()["id"]] = sha(content)
-                else:
-                    self.assertGreaterEqual(resp.status, 500, resp.body[:200])
-                i += 1
+                        sent[sha(content)] = len(content)
+                    resp = client.upload(content)
+                    with lock:
+                        if resp.status == 200:
+                            acknowledged[resp.json()["id"]] = sha(content)
+                        elif resp.status < 500:
+                            refused.append((resp.status, resp.body[:200]))
+                    i += 1
+            except Exception as e:  # noqa: BLE001 - reported by the test's thread
+                with lock:
+                    errors.append(e)
 
         threads = [threading.Thread(target=uploader, args=(n,)) for n in range(4)]
         for t in threads:
@@ -363,6 +369,9 @@ class KillLoopTest(FaultCase):
             stop.set()
             for t in threads:
                 t.join(120)
+        self.assertFalse([t for t in threads if t.is_alive()], "an uploader never finished")
+        self.assertEqual(errors, [])
+        self.assertEqual(refused, [], "a killed worker's upload must fail with a 5xx")
         self.assertGreaterEqual(kills, 20)
         self.assertGreater(len(acknowledged), 0)
         listed = client.all_ids()

@@ -209,9 +209,10 @@ class ImportTest(ApiTestCase):
         obj = json.loads(good.stdout)
         self.assertEqual(obj["filename"], "stdin.jsonl")
         self.assertEqual(client.content(obj["id"]).body, batch_jsonl(3))
-        unknown = subprocess.run(cmd[:-4] + ["--account", "no-such-account", "--purpose", "batch",
-                                             "-"], input=b"", capture_output=True)
-        self.assertNotEqual(unknown.returncode, 0)
+        unknown = subprocess.run(cmd[:-5] + ["--account", "no-such-account", "--purpose", "batch",
+                                             "-"], input=batch_jsonl(1), capture_output=True)
+        self.assertEqual(unknown.returncode, 1)
+        self.assertIn(b"no account no-such-account", unknown.stderr)
 
     def test_list_show_rm(self):
         client = STACK.new_client()

@@ -218,26 +218,7 @@ class KillTest(ApiTestCase):
         self.assert_pool_serves(5)
 
     def test_worker_killed_mid_upload(self):
-        gen = ContentGen(60 * 1024 * 1024)
-        result = {}
-
-        def upload():
-            result["resp"] = self.client.upload_stream(gen)
-
-        def bytes_read(pid):
-            try:
-                with open("/proc/%d/io" % pid) as f:
-                    return int(re.search(r"^rchar: (\d+)", f.read(), re.M).group(1))
-            except (OSError, AttributeError):
-                return 0
-
-        before = {pid: bytes_read(pid) for pid in self.stack.worker_pids()}
-        thread = threading.Thread(target=upload)
-        thread.start()
-        # Kill every worker once one has read 4 MiB of the body: it holds the
-        # upload then (the web server may have received the whole body first).
-        wait_for(lambda: not thread.is_alive() or
-                 any(bytes_read(pid) - n > 4 << 20 for pid, n in before.items()), timeout=60)
+        thread, result = upload_held_by_a_worker(self.stack, self.client)
         for pid in self.stack.worker_pids():
             os.kill(pid, signal.SIGKILL)
         thread.join(120)
@@ -262,17 +243,36 @@ class KillTest(ApiTestCase):
         self.assertEqual(fsck.returncode, 0, fsck.stdout + fsck.stderr)
 
 
+def bytes_read(pid):
+    try:
+        with open("/proc/%d/io" % pid) as f:
+            return int(re.search(r"^rchar: (\d+)", f.read(), re.M).group(1))
+    except (OSError, AttributeError):
+        return 0
+
+
+def upload_held_by_a_worker(stack, client):
+    """A 60 MiB upload, started in a thread and returned once a worker has read
+    4 MiB of its body: a worker holds it then (the web server may have received
+    the whole body first). Returns the thread and the dict its answer goes in."""
+    gen = ContentGen(60 * 1024 * 1024)
+    result = {}
+    before = {pid: bytes_read(pid) for pid in stack.worker_pids()}
+    thread = threading.Thread(target=lambda: result.update(resp=client.upload_stream(gen)))
+    thread.start()
+    wait_for(lambda: not thread.is_alive() or
+             any(bytes_read(pid) - n > 4 << 20 for pid, n in before.items()), timeout=60)
+    return thread, result
+
+
 @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
 class GracefulStopTest(ApiTestCase):
     def test_upload_in_flight_completes_during_shutdown(self):
         stack = Stack(workers=2, name="drain").start()
         self.addCleanup(stack.stop)
         client = stack.new_client()
-        gen = ContentGen(60 * 1024 * 1024)
-        result = {}
-        thread = threading.Thread(target=lambda: result.update(resp=client.upload_stream(gen)))
-        thread.start()
-        time.sleep(0.5)
+        thread, result = upload_held_by_a_worker(stack, client)
+        self.assertTrue(thread.is_alive(), "the upload was answered before a worker held it")
         stack.proc.send_signal(signal.SIGTERM)  # serve.sh: web server first, then the pool
         thread.join(120)
         resp = result["resp"]

@@ -64,7 +64,8 @@ class SmallLimitTest(ApiTestCase):
     def test_declared_length_over_limit_is_refused_by_the_worker(self):
         # 1.5x the file limit: under the web server's limit (file limit + 1 MiB),
         # over the worker's (file limit + multipart allowance), so the worker
-        # refuses it from its Content-Length before reading the body.
+        # refuses it. That it does so from the Content-Length, before reading
+        # the body, is test_fastcgi_close's (an unfinished body gets the 413).
         self.assert_too_large(self.c.upload_stream(ContentGen(LIMIT + LIMIT // 2), chunked=False))
         # The worker writes its access line once the response is on its way.
         self.assertIn('path="/v1/files" status=413',

@@ -259,12 +259,13 @@ class ConcurrentPaginationTest(ApiTestCase):
     def walk_while_mutating(self, order):
         c = STACK.new_client()
         writer = STACK.client(c.key)
-        uploaded = upload_n(c, self.STABLE + self.VICTIMS, tag="s", parallel=3)
-        interleaved = c.all_ids(order="asc")  # creation order, as the service keeps it
-        self.assertEqual(sorted(interleaved), sorted(uploaded))
+        # One after another, so that the test knows the order of creation
+        # without asking the service it checks.
+        created = upload_n(c, self.STABLE + self.VICTIMS, tag="s")
+        self.assertEqual(c.all_ids(order="asc"), created)
         # every third file is a victim: deletions happen all over the range
-        victims = interleaved[2::3][: self.VICTIMS]
-        stable = [i for i in interleaved if i not in victims]
+        victims = created[2::3][: self.VICTIMS]
+        stable = [i for i in created if i not in victims]
         stop = threading.Event()
         errors, added, deleted = [], [], []
         # strict alternation: page, one round of writes, page, one round, ...
@@ -339,7 +340,7 @@ class ConcurrentPaginationTest(ApiTestCase):
         missing = [i for i in stable if i not in seen]
         self.assertEqual(missing, [], "files present for the whole walk were skipped")
         # what was seen is in the requested order of creation
-        rank = {fid: n for n, fid in enumerate(interleaved)}
+        rank = {fid: n for n, fid in enumerate(created)}
         seen_old = [rank[i] for i in seen if i in rank]
         self.assertEqual(seen_old, sorted(seen_old, reverse=(order == "desc")))
 
