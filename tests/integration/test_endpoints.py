@@ -176,6 +176,21 @@ class RetrieveContentDeleteTest(ApiTestCase):
         self.assertTrue(resp.header("Content-Type", "").startswith("application/json"))
         self.assertEqual(resp.json(), obj)
 
+    def test_json_answers_end_in_a_newline_that_content_length_counts(self):
+        # As on the wire: a Content-Length one short would leave the newline
+        # on a kept connection, read as the start of the next answer.
+        c = STACK.new_client()
+        file_id = c.upload_ok(batch_jsonl(1))["id"]
+        for method, path in (("GET", "/v1/files/" + file_id), ("GET", "/v1/files?limit=1"),
+                             ("GET", "/v1/files/file_none"), ("DELETE", "/v1/files/" + file_id)):
+            with self.subTest(method=method, path=path):
+                resp = Response.from_wire(raw_request(STACK, (
+                    "%s %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                    "Connection: close\r\n\r\n" % (method, path, c.key)).encode()))
+                self.assertIsNone(resp.header("Transfer-Encoding"))
+                self.assertEqual(int(resp.header("Content-Length")), len(resp.body), resp)
+                self.assertTrue(resp.body.endswith(b"}\n"), resp)
+
     def test_content_byte_exact_with_headers(self):
         c = STACK.new_client()
         # CRLF line ends, no final newline, non-ASCII: all must come back unchanged
@@ -454,6 +469,16 @@ class RoutingTest(ApiTestCase):
                      "/v1/files/a/b/content", "/v1/files//content", "/v1/batches"):
             with self.subTest(path=path):
                 self.assertError(c.request("GET", path), 404, "VALIDATION_4004", param=None)
+
+    def test_an_id_glued_to_the_collection_names_no_file(self):
+        # "/v1/filesX<id>" is not "/v1/files/<id>": no route, and the file stays.
+        c = STACK.new_client()
+        file_id = c.upload_ok(batch_jsonl(1))["id"]
+        for method in ("GET", "DELETE"):
+            for path in ("/v1/filesX" + file_id, "/v1/files_" + file_id + "/content"):
+                with self.subTest(method=method, path=path):
+                    self.assertError(c.request(method, path), 404, "VALIDATION_4004", param=None)
+        self.assertEqual(c.retrieve(file_id).status, 200)
 
     def test_a_path_longer_than_the_workers_buffer_is_routed_whole(self):
         c = STACK.new_client()
