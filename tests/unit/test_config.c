@@ -78,6 +78,11 @@ int main(void)
     CHECK(load_text(&c, "max_file_bytes = 12abc\n", err, sizeof err) == -1);
     CHECK(load_text(&c, "max_file_bytes = 0\n", err, sizeof err) == -1);
     CHECK(load_text(&c, "batch_checks = maybe\n", err, sizeof err) == -1);
+    CHECK(config_set(&c, "batch_checks", "off", err, sizeof err) == 0 && c.batch_checks == 0);
+    CHECK(config_set(&c, "batch_checks", "ON", err, sizeof err) == 0 && c.batch_checks == 1);
+    /* digits only: strtoll alone would take a sign or leading blanks */
+    CHECK(config_set(&c, "max_requests", "+5", err, sizeof err) == -1);
+    CHECK(config_set(&c, "max_requests", " 5", err, sizeof err) == -1);
     CHECK(load_text(&c, "download_mode = ftp\n", err, sizeof err) == -1);
     CHECK(load_text(&c, "batch_urls = ,\n", err, sizeof err) == -1);
     /* batch_urls: paths, no empty item (a stray ','), no spaces or quotes */
@@ -103,7 +108,8 @@ int main(void)
     CHECK(config_set(&c, "x_accel_prefix", "/a/b-c.d~e_f/", err, sizeof err) == 0);
     for (const char *const *bad =
              (const char *const[]){"", "/", "//", "x/", "/x", "/a//b/", "/v1/", "/v1/files/",
-                                   "/healthz/", "/_files_api_errors/", "/a b/", "/a\"/", NULL};
+                                   "/healthz/", "/_files_api_errors/", "/a b/", "/a\"/",
+                                   "/a%2e/" /* an escape: nginx matches the decoded path */, NULL};
          *bad; bad++)
         CHECKF(config_set(&c, "x_accel_prefix", *bad, err, sizeof err) == -1, "%s", *bad);
     CHECK_STR(c.x_accel_prefix, "/a/b-c.d~e_f/");
@@ -269,14 +275,16 @@ int main(void)
         setenv("FILES_API_DOWNLOAD_MODE", "stream", 1);
         setenv("FILES_API_CONFIG", "", 1);
         setenv("FILES_API_X", "1", 1);
+        setenv("FILES_API_BI", "1", 1);           /* a prefix of BIN is not BIN */
         setenv("FILES_API_SPOOL_DIR", "/tmp", 1); /* serve.sh's own */
         unsetenv("FILES_API_SERVER");             /* (the test runner's may be set) */
         unsetenv("FILES_API_KEEP_TMP");
-        CHECK(config_warn_unknown_environment(out, "prog") == 2);
+        CHECK(config_warn_unknown_environment(out, "prog") == 3);
         fclose(out);
         CHECKF(strstr(text, "prog: warning: $FILES_API_DOWNLAOD_MODE is not a setting") != NULL,
                "%s", text);
         CHECKF(strstr(text, "$FILES_API_X is not") != NULL, "%s", text);
+        CHECKF(strstr(text, "$FILES_API_BI is not") != NULL, "%s", text);
         CHECKF(strstr(text, "$FILES_API_DOWNLOAD_MODE ") == NULL, "%s", text);
         CHECKF(strstr(text, "$FILES_API_CONFIG ") == NULL, "%s", text);
         CHECKF(strstr(text, "$FILES_API_SPOOL_DIR ") == NULL, "%s", text);
@@ -285,6 +293,7 @@ int main(void)
         unsetenv("FILES_API_DOWNLOAD_MODE");
         unsetenv("FILES_API_CONFIG");
         unsetenv("FILES_API_X");
+        unsetenv("FILES_API_BI");
         unsetenv("FILES_API_SPOOL_DIR");
     }
     TEST_MAIN_END();

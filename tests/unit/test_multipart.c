@@ -777,6 +777,7 @@ static void test_filenames(void)
     fname("filename=\"dir%5ca.jsonl\"", "a.jsonl");
     fname("filename=\"%2\"", "%2");
     fname("filename=\"%\"", "%");
+    fname("filename=\"report%22\"", "report\""); /* an escape that ends the value */
     fname("filename=\"...\"", "...");
     fname("filename=\".hidden\"", ".hidden");
     fname("filename=\"a b  c\"", "a b  c");
@@ -851,18 +852,24 @@ static void test_filenames(void)
     fname_bad("filename*=UTF-8''%2E%2E", "\"..\" is not a file name");
     fname_bad("filename=\"a%0Db.jsonl\"", "bad filename: it contains a control character");
     fname_bad("filename=\"a%0ab.jsonl\"", "contains a control character");
+    fname_bad("filename=\"a%0db\"", "contains a control character"); /* lowercase CR too */
     fname_bad("filename=\"a\tb\"", "contains a control character");
     fname_bad("filename*=UTF-8''a%00b", "contains a control character");
     fname_bad("filename*=UTF-8''a%7Fb", "contains a control character");
     fname_bad("filename*=UTF-8''a%1Bb", "contains a control character");
+    fname_bad("filename*=UTF-8''a%1Fb", "contains a control character");    /* the last C0 */
     fname_bad("filename*=UTF-8''a%C2%80b", "contains a control character"); /* C1: U+0080 */
     fname_bad("filename=\"a\xc2\x85z\"", "contains a control character");   /* U+0085 NEL */
     fname_bad("filename=\"a\xc2\x9f\"", "contains a control character");    /* U+009F */
     fname_bad("filename*=ISO-8859-1''a%9Fb", "contains a control character");
+    /* the first Latin-1 byte to convert: U+0080, not a raw (invalid UTF-8) 0x80 */
+    fname_bad("filename*=ISO-8859-1''a%80b", "contains a control character");
     fname("filename=\"a\xc2\xa0z\"", "a\xc2\xa0z");         /* U+00A0, the first after C1 */
     fname("filename=\"a\xe2\x80\xa8z\"", "a\xe2\x80\xa8z"); /* U+2028 is not Cc */
     fname_bad("filename=\"\xff.jsonl\"", "bad filename: it is not valid UTF-8");
     fname_bad("filename=\"\xc0\xaf.jsonl\"", "not valid UTF-8");         /* overlong */
+    fname_bad("filename=\"\xe0\x80\xaf.jsonl\"", "not valid UTF-8");     /* overlong '/' */
+    fname_bad("filename=\"a\xe2\x82\xc0.jsonl\"", "not valid UTF-8");    /* 3rd byte no cont. */
     fname_bad("filename=\"\xed\xa0\x80.jsonl\"", "not valid UTF-8");     /* surrogate */
     fname_bad("filename=\"\xf4\x90\x80\x80.jsonl\"", "not valid UTF-8"); /* > U+10FFFF */
     fname_bad("filename=\"a\xe2\x82\"", "not valid UTF-8");              /* truncated */
@@ -1250,8 +1257,9 @@ static void test_name_problem(void)
     CHECK_STR(NAME_PROBLEM("\xc0\xaf"), "it is not valid UTF-8");     /* overlong */
     CHECK(NAME_PROBLEM("a\r\nX-Evil: 1") != NULL);
     CHECK(NAME_PROBLEM("a\x7f") != NULL);
-    CHECK(NAME_PROBLEM("a\xc2\x85") != NULL); /* U+0085, a C1 control */
-    CHECK(NAME_PROBLEM("a\xc2\xa0") == NULL); /* U+00A0 is not one */
+    CHECK(NAME_PROBLEM("a\x1f.jsonl") != NULL); /* U+001F, the last C0 control */
+    CHECK(NAME_PROBLEM("a\xc2\x85") != NULL);   /* U+0085, a C1 control */
+    CHECK(NAME_PROBLEM("a\xc2\xa0") == NULL);   /* U+00A0 is not one */
 }
 
 int main(void)

@@ -22,6 +22,7 @@ static void test_match(void)
     CHECK(kind_of("/v1/files/", NULL) == ROUTE_FILES);
     CHECK(kind_of("/v1/files//", NULL) == ROUTE_NONE);
     CHECK(kind_of("/v1/filesx", NULL) == ROUTE_NONE);
+    CHECK(kind_of("/v1/filesXfile_abc", NULL) == ROUTE_NONE); /* no '/' before the id */
     CHECK(kind_of("/v1/file", NULL) == ROUTE_NONE);
     CHECK(kind_of("/", NULL) == ROUTE_NONE);
     CHECK(kind_of("", NULL) == ROUTE_NONE);
@@ -59,6 +60,8 @@ static void test_decode_path(void)
     CHECK(route_decode_path("/v1/%66iles", out, sizeof out, &query) == 9);
     CHECK_STR(out, "/v1/files");
     CHECK_STR(query, "");
+    CHECK(route_decode_path("/a%2fb%2Fc", out, sizeof out, &query) == 6); /* 'f' and 'F' */
+    CHECK_STR(out, "/a/b/c");
     CHECK(route_decode_path("/a+b", out, sizeof out, &query) == 4);
     CHECK_STR(out, "/a+b"); /* '+' is literal in a path */
     CHECK(route_decode_path("/%zz", out, sizeof out, &query) == -1);
@@ -72,6 +75,9 @@ static void test_decode_path(void)
     CHECK_STR(query, "limit=2");
     CHECK(route_decode_path("HTTPS://h/v1/%66iles", out, sizeof out, &query) == 9);
     CHECK_STR(out, "/v1/files");
+    CHECK(route_decode_path("HTTP://h/v1/files?x=1", out, sizeof out, &query) == 9);
+    CHECK_STR(out, "/v1/files"); /* the scheme is case-insensitive (RFC 3986 §3.1) */
+    CHECK_STR(query, "x=1");
     CHECK(route_decode_path("http://h?x=1", out, sizeof out, &query) == 0);
     CHECK_STR(query, "x=1");
     CHECK(route_decode_path("http:/v1/files", out, sizeof out, &query) == 14); /* not absolute */
