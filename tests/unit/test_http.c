@@ -21,6 +21,7 @@ static void test_range(void)
     CHECK(range("bytes=-10", 100, &a, &b) == 1 && a == 90 && b == 99);
     CHECK(range("bytes=-1000", 100, &a, &b) == 1 && a == 0 && b == 99);
     CHECK(range("bytes=50-1000", 100, &a, &b) == 1 && a == 50 && b == 99);
+    CHECK(range("bytes=0-100", 100, &a, &b) == 1 && a == 0 && b == 99); /* one past the end */
     CHECK(range("bytes=99-99", 100, &a, &b) == 1 && a == 99 && b == 99);
     /* The last byte is satisfiable; one past it is not. */
     CHECK(range("bytes=99-", 100, &a, &b) == 1);
@@ -32,6 +33,8 @@ static void test_range(void)
     /* Positions past INT64_MAX are as large as any: past the end, or to it. */
     CHECK(range("bytes=99999999999999999999-", 100, &a, &b) == -1);
     CHECK(range("bytes=9223372036854775807-", 100, &a, &b) == -1);
+    /* 2^64: without the overflow guard it wraps to 0, a satisfiable range */
+    CHECK(range("bytes=18446744073709551616-", 100, &a, &b) == -1);
     CHECK(range("bytes=5-99999999999999999999", 100, &a, &b) == 1 && a == 5 && b == 99);
     CHECK(range("bytes=-99999999999999999999", 100, &a, &b) == 1 && a == 0 && b == 99);
     /* Malformed or several ranges: ignored, the whole content is sent. */
@@ -41,6 +44,9 @@ static void test_range(void)
     CHECK(range("bytes=-", 100, &a, &b) == 0);
     CHECK(range("bytes=a-b", 100, &a, &b) == 0);
     CHECK(range("bytes=1-2x", 100, &a, &b) == 0);
+    CHECK(range("bytes=-5x", 100, &a, &b) == 0);
+    CHECK(range("bytes=5", 100, &a, &b) == 0);   /* no '-' after the first position */
+    CHECK(range("bytes=0x9", 100, &a, &b) == 0); /* nor here: not the range 0-9 */
     CHECK(range("items=0-1", 100, &a, &b) == 0);
 }
 
@@ -53,6 +59,10 @@ static void test_etag(void)
     CHECK(http_etag_matches("W/\"abc\"", tag, 0) == 1);
     CHECK(http_etag_matches("\"x\", \"abc\"", tag, 0) == 1);
     CHECK(http_etag_matches("\"x\",\"abc\"", tag, 0) == 1);
+    /* tabs and spaces are optional whitespace on either side of a comma */
+    CHECK(http_etag_matches("\"x\",\t\"abc\"", tag, 0) == 1);
+    CHECK(http_etag_matches("\"abc\" , \"x\"", tag, 0) == 1);
+    CHECK(http_etag_matches("\"abc\"\t,\"x\"", tag, 1) == 1);
     CHECK(http_etag_matches("*", tag, 0) == 1);
     CHECK(http_etag_matches("\"abcd\"", tag, 0) == 0);
     CHECK(http_etag_matches("\"ab\"", tag, 0) == 0);
@@ -144,6 +154,12 @@ static void test_access_line(void)
     CHECK(n < ACCESS_LINE_MAX && line[n - 1] == '\n');
     snprintf(expect, sizeof expect, "%s/v1/files/a\\x22b\\x01\" status=200 ", prefix);
     CHECK(strncmp(line, expect, strlen(expect)) == 0);
+    /* the last control byte (0x1F) and DEL (0x7F) are escaped too */
+    access_line("/a\x1f"
+                "b\x7f"
+                "c",
+                0, 0, line);
+    CHECKF(strstr(line, "path=\"/a\\x1fb\\x7fc\" ") != NULL, "%s", line);
 
     /* at the limit the whole path is printed, one byte more is cut */
     n = access_line(NULL, 'p', fits, line);
@@ -218,6 +234,62 @@ static void test_params(void)
         CHECK(value[i] == FCGX_GetParam(params[i].name, envp));
 }
 
+/* The request's fields from its FastCGI parameters. */
+static void test_request_init(void)
+{
+    char *twice[] = {"REQUEST_METHOD=GET",          "REQUEST_URI=/v1/files",
+                     "CONTENT_LENGTH=12abc",        "HTTP_AUTHORIZATION=Bearer a",
+                     "HTTP_AUTHORIZATION=Bearer b", NULL};
+    char *once[] = {"REQUEST_URI=/v1/files", "CONTENT_LENGTH=12", "HTTP_AUTHORIZATION=Bearer a",
+                    NULL};
+    FCGX_Request fcgi;
+    struct http_request req;
+
+    memset(&fcgi, 0, sizeof fcgi); /* only envp is read (and request memory, for long paths) */
+    fcgi.envp = twice;
+    http_request_init(&req, &fcgi);
+    CHECK(req.credentials_repeated == 1); /* a second Authorization is refused, not ignored */
+    CHECK(req.content_length == -1);      /* a length with trailing junk is no length */
+    fcgi.envp = once;
+    http_request_init(&req, &fcgi);
+    CHECK(req.credentials_repeated == 0 && req.content_length == 12);
+    once[1] = "CONTENT_LENGTH=-5";
+    http_request_init(&req, &fcgi);
+    CHECK(req.content_length == -1);
+}
+
+/* An FCGX_Stream writing into memory: FCGX_PutStr copies into its buffer
+ * while it fits (the buffer is large enough never to need emptying). */
+static unsigned char out_buf[4096];
+
+static void memory_stream(FCGX_Stream *out)
+{
+    memset(out, 0, sizeof *out);
+    out->wrNext = out->rdNext = out_buf;
+    out->stop = out_buf + sizeof out_buf;
+}
+
+static void test_send_json(void)
+{
+    FCGX_Stream out;
+    FCGX_Request fcgi = {.out = &out};
+    struct http_request req = {.fcgi = &fcgi};
+    const char *body;
+
+    /* The Content-Length counts the newline after the JSON text. */
+    memory_stream(&out);
+    send_json_text(&req, 200, "{}", 2, NULL);
+    *out.wrNext = '\0';
+    CHECKF(strstr((char *)out_buf, "Content-Length: 3\r\n") != NULL, "%s", (char *)out_buf);
+    body = strstr((char *)out_buf, "\r\n\r\n");
+    CHECK(body && strcmp(body + 4, "{}\n") == 0 && req.body_bytes == 3);
+
+    /* HEAD: the body is neither sent nor counted. */
+    memory_stream(&out);
+    req = (struct http_request){.fcgi = &fcgi, .head = 1};
+    CHECK(http_send_body(&req, "{}", 2) == 0 && req.body_bytes == 0 && out.wrNext == out_buf);
+}
+
 int main(void)
 {
     test_params();
@@ -227,5 +299,7 @@ int main(void)
     test_request_memory();
     test_access_line();
     test_access_line_fields();
+    test_request_init();
+    test_send_json();
     TEST_MAIN_END();
 }

@@ -298,31 +298,39 @@ static void test_growth(void)
 
 /* The closing brackets land on each byte around the first buffer's end:
  * arrays of 0s ("0" and ",0") of each count around it, nested two and three
- * deep (run under ASan in the sanitizer build, where a write past the buffer
- * fails). */
+ * deep, after a first 10 or not (its extra byte shifts the parity: without
+ * it every length is even, and some off-by-one writes one byte past the
+ * buffer only at odd lengths). Run under ASan in the sanitizer build, where
+ * a write past the buffer fails. */
 static void test_the_buffer_end(void)
 {
-    for (int depth = 2; depth <= 3; depth++) {
-        for (int count = JSON_WRITER_FIRST_CAP / 2 - 8; count < JSON_WRITER_FIRST_CAP / 2 + 8;
-             count++) {
-            struct json_writer w;
-            cJSON *expected = cJSON_CreateArray(), *inner = expected;
+    for (int wide = 0; wide <= 1; wide++) {
+        for (int depth = 2; depth <= 3; depth++) {
+            for (int count = JSON_WRITER_FIRST_CAP / 2 - 8; count < JSON_WRITER_FIRST_CAP / 2 + 8;
+                 count++) {
+                struct json_writer w;
+                cJSON *expected = cJSON_CreateArray(), *inner = expected;
 
-            json_writer_init(&w);
-            json_writer_begin_array(&w);
-            for (int d = 1; d < depth; d++) {
-                cJSON *next = cJSON_CreateArray();
-                cJSON_AddItemToArray(inner, next);
-                inner = next;
+                json_writer_init(&w);
                 json_writer_begin_array(&w);
+                for (int d = 1; d < depth; d++) {
+                    cJSON *next = cJSON_CreateArray();
+                    cJSON_AddItemToArray(inner, next);
+                    inner = next;
+                    json_writer_begin_array(&w);
+                }
+                if (wide) {
+                    cJSON_AddItemToArray(inner, cJSON_CreateNumber(10));
+                    json_writer_int(&w, 10);
+                }
+                for (int i = 0; i < count; i++) {
+                    cJSON_AddItemToArray(inner, cJSON_CreateNumber(0));
+                    json_writer_int(&w, 0);
+                }
+                for (int d = 0; d < depth; d++)
+                    json_writer_end_array(&w);
+                check_same(&w, expected, "0s up to the buffer's end");
             }
-            for (int i = 0; i < count; i++) {
-                cJSON_AddItemToArray(inner, cJSON_CreateNumber(0));
-                json_writer_int(&w, 0);
-            }
-            for (int d = 0; d < depth; d++)
-                json_writer_end_array(&w);
-            check_same(&w, expected, "0s up to the buffer's end");
         }
     }
 }
@@ -356,6 +364,13 @@ static void test_misuse_and_depth(void)
     json_writer_init(&w); /* closed once too often */
     json_writer_begin_array(&w);
     json_writer_end_array(&w);
+    json_writer_end_array(&w);
+    CHECK(text_is_null(&w));
+
+    json_writer_init(&w); /* closed before anything was opened: the writer fails for good */
+    json_writer_end_array(&w);
+    json_writer_begin_array(&w);
+    json_writer_begin_array(&w);
     json_writer_end_array(&w);
     CHECK(text_is_null(&w));
 

@@ -1079,6 +1079,16 @@ static void test_skipper_utf8(void)
            skipped_utf8);
 }
 
+/* A lead byte followed by a byte that cannot continue it: the message says
+ * the sequence was cut short. */
+static void test_truncated_utf8(void)
+{
+    check_reject("lead byte then ASCII",
+                 "{\"a\":\"\xC3"
+                 "A\"}\n",
+                 &plain_options, 1, 8, NULL, "truncated sequence");
+}
+
 static void test_lines_and_blanks(void)
 {
     check_accept("three lines", "{}\n{\"a\":1}\n{\"b\":[2]}", &plain_options, 3);
@@ -1275,6 +1285,25 @@ static void test_batch(void)
     check_reject("custom urls exclude the defaults",
                  REQ("\"a\"", "\"POST\"", "\"/v1/embeddings\"", "{}"), &custom, 1, 40,
                  "invalid_url", "use one of /v1/chat/completions, /x");
+    /* a url list with no count: the defaults */
+    {
+        struct jsonl_options no_count = {.check_batch = 1, .batch_urls = urls};
+        check_accept("url list without a count", OK_REQ("a"), &no_count, 1);
+    }
+    /* A configured url longer than JSONL_ID_INLINE (64): the captured value
+     * has room for it. Escaped ("\/"), it is copied byte by byte, and
+     * check_accept feeds it in every split, one byte at a time too. */
+    {
+        char url[85], line[300];
+        const char *long_urls[] = {url};
+        struct jsonl_options long_url = {
+            .check_batch = 1, .batch_urls = long_urls, .batch_url_count = 1};
+        memcpy(url, "/v1/", 4);
+        memset(url + 4, 'a', 80);
+        url[84] = '\0';
+        snprintf(line, sizeof line, REQ("\"a\"", "\"POST\"", "\"\\%s\"", "{}"), url);
+        check_accept("escaped url of 84 bytes", line, &long_url, 1);
+    }
     /* a long custom_id is quoted shortened */
     {
         char line[400];
@@ -1462,6 +1491,13 @@ static void test_api_edges(void)
     CHECK(jsonl_validator_error(v) != NULL);
     jsonl_validator_free(v);
     jsonl_validator_free(NULL);
+
+    /* after finish even a whole valid line is refused */
+    v = jsonl_validator_new(NULL);
+    CHECK(jsonl_validator_feed(v, "{\"a\":1}\n", 8) == 0);
+    CHECK(jsonl_validator_finish(v) == 0);
+    CHECK(jsonl_validator_feed(v, "{\"b\":2}\n", 8) == -1);
+    jsonl_validator_free(v);
 
     /* a problem is reported as soon as its byte is fed */
     v = jsonl_validator_new(NULL);
@@ -1990,6 +2026,10 @@ static void test_spill_out_of_memory(void)
         } else {
             rc = jsonl_validator_finish(v);
             CHECK(rc == 0 || rc == -2);
+            /* an allocation that failed is never passed over: the ids it
+             * would have held went unchecked */
+            CHECKF(rc != 0 || test_alloc_calls < fail, "allocation %ld failed, finish gave 0",
+                   fail);
             saw_finish += rc == -2;
             saw_ok += rc == 0;
         }
@@ -1998,6 +2038,25 @@ static void test_spill_out_of_memory(void)
     test_alloc_fail_at = 0;
     CHECK(test_alloc_live == 0);
     CHECKF(saw_feed > 0 && saw_finish > 0 && saw_ok > 0, "%d %d %d", saw_feed, saw_finish, saw_ok);
+    free(store.data);
+}
+
+/* memory_ids 0 keeps the default (JSONL_DEFAULT_MEMORY_IDS) in memory: 5000
+ * ids never reach the store. */
+static void test_default_memory_ids(void)
+{
+    struct mem_store store = {0};
+    struct jsonl_spill spill = {mem_write, mem_read, &store};
+    struct jsonl_options o = {.check_batch = 1, .spill = &spill};
+    struct jsonl_validator *v = jsonl_validator_new(&o);
+    char line[200];
+    int rc = 0;
+
+    for (unsigned i = 0; i < 5000 && rc == 0; i++)
+        rc = jsonl_validator_feed(v, line, spill_line(line, sizeof line, i, 0));
+    CHECK(rc == 0 && jsonl_validator_finish(v) == 0);
+    CHECKF(store.len == 0, "%zu bytes written to the store", store.len);
+    jsonl_validator_free(v);
     free(store.data);
 }
 
@@ -2013,6 +2072,7 @@ int main(void)
     test_corpus();
     test_lines_and_blanks();
     test_bom();
+    test_truncated_utf8();
     test_depth();
     test_batch();
     test_api_edges();
@@ -2027,6 +2087,7 @@ int main(void)
     test_against_reference();
     test_out_of_memory();
     test_spill_out_of_memory();
+    test_default_memory_ids();
     test_no_leaks();
     CHECKF(api_rule_breaks == 0, "%lu runs broke an API rule", api_rule_breaks);
     TEST_MAIN_END();
