@@ -161,6 +161,13 @@ class ImportTest(ApiTestCase):
         self.assertEqual(client.content(obj["id"]).body, output)
         listed = client.list_ok(purpose="batch_output")["data"]
         self.assertEqual([f["id"] for f in listed], [obj["id"]])
+        # the filter holds in either order, beside a file of the other purpose
+        batch = client.upload_ok(batch_jsonl(1))["id"]
+        for order in ("asc", "desc"):
+            for purpose, want in (("batch_output", obj["id"]), ("batch", batch)):
+                listed = client.list_ok(purpose=purpose, order=order)["data"]
+                self.assertEqual([f["id"] for f in listed], [want], (purpose, order))
+        self.assertEqual(client.delete(batch).status, 200)
         # batch_output is not uploadable over HTTP
         self.assertError(client.upload(output, purpose="batch_output"), 400, "VALIDATION_4007")
         self.assertEqual(client.delete(obj["id"]).status, 200)
@@ -217,9 +224,11 @@ class ImportTest(ApiTestCase):
     def test_list_show_rm(self):
         client = STACK.new_client()
         file_id = client.upload_ok(batch_jsonl(2), filename="ops.jsonl")["id"]
+        other = STACK.new_client().upload_ok(batch_jsonl(1))["id"]
         listing = STACK.filesctl("files", "list", "--account", client.account).stdout
         self.assertIn(file_id, listing)
         self.assertIn("ops.jsonl", listing)
+        self.assertNotIn(other, listing)  # --account: that account's files only
         shown = json.loads(STACK.filesctl("files", "show", file_id).stdout)
         self.assertEqual(shown["id"], file_id)
         self.assertRegex(shown["content_hash"], r"^[0-9a-f]{32}$")
@@ -271,11 +280,34 @@ class ExpiryTest(ApiTestCase):
                              message="two fields")
         self.assertEqual(client.all_ids(), [])
 
+    def test_default_expiry_for_batch_uploads_and_imports(self):
+        # README: default_expiry_seconds is the expiry of batch uploads sent
+        # without expires_after; a filesctl import of a batch file is one too.
+        stack = Stack(workers=1, name="defexpiry", config="default_expiry_seconds = 7200\n")
+        stack.start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        f = client.upload_ok(batch_jsonl(1))
+        self.assertEqual(f["expires_at"], f["created_at"] + 7200)
+        f = self.upload_expiring(client, seconds="3600").json()
+        self.assertEqual(f["expires_at"], f["created_at"] + 3600)
+        path = os.path.join(stack.tmp, "in.jsonl")
+        with open(path, "wb") as out:
+            out.write(batch_jsonl(2))
+        os.chmod(path, 0o644)
+        for purpose, expiry in (("batch", 7200), ("batch_output", None)):
+            obj = json.loads(stack.filesctl("files", "import", "--account", client.account,
+                                            "--purpose", purpose, path).stdout)
+            self.assertEqual(obj["expires_at"],
+                             None if expiry is None else obj["created_at"] + expiry, purpose)
+
     def test_out_of_range_or_unknown_anchor_is_4002(self):
         client = STACK.new_client()
         for anchor, seconds, param in (("created_at", "3599", "expires_after[seconds]"),
                                        ("created_at", "2592001", "expires_after[seconds]"),
                                        ("created_at", "1h", "expires_after[seconds]"),
+                                       ("created_at", "+3600", "expires_after[seconds]"),
+                                       ("created_at", " 3600", "expires_after[seconds]"),
                                        ("created_at", None, "expires_after[seconds]"),
                                        ("created_at", "3600\x00 bogus", "expires_after[seconds]"),
                                        ("created_at\x00junk", "3600", "expires_after[anchor]"),
@@ -348,6 +380,19 @@ class ExpiryTest(ApiTestCase):
 
 @once_is_enough
 class FsckTest(ApiTestCase):
+    def test_content_whose_size_differs_from_its_row_is_500(self):
+        # Served as it is, a truncated file would go out under the row's
+        # Content-Length (or the web server's, with a hand-off): never.
+        client = STACK.new_client()
+        content = batch_jsonl(3)
+        file_id = client.upload_ok(content)["id"]
+        path = os.path.join(STACK.data_dir, "files", file_id[-2:], file_id)
+        os.truncate(path, len(content) - 1)
+        self.assertError(client.content(file_id), 500, "SYSTEM_9001")
+        self.assertEqual(client.request("HEAD", "/v1/files/%s/content" % file_id).status, 500)
+        self.assertEqual(client.retrieve(file_id).status, 200)  # the row is there
+        self.assertEqual(client.delete(file_id).status, 200)
+
     def test_fsck_finds_and_repairs_damage(self):
         stack = Stack(workers=1, name="fsck").start()
         self.addCleanup(stack.stop)

@@ -116,6 +116,13 @@ class ListTest(ApiTestCase):
         self.assertIs(page["has_more"], True)
         page = c.list_ok(purpose="batch", limit=2, order="asc", after=page["last_id"])
         self.assertEqual([f["id"] for f in page["data"]], ids[2:])
+        # and newest first: the cursor itself is never on the next page
+        page = c.list_ok(purpose="batch", limit=2)
+        self.assertEqual([f["id"] for f in page["data"]], ids[:0:-1])
+        self.assertIs(page["has_more"], True)
+        page = c.list_ok(purpose="batch", limit=2, after=page["last_id"])
+        self.assertEqual([f["id"] for f in page["data"]], ids[:1])
+        self.assertIs(page["has_more"], False)
 
     def test_unknown_query_parameters_ignored(self):
         c = STACK.new_client()

@@ -92,6 +92,18 @@ class MalformedRequestTest(ApiTestCase):
                     self.assertIn('field "note" is longer than 4096 bytes',
                                   resp.json()["error"]["message"])
 
+    def test_a_text_field_given_twice(self):
+        # README: which one was meant is unclear, even when both say the same
+        for name, value in (("purpose", "batch"), ("expires_after[anchor]", "created_at"),
+                            ("expires_after[seconds]", "3600")):
+            with self.subTest(name=name):
+                parts = [field_part(name, value), file_part(CONTENT), field_part(name, value)]
+                if name != "purpose":
+                    parts.append(field_part("purpose", "batch"))
+                self.refused(self.c.upload_parts(parts),
+                             param="purpose" if name == "purpose" else "expires_after")
+        self.assertEqual(self.c.all_ids(), [])
+
     def test_file_part_without_filename(self):
         parts = [field_part("purpose", "batch"), field_part("file", CONTENT)]
         self.refused(self.c.upload_parts(parts))
@@ -137,9 +149,10 @@ class ContentEncodingTest(ApiTestCase):
             self.assertError(resp, 400, "VALIDATION_4001",
                              message='Content-Encoding "%s" is not supported' % coding)
         self.assertEqual(c.all_ids(), [])
-        resp = c.request("POST", "/v1/files", body=body,
-                         headers={"Content-Type": ctype, "Content-Encoding": "identity"})
-        self.assertEqual(resp.status, 200, resp.body[:300])
+        for coding in ("identity", "IDENTITY"):  # a content-coding is case-insensitive
+            resp = c.request("POST", "/v1/files", body=body,
+                             headers={"Content-Type": ctype, "Content-Encoding": coding})
+            self.assertEqual(resp.status, 200, resp.body[:300])
 
 
 class TransferCodingTest(ApiTestCase):

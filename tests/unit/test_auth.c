@@ -30,6 +30,11 @@ static void test_presented_key(void)
     CHECK_STR(key_of("Basic abc", "sk-2"), "sk-2");
     CHECK_STR(key_of("Bearer sk-1", "sk-2"), "sk-1");
     CHECK_STR(key_of(NULL, NULL), "(none)");
+    /* a tab is a blank too (HTTP's OWS), after the scheme and around a key */
+    CHECK_STR(key_of("Bearer\tsk-1", NULL), "sk-1");
+    CHECK_STR(key_of(NULL, "\tsk-2\t"), "sk-2");
+    /* a Bearer with no key leaves the word to x-api-key */
+    CHECK_STR(key_of("Bearer   ", "sk-2"), "sk-2");
 }
 
 static void test_scopes(void)

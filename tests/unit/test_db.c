@@ -42,6 +42,21 @@ static int list(int64_t account, const char *purpose, const char *after, int lim
     return db_file_list(&q, collect, page, has_more);
 }
 
+struct each_count {
+    int64_t account; /* the account asked for */
+    int rows, foreign;
+};
+
+/* Counts the rows db_file_each visits, and those of another account. */
+static int count_each(void *ctx, const struct file_meta *f, const char *account)
+{
+    struct each_count *c = ctx;
+    (void)account;
+    c->rows++;
+    c->foreign += f->account_id != c->account;
+    return 0;
+}
+
 static void test_keys(int64_t *acme, int64_t *other)
 {
     unsigned char hash[AUTH_HASH_SIZE], missing[AUTH_HASH_SIZE];
@@ -89,6 +104,14 @@ static void test_files(int64_t acme, int64_t other)
     CHECK(db_file_get(other, files[0].id, 2000, &got) == DB_NOT_FOUND);
     CHECK(db_file_get(acme, files[6].id, 2000, &got) == DB_NOT_FOUND);
     CHECK(db_file_get(acme, files[6].id, 1499, &got) == DB_OK);
+    /* expires_at is the first second the file is gone: not live then, and gc's */
+    CHECK(db_file_get(acme, files[6].id, 1500, &got) == DB_NOT_FOUND);
+    {
+        char expired[4][IDS_FILE_LEN + 1];
+        CHECK(db_expired_ids(1499, expired, 4) == 0);
+        CHECK(db_expired_ids(1500, expired, 4) == 1);
+        CHECK_STR(expired[0], files[6].id);
+    }
 
     /* Same created_at: order is creation order. */
     CHECK(list(acme, NULL, NULL, 100, 1, &page, &has_more) == DB_OK);
@@ -110,6 +133,21 @@ static void test_files(int64_t acme, int64_t other)
     CHECK(page.count == 0);
     CHECK(list(acme, "batch", NULL, 10, 1, &page, &has_more) == DB_OK);
     CHECK(page.count == 5);
+    /* The purpose filter in both orders, and its keyset cursor in both. */
+    CHECK(list(acme, "batch_output", NULL, 10, 0, &page, &has_more) == DB_OK);
+    CHECK(page.count == 0);
+    CHECK(list(acme, "batch", files[3].id, 10, 1, &page, &has_more) == DB_OK);
+    CHECK(page.count == 3 && !has_more);
+    CHECK_STR(page.ids[0], files[2].id);
+    CHECK(list(acme, "batch", files[1].id, 10, 0, &page, &has_more) == DB_OK);
+    CHECK(page.count == 3 && !has_more);
+    CHECK_STR(page.ids[0], files[2].id);
+    /* filesctl files list --account: that account's rows only */
+    {
+        struct each_count counted = {.account = other};
+        CHECK(db_file_each(other, count_each, &counted) == DB_OK);
+        CHECK(counted.rows == 1 && counted.foreign == 0);
+    }
 
     /* A deleted cursor still pages on; another account's id is no cursor. */
     CHECK(db_file_delete(acme, files[2].id, 2000) == DB_OK);

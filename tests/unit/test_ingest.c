@@ -136,6 +136,18 @@ int main(void)
         CHECKF(kind == ERR_FILE_TOO_LARGE, "kind %d", kind);
         config.max_file_bytes = len;
     }
+    /* A small file: the validator spills nothing, so only the temporary
+     * file's failed write can tell that the content was not stored. */
+    {
+        size_t small_len;
+        char *small = batch_lines(100, 0, &small_len);
+        for (int threaded = 0; threaded < 2; threaded++) {
+            uint64_t hint = threaded ? INGEST_INLINE_BYTES + 1 : 0;
+            CHECK(ingest_all(hint, small, small_len, &inline_bytes, &kind) == -1);
+            CHECKF(kind == ERR_NO_SPACE, "kind %d", kind);
+        }
+        free(small);
+    }
     disk_full = 0;
 
     free(good);

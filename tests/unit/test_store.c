@@ -42,14 +42,21 @@ static int test_fdatasync(int fd)
 static struct {
     ino_t inode[64];
     int count;
+    ino_t fail; /* an fsync of this inode fails with EIO (0: none) */
 } fsynced;
 
 static int test_fsync(int fd)
 {
     struct stat st;
 
-    if (fstat(fd, &st) == 0 && fsynced.count < 64)
-        fsynced.inode[fsynced.count++] = st.st_ino;
+    if (fstat(fd, &st) == 0) {
+        if (fsynced.fail && st.st_ino == fsynced.fail) {
+            errno = EIO;
+            return -1;
+        }
+        if (fsynced.count < 64)
+            fsynced.inode[fsynced.count++] = st.st_ino;
+    }
     return fsync(fd);
 }
 
@@ -148,8 +155,35 @@ static void test_found_shard_made_durable(void)
     CHECK(store_commit(&up, data_dir, id) == 0);
     CHECK(was_fsynced(files_dir));
     CHECK(was_fsynced(shard));
+    {
+        /* and the content itself (one inode, from tmp/ to its shard) */
+        char content[1200];
+        snprintf(content, sizeof content, "%s/%s", shard, id);
+        CHECK(was_fsynced(content));
+    }
     CHECK(store_exists(data_dir, id) == 1);
     CHECK(store_remove(data_dir, id) == 0);
+    CHECK(store_exists(data_dir, id) == 0);
+    CHECK(rmdir(shard) == 0);
+}
+
+/* The shard's fsync after the link fails: the commit fails, and the content
+ * it linked is gone again (no file the caller was told was not stored). */
+static void test_failed_shard_fsync_unlinks_the_content(void)
+{
+    struct store_upload up;
+    struct stat st;
+    char shard[1100];
+    const char *id = "file_AAAAAAAAAAAAAAAAAAAAAAzr";
+
+    snprintf(shard, sizeof shard, "%s/files/zr", data_dir);
+    CHECK(mkdir(shard, 0700) == 0 && stat(shard, &st) == 0);
+    CHECK(store_begin(&up, data_dir) == 0);
+    CHECK(store_write(&up, "x\n", 2) == 0);
+    fsynced.fail = st.st_ino;
+    errno = 0;
+    CHECK(store_commit(&up, data_dir, id) == -1 && errno == EIO);
+    fsynced.fail = 0;
     CHECK(store_exists(data_dir, id) == 0);
     CHECK(rmdir(shard) == 0);
 }
@@ -363,6 +397,7 @@ int main(void)
     CHECK(store_init(data_dir, 3600) == 0);
     test_commit_and_read();
     test_found_shard_made_durable();
+    test_failed_shard_fsync_unlinks_the_content();
     test_abort_leaves_nothing();
     test_layout_and_sweep();
     test_sweep_grace_0_in_the_first_tick_of_a_second();
