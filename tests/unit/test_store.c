@@ -1,14 +1,21 @@
 /* Unit tests: content files on disk (src/store.c). Its fdatasync calls go
  * through test_fdatasync, which counts them and can hold the flusher thread
- * in one; its fsync calls through test_fsync, which notes what was synced. */
+ * in one; its fsync calls through test_fsync, which notes what was synced;
+ * its open calls through test_open, which can play a filesystem without
+ * O_TMPFILE. */
+#include <fcntl.h>
+#include <stdarg.h>
 #include <unistd.h>
 static int test_fdatasync(int fd);
 static int test_fsync(int fd);
+static int test_open(const char *path, int flags, ...);
 #define fdatasync test_fdatasync
 #define fsync test_fsync
+#define open test_open
 #include "../../src/store.c"
 #undef fdatasync
 #undef fsync
+#undef open
 
 #include "testlib.h"
 
@@ -188,18 +195,68 @@ static void test_failed_shard_fsync_unlinks_the_content(void)
     CHECK(rmdir(shard) == 0);
 }
 
+static int no_tmpfile; /* open refuses O_TMPFILE, as some filesystems do */
+
+static int test_open(const char *path, int flags, ...)
+{
+    va_list ap;
+    mode_t mode = 0;
+    int tmpfile = (flags & O_TMPFILE) == O_TMPFILE;
+
+    if (no_tmpfile && tmpfile) {
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    if (tmpfile || (flags & O_CREAT)) { /* only then is there a mode */
+        va_start(ap, flags);
+        mode = va_arg(ap, mode_t);
+        va_end(ap);
+    }
+    return open(path, flags, mode);
+}
+
 static void test_abort_leaves_nothing(void)
 {
-    struct store_upload up;
     char path[4096];
 
-    CHECK(store_begin(&up, data_dir) == 0);
-    CHECK(store_write(&up, "partial", 7) == 0);
-    store_abort(&up);
-    snprintf(path, sizeof path, "%s/tmp", data_dir);
-    CHECK(count_entries(path) == 0);
+    for (no_tmpfile = 0; no_tmpfile <= 1; no_tmpfile++) {
+        struct store_upload up;
+
+        CHECK(store_begin(&up, data_dir) == 0);
+        CHECK(up.anonymous == !no_tmpfile); /* else a named file in tmp/ */
+        CHECK(store_write(&up, "partial", 7) == 0);
+        store_abort(&up);
+        snprintf(path, sizeof path, "%s/tmp", data_dir);
+        CHECKF(count_entries(path) == 0, "no_tmpfile %d", no_tmpfile);
+    }
+    no_tmpfile = 0;
     snprintf(path, sizeof path, "%s/files", data_dir);
     CHECK(count_entries(path) == 1); /* only the shard made by the first test */
+}
+
+/* Without O_TMPFILE the named temporary file becomes the content: tmp/ is
+ * left empty and the content is whole in its shard. */
+static void test_named_temp_commit(void)
+{
+    struct store_upload up;
+    char path[4096], buf[8];
+    const char *id = "file_AAAAAAAAAAAAAAAAAAAAAAnt";
+    int fd;
+
+    no_tmpfile = 1;
+    CHECK(store_begin(&up, data_dir) == 0 && !up.anonymous);
+    CHECK(store_write(&up, "named\n", 6) == 0);
+    CHECK(store_commit(&up, data_dir, id) == 0);
+    no_tmpfile = 0;
+    snprintf(path, sizeof path, "%s/tmp", data_dir);
+    CHECK(count_entries(path) == 0);
+    fd = store_open(data_dir, id);
+    CHECK(fd >= 0 && read(fd, buf, sizeof buf) == 6 && memcmp(buf, "named\n", 6) == 0);
+    if (fd >= 0)
+        close(fd);
+    CHECK(store_remove(data_dir, id) == 0);
+    snprintf(path, sizeof path, "%s/files/nt", data_dir);
+    CHECK(rmdir(path) == 0);
 }
 
 static void test_layout_and_sweep(void)
@@ -399,6 +456,7 @@ int main(void)
     test_found_shard_made_durable();
     test_failed_shard_fsync_unlinks_the_content();
     test_abort_leaves_nothing();
+    test_named_temp_commit();
     test_layout_and_sweep();
     test_sweep_grace_0_in_the_first_tick_of_a_second();
     test_synced_while_writing();
