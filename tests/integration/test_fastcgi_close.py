@@ -203,6 +203,40 @@ class FastCgiCloseTest(unittest.TestCase):
         self.assertTrue(peer_still_reads(socks[255]))
         self.assertTrue(peer_still_reads(socks[0]))
 
+    def refused_unread(self):
+        body = b"x" * 4096
+        return request_bytes(
+            self.params("POST", "/v1/files", CONTENT_LENGTH=str(10 ** 10),
+                        CONTENT_TYPE="multipart/form-data; boundary=b"), body, end_input=False)
+
+    def test_a_lingering_close_ends_after_its_2_s(self):
+        # A peer that keeps the connection open and sends nothing more is
+        # waited for 2 s (LINGER_SECONDS), then the connection is closed.
+        sock, out = self.exchange(self.refused_unread())
+        started = time.monotonic()
+        self.assertTrue(out.startswith(b"Status: 413"), out[:200])
+        self.assertTrue(peer_still_reads(sock))
+        time.sleep(max(0, started + 3.5 - time.monotonic()))  # 2 s, in whole seconds, polled
+        with self.assertRaises((BrokenPipeError, ConnectionResetError)):
+            sock.sendall(b"\0" * 8)
+
+    def worker_cpu_seconds(self):
+        fields = open("/proc/%d/stat" % self.worker.pid).read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def test_a_lingering_close_ends_once_the_peer_closes(self):
+        # The peer's end of input frees the connection's place at once: held
+        # until its 2 s, the lingering thread would spin on the closed socket
+        # (and keep one of the 256 places).
+        sock, out = self.exchange(self.refused_unread())
+        self.assertTrue(out.startswith(b"Status: 413"), out[:200])
+        self.assertTrue(peer_still_reads(sock))  # (the unread body is drained meanwhile)
+        time.sleep(0.2)
+        sock.close()
+        before = self.worker_cpu_seconds()
+        time.sleep(0.8)
+        self.assertLess(self.worker_cpu_seconds() - before, 0.3)
+
     def test_a_kept_connection_takes_the_next_request_after_a_body_refused_unread(self):
         # A body refused before it was read (a wrong key, content type or
         # purpose), which the web server sent whole, is read off the kept

@@ -358,6 +358,18 @@ class ExpiryTest(ApiTestCase):
         self.assertIn("the content of 1 deleted file(s) remains", res.stderr)
         self.assertEqual(client.all_ids(), [])
 
+    def test_content_already_gone_is_no_failure(self):
+        # An expired file whose content is missing (fsck --repair took it as
+        # damaged, a crash): gc deletes the row and there is nothing left over.
+        client = STACK.new_client()
+        gone = self.upload_expiring(client).json()["id"]
+        expire_now(gone)
+        os.unlink(os.path.join(STACK.data_dir, "files", gone[-2:], gone))
+        res = STACK.filesctl("gc", check=False)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn("gc: expired files deleted: 1", res.stdout)
+        self.assertNotIn("remains", res.stderr)
+
     def test_serve_sh_runs_gc_every_gc_interval_and_stops_it(self):
         # Without it, expired files stayed on disk for good under serve.sh
         # (make run), and each list page stepped over all of them.
@@ -422,6 +434,52 @@ class FsckTest(ApiTestCase):
         self.assertFalse(os.path.exists(stray))
         self.assertEqual(client.all_ids(), [intact])
         self.assertError(client.retrieve(damaged), 404, "INFERENCE_3302")
+
+    def test_a_tombstoned_rows_damaged_content_goes_with_it_without_waiting_the_grace(self):
+        # The content just damaged is young: as a stray it would be pending for
+        # the grace period. Tombstoning the row removes it at once.
+        stack = Stack(workers=1, name="fsck-size").start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        content = batch_jsonl(3)
+        short = client.upload_ok(content)["id"]
+        path = os.path.join(stack.data_dir, "files", short[-2:], short)
+        os.truncate(path, len(content) - 1)
+        res = stack.filesctl("fsck", check=False)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("problem: row %s: size differs from the row" % short, res.stdout)
+        res = stack.filesctl("fsck", "--repair", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertIn("repaired: tombstoned row %s (size differs from the row)" % short,
+                      res.stdout)
+        self.assertIn(", problems: 0, repaired: 1, pending: 0\n", res.stdout)
+        self.assertFalse(os.path.exists(path))
+        self.assertError(client.retrieve(short), 404, "INFERENCE_3302")
+
+    def test_a_live_files_content_in_another_shard_is_a_stray(self):
+        # Only the shard named by the id's last two characters holds its
+        # content: a copy anywhere else (a misplaced restore) is reported and
+        # removed, the file itself untouched.
+        stack = Stack(workers=1, name="fsck-shard").start()
+        self.addCleanup(stack.stop)
+        client = stack.new_client()
+        content = batch_jsonl(2)
+        file_id = client.upload_ok(content)["id"]
+        files = os.path.join(stack.data_dir, "files")
+        other = "zz" if file_id[-2:] != "zz" else "yy"
+        copy = os.path.join(files, other, file_id)
+        os.makedirs(os.path.dirname(copy), exist_ok=True)
+        shutil.copyfile(os.path.join(files, file_id[-2:], file_id), copy)
+        owner = os.stat(stack.data_dir)  # www-data's under mod_fcgid
+        for path in (copy, os.path.dirname(copy)):
+            os.chown(path, owner.st_uid, owner.st_gid)
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertIn("problem: %s: content file without a live row" % copy, res.stdout)
+        res = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 0, res.stdout)
+        self.assertFalse(os.path.exists(copy))
+        self.assertEqual(client.content(file_id).body, content)
 
     def test_fsck_without_repair_removes_nothing_not_even_old_temp_files(self):
         stack = Stack(workers=1, name="fsck-temps").start()

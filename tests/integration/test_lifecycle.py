@@ -502,6 +502,14 @@ class StopDuringAcceptTest(ApiTestCase):
                                  not os.path.exists("/proc/%d" % pid)),
                         "the worker did not stop after answering")
 
+    def test_sigusr1_stops_an_idle_worker_as_sigterm_does(self):
+        # multiwatch's "nice" stop signal: the worker stops as it would on
+        # SIGTERM (its own exit, its last line said), not killed by the signal.
+        stack, pid, conn = self.one_worker("stopusr1")
+        conn.close()
+        os.kill(pid, signal.SIGUSR1)
+        stack.wait_for_log(lambda t: "worker %d stopping after" % pid in t)
+
     def test_requests_on_a_kept_connection_are_answered(self):
         # FCGI_KEEP_CONN: the web server sends the next request on the same
         # connection, which the worker must watch as well as its socket.
@@ -594,6 +602,33 @@ class StopDuringAcceptTest(ApiTestCase):
         self.assertEqual(held.recv(1), b"")
         self.assertTrue(wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
                                  pid not in stack.worker_pids()), "the worker did not recycle")
+
+    def test_a_recycling_worker_takes_no_new_connection_but_leaves_it_to_its_successor(self):
+        # Recycling stops the worker's accepts: one that went on taking the
+        # queued connections (the listening socket left in its wait) would
+        # never stop under steady load.
+        stack, pid, (kept, _) = self.worker_about_to_recycle("recyclenew")
+        path = listening_socket_path(pid)
+        others = []
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            kept.sendall(keep_request(HEALTH_PARAMS))
+            for _ in range(3):
+                conn = socket.socket(socket.AF_UNIX)
+                self.addCleanup(conn.close)
+                conn.settimeout(10)
+                conn.connect(path)
+                conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
+                             fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
+                others.append(conn)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertIn(b"Status: 200", read_response(kept))
+        for conn in others:  # by the next worker
+            self.assertIn(b"Status: 200", read_to_end(conn))
+        stack.wait_for_log(lambda t: "worker %d stopping after" % pid in t)
+        # Its two connections' first requests and the kept one's second: none of the new.
+        self.assertIn("worker %d stopping after 3 requests" % pid, stack.log_text())
 
     def test_connections_past_the_64_a_worker_keeps_are_closed_after_their_request(self):
         _, pid, unused = self.one_worker("keepmany")

@@ -200,6 +200,33 @@ static void test_the_first_failure_in_the_stream_wins(void)
     CHECK(b.calls == 2 && a.calls <= PIPELINE_SLOTS + 2);
 }
 
+/* The failing slot itself is run by every stage, even one that reaches it
+ * after another stage has failed there: the lower stage's failure is the one
+ * reported, whichever came first in time. */
+static void test_a_slower_lower_stage_failing_at_the_same_slot_wins(void)
+{
+    struct probe a = {.fail_at_call = 3, .delay = 30000}, b = {.fail_at_call = 3};
+    struct pipeline_job job = job_for(&a, &b);
+
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern((uint64_t)PIPELINE_SLOT_BYTES * 8, 100000) == 1);
+    CHECK(pipeline_finish() == 0);
+    CHECK(a.calls == 3 && b.calls == 3);
+}
+
+/* Slots handed to the stages but not yet begun are skipped by an abort, not
+ * run through before it returns. */
+static void test_abort_skips_the_slots_still_queued(void)
+{
+    struct probe a = {.delay = 50000}, b = {0};
+    struct pipeline_job job = job_for(&a, &b);
+
+    CHECK(pipeline_begin(&job) == 0);
+    CHECK(push_pattern((uint64_t)PIPELINE_SLOT_BYTES * PIPELINE_SLOTS, 65536) == 0);
+    pipeline_abort(); /* 3 slots handed, the 4th still being filled */
+    CHECK(a.calls <= 2);
+}
+
 static void test_abort_stops_the_stages(void)
 {
     struct probe a = {.delay = 20000}, b = {0};
@@ -307,7 +334,9 @@ int main(void)
     test_every_byte_in_order_to_both_stages();
     test_big_stream_runs_on_the_stage_threads();
     test_the_first_failure_in_the_stream_wins();
+    test_a_slower_lower_stage_failing_at_the_same_slot_wins();
     test_abort_stops_the_stages();
+    test_abort_skips_the_slots_still_queued();
     test_inline_prefix();
     test_without_threads_everything_runs_inline();
     TEST_MAIN_END();
