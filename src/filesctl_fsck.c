@@ -215,7 +215,7 @@ static const char *content_problem(const struct fsck *f, const struct file_meta 
     *damaged = 0;
     if (fd < 0)
         return "content file cannot be opened (not checked)";
-    if (fstat(fd, &st) != 0 || digest_begin(&digest) != 0) {
+    if (fstat(fd, &st) != 0) {
         close(fd);
         return "content file cannot be checked";
     }
@@ -223,6 +223,10 @@ static const char *content_problem(const struct fsck *f, const struct file_meta 
         close(fd);
         *damaged = 1;
         return "size differs from the row";
+    }
+    if (digest_begin(&digest) != 0) {
+        close(fd);
+        return "content file cannot be checked";
     }
     while ((got = read(fd, buffer, sizeof buffer)) > 0)
         digest_update(&digest, buffer, (size_t)got);

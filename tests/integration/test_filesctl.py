@@ -446,7 +446,7 @@ class FsckTest(ApiTestCase):
         path = os.path.join(stack.data_dir, "files", short[-2:], short)
         os.truncate(path, len(content) - 1)
         res = stack.filesctl("fsck", check=False)
-        self.assertEqual(res.returncode, 1, res.stdout)
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
         self.assertIn("problem: row %s: size differs from the row" % short, res.stdout)
         res = stack.filesctl("fsck", "--repair", check=False)
         self.assertEqual(res.returncode, 0, res.stdout)
