@@ -546,17 +546,9 @@ class StopDuringAcceptTest(ApiTestCase):
         kept.sendall(keep_request(HEALTH_PARAMS))
         self.assertIn(b"Status: 200", read_response(kept))
         path = listening_socket_path(pid)
-        others = []
         os.kill(pid, signal.SIGSTOP)
         try:
-            for _ in range(30):
-                conn = socket.socket(socket.AF_UNIX)
-                self.addCleanup(conn.close)
-                conn.settimeout(10)
-                conn.connect(path)
-                conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
-                             fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
-                others.append(conn)
+            others = self.queue_health_requests(path, 30)
             kept.sendall(keep_request(LIST_PARAMS))  # known in the log by its path
         finally:
             os.kill(pid, signal.SIGCONT)
@@ -603,24 +595,29 @@ class StopDuringAcceptTest(ApiTestCase):
         self.assertTrue(wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
                                  pid not in stack.worker_pids()), "the worker did not recycle")
 
+    def queue_health_requests(self, path, n):
+        """n new connections to the worker's socket, each with a whole /healthz request."""
+        conns = []
+        for _ in range(n):
+            conn = socket.socket(socket.AF_UNIX)
+            self.addCleanup(conn.close)
+            conn.settimeout(10)
+            conn.connect(path)
+            conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
+                         fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
+            conns.append(conn)
+        return conns
+
     def test_a_recycling_worker_takes_no_new_connection_but_leaves_it_to_its_successor(self):
         # Recycling stops the worker's accepts: one that went on taking the
         # queued connections (the listening socket left in its wait) would
         # never stop under steady load.
         stack, pid, (kept, _) = self.worker_about_to_recycle("recyclenew")
         path = listening_socket_path(pid)
-        others = []
         os.kill(pid, signal.SIGSTOP)
         try:
             kept.sendall(keep_request(HEALTH_PARAMS))
-            for _ in range(3):
-                conn = socket.socket(socket.AF_UNIX)
-                self.addCleanup(conn.close)
-                conn.settimeout(10)
-                conn.connect(path)
-                conn.sendall(BEGIN + fcgi_record(FCGI_PARAMS, HEALTH_PARAMS) +
-                             fcgi_record(FCGI_PARAMS, b"") + fcgi_record(FCGI_STDIN, b""))
-                others.append(conn)
+            others = self.queue_health_requests(path, 3)
         finally:
             os.kill(pid, signal.SIGCONT)
         self.assertIn(b"Status: 200", read_response(kept))
