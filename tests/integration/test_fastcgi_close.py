@@ -168,6 +168,28 @@ class FastCgiCloseTest(unittest.TestCase):
         self.assertTrue(line.startswith(b"access method=G\\x0a\\x1b[1mforged\\x20x\\x3d1 "
                                         b"path=\"/healthz\" status=405 "), line)
 
+    def test_a_body_that_pauses_longer_than_the_parameters_may_is_still_read(self):
+        # The parameters' reads are bounded (5 s, PARAMS_SECONDS); a body's are
+        # not: Apache forwards a slow client's body as it comes, pauses and all.
+        content = batch_jsonl(3)
+        body = (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n'
+                b'Content-Type: application/jsonl\r\n\r\n' + content + b'\r\n--b--\r\n')
+        half = len(body) // 2
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(sock.close)
+        sock.settimeout(30)
+        sock.connect(self.socket_path)
+        sock.sendall(request_bytes(
+            self.params("POST", "/v1/files", CONTENT_LENGTH=str(len(body)),
+                        CONTENT_TYPE="multipart/form-data; boundary=b"), body[:half],
+            end_input=False))
+        time.sleep(6)
+        sock.sendall(record(FCGI_STDIN, body[half:]) + record(FCGI_STDIN))
+        out = read_response(sock)
+        self.assertTrue(out.startswith(b"Status: 200"), out[:300])
+        self.assertEqual(json.loads(out.split(b"\r\n\r\n", 1)[1])["bytes"], len(content))
+
     def test_undeclared_length_gets_a_lingering_close(self):
         # nginx and Apache send no CONTENT_LENGTH for a GET: a body might still
         # be coming, so the worker answers without waiting for it, then lingers.
