@@ -425,14 +425,21 @@ static int enter_data_dir(const struct filesctl_command *command, const struct c
                 (unsigned)st.st_uid, strerror(errno));
         return 1;
     }
-    /* No sweep of stale temp files: fsck reports them, --repair removes them. */
-    if (store_init(data_dir, -1) != 0) {
-        fprintf(stderr, "filesctl: cannot use the data directory %s: %s\n", data_dir,
-                errno == EXDEV ? "its tmp/ and files/ are on different mounts" : strerror(errno));
+    /* The database before the store's folders: one refused (its write-ahead
+     * log there without it) leaves nothing made. */
+    if (creates && db_fd < 0 && mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "filesctl: cannot create the data directory %s: %s\n", data_dir,
+                strerror(errno));
         return 1;
     }
     if (db_open(data_dir, config->db_busy_timeout_ms) != DB_OK) {
         fprintf(stderr, "filesctl: cannot open the data directory %s\n", data_dir);
+        return 1;
+    }
+    /* No sweep of stale temp files: fsck reports them, --repair removes them. */
+    if (store_init(data_dir, -1) != 0) {
+        fprintf(stderr, "filesctl: cannot use the data directory %s: %s\n", data_dir,
+                errno == EXDEV ? "its tmp/ and files/ are on different mounts" : strerror(errno));
         return 1;
     }
     return 0;

@@ -586,6 +586,21 @@ class FsckTest(ApiTestCase):
         self.assertIn("pausing 1 s at " + point, proc.stderr.readline())
         return proc
 
+    def test_keys_create_beside_a_lone_write_ahead_log_refuses_and_makes_nothing(self):
+        # The database was moved away while in use: its log is left. keys
+        # create refuses (a new database would take that log for its own), and
+        # leaves the directory as it found it, without the store's folders.
+        data = tempfile.mkdtemp(prefix="files-api-ctl-lonewal.")
+        self.addCleanup(shutil.rmtree, data, True)
+        with open(os.path.join(data, "files.db-wal"), "wb") as wal:
+            wal.write(b"\0" * 32)
+        res = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
+                              "--account", "acme", "--scopes", "*"], capture_output=True, text=True)
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        self.assertIn("files.db is missing, but its write-ahead log", res.stderr)
+        self.assertEqual(res.stdout, "")
+        self.assertEqual(os.listdir(data), ["files.db-wal"])
+
     @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
     def test_a_database_another_process_creates_meanwhile_is_not_taken_for_a_moved_one(self):
         # filesctl finds no files.db; before it looks for a write-ahead log,
