@@ -98,6 +98,8 @@ int db_file_list(const struct db_list_query *query,
 /* Administration (filesctl). */
 int db_account_ensure(const char *name, int64_t *account_id);
 int db_account_find(const char *name, int64_t *account_id); /* DB_NOT_FOUND if none */
+/* The length of the longest account name (0 if there is none). */
+int db_account_name_longest(int64_t *length);
 
 /* Calls each() for every live row of every account (expired ones too), in
  * creation order, with the owning account's name. account_id < 0: all accounts. */

@@ -27,6 +27,7 @@ enum statement {
     STMT_LIST_PURPOSE_DESC,
     STMT_LIST_PURPOSE_ASC,
     STMT_ACCOUNT_FIND,
+    STMT_ACCOUNT_NAME_LONGEST,
     STMT_ACCOUNT_INSERT,
     STMT_KEY_INSERT,
     STMT_KEY_REVOKE,
@@ -71,6 +72,7 @@ static const char *const statement_sql[STMT_COUNT] = {
     [STMT_LIST_PURPOSE_DESC] = LIST_SQL(" AND purpose = ?5", "<", "DESC"),
     [STMT_LIST_PURPOSE_ASC] = LIST_SQL(" AND purpose = ?5", ">", "ASC"),
     [STMT_ACCOUNT_FIND] = "SELECT id FROM accounts WHERE name = ?1",
+    [STMT_ACCOUNT_NAME_LONGEST] = "SELECT coalesce(max(length(name)), 0) FROM accounts",
     [STMT_ACCOUNT_INSERT] = "INSERT INTO accounts (name, created_at) VALUES (?1, ?2)",
     [STMT_KEY_INSERT] = "INSERT INTO api_keys (key_id, account_id, hash, scopes, name, "
                         "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -799,6 +801,11 @@ int db_account_find(const char *name, int64_t *account_id)
 
     sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
     return step_row(stmt, read_int64, account_id);
+}
+
+int db_account_name_longest(int64_t *length)
+{
+    return step_row(conn.statements[STMT_ACCOUNT_NAME_LONGEST], read_int64, length);
 }
 
 int db_file_each(int64_t account_id,

@@ -134,40 +134,45 @@ int filesctl_files_import(const struct config *config, const struct filesctl_arg
     return rc;
 }
 
+/* What files list prints: the purpose asked for (NULL: any), and the account
+ * column's width, so that the columns line up. */
+struct file_rows {
+    const char *purpose;
+    int account_width;
+};
+
 static int print_row(void *ctx, const struct file_meta *file, const char *account)
 {
+    const struct file_rows *rows = ctx;
     char created[32];
     time_t t = (time_t)file->created_at;
 
-    (void)ctx;
+    if (rows->purpose && strcmp(file->purpose, rows->purpose))
+        return 0;
     strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
-    printf("%-29s  %-16s  %-12s  %12lld  %s  %s\n", file->id, account, file->purpose,
-           (long long)file->bytes, created, file->filename);
+    printf("%-29s  %-*s  %-12s  %12lld  %s  %s\n", file->id, rows->account_width, account,
+           file->purpose, (long long)file->bytes, created, file->filename);
     return 0;
-}
-
-static int print_row_of_purpose(void *ctx, const struct file_meta *file, const char *account)
-{
-    return strcmp(file->purpose, ctx) ? 0 : print_row(NULL, file, account);
 }
 
 int filesctl_files_list(const struct config *config, const struct filesctl_args *args)
 {
     const char *account = filesctl_option(args, "--account");
-    const char *purpose = filesctl_option(args, "--purpose");
-    int64_t account_id = -1;
+    struct file_rows rows = {.purpose = filesctl_option(args, "--purpose"), .account_width = 16};
+    int64_t account_id = -1, longest;
 
     (void)config;
     if (account && db_account_find(account, &account_id) != DB_OK) {
         fprintf(stderr, "filesctl: no account %s\n", account);
         return 1;
     }
-    printf("%-29s  %-16s  %-12s  %12s  %-20s  %s\n", "ID", "ACCOUNT", "PURPOSE", "BYTES", "CREATED",
-           "FILENAME");
-    return db_file_each(account_id, purpose ? print_row_of_purpose : print_row, (void *)purpose) ==
-                   DB_OK
-               ? 0
-               : 1;
+    if (db_account_name_longest(&longest) != DB_OK)
+        return 1;
+    if (longest > rows.account_width)
+        rows.account_width = (int)longest;
+    printf("%-29s  %-*s  %-12s  %12s  %-20s  %s\n", "ID", rows.account_width, "ACCOUNT", "PURPOSE",
+           "BYTES", "CREATED", "FILENAME");
+    return db_file_each(account_id, print_row, &rows) == DB_OK ? 0 : 1;
 }
 
 int filesctl_files_show(const struct config *config, const struct filesctl_args *args)

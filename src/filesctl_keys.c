@@ -126,21 +126,48 @@ int filesctl_keys_create(const struct config *config, const struct filesctl_args
     return 0;
 }
 
+/* The widths of the columns that vary, so that each lines up however long
+ * an account's name or a key's scopes are. */
+struct key_columns {
+    int account;
+    int scopes;
+};
+
+static const char *scopes_shown(const struct key_record *key)
+{
+    return key->scopes[0] ? key->scopes : "(all: legacy)";
+}
+
+static int measure_key(void *ctx, const struct key_record *key)
+{
+    struct key_columns *width = ctx;
+    int account = (int)strlen(key->account), scopes = (int)strlen(scopes_shown(key));
+
+    width->account = account > width->account ? account : width->account;
+    width->scopes = scopes > width->scopes ? scopes : width->scopes;
+    return 0;
+}
+
 static int print_key(void *ctx, const struct key_record *key)
 {
-    (void)ctx;
-    printf("%-20s  %-16s  %-8s  %-24s  %s\n", key->key_id, key->account,
-           key->revoked_at ? "revoked" : "active", key->scopes[0] ? key->scopes : "(all: legacy)",
-           key->name);
+    const struct key_columns *width = ctx;
+
+    printf("%-20s  %-*s  %-8s  %-*s  %s\n", key->key_id, width->account, key->account,
+           key->revoked_at ? "revoked" : "active", width->scopes, scopes_shown(key), key->name);
     return 0;
 }
 
 int filesctl_keys_list(const struct config *config, const struct filesctl_args *args)
 {
+    struct key_columns width = {.account = 16, .scopes = 24};
+
     (void)config;
     (void)args;
-    printf("%-20s  %-16s  %-8s  %-24s  %s\n", "ID", "ACCOUNT", "STATE", "SCOPES", "NAME");
-    return db_key_each(print_key, NULL) == DB_OK ? 0 : 1;
+    if (db_key_each(measure_key, &width) != DB_OK)
+        return 1;
+    printf("%-20s  %-*s  %-8s  %-*s  %s\n", "ID", width.account, "ACCOUNT", "STATE", width.scopes,
+           "SCOPES", "NAME");
+    return db_key_each(print_key, &width) == DB_OK ? 0 : 1;
 }
 
 int filesctl_keys_revoke(const struct config *config, const struct filesctl_args *args)

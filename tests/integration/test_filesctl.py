@@ -98,6 +98,21 @@ class KeysAtRestTest(ApiTestCase):
         self.assertEqual(STACK.client(key).list().status, 200)
         self.assertIn("CI key (caf\u00e9)", STACK.filesctl("keys", "list").stdout)
 
+    def test_keys_list_lines_up_its_columns_for_long_accounts_and_scopes(self):
+        data = tempfile.mkdtemp(prefix="files-api-ctl-columns.")
+        self.addCleanup(shutil.rmtree, data, True)
+        ctl = [str(BIN_DIR / "filesctl"), "--data-dir", data]
+        for account, scopes in (("a", "*"), ("tenant-" + "x" * 33, "files.read," * 4 + "x"),
+                                ("b", "")):
+            subprocess.run(ctl + ["keys", "create", "--account", account, "--scopes", scopes],
+                           check=True, capture_output=True)
+        lines = subprocess.run(ctl + ["keys", "list"], check=True, capture_output=True,
+                               text=True).stdout.splitlines()
+        self.assertEqual(len(lines), 4, lines)
+        self.assertEqual({line.index("active") for line in lines[1:]}, {lines[0].index("STATE")})
+        self.assertEqual({line.rindex("  ") + 2 for line in lines}, {lines[0].index("NAME")})
+        self.assertIn("x" * 33 + "  active    " + "files.read," * 4 + "x  ", lines[2])
+
     def test_a_key_that_cannot_be_written_out_is_revoked(self):
         ctl = [str(BIN_DIR / "filesctl"), "--data-dir", STACK.data_dir]
         with open("/dev/full", "w") as full:
@@ -237,6 +252,19 @@ class ImportTest(ApiTestCase):
         self.assertEqual(STACK.filesctl("files", "rm", file_id, check=False).returncode, 1)
         self.assertEqual(STACK.filesctl("files", "show", file_id, check=False).returncode, 1)
 
+
+    def test_files_list_lines_up_its_columns_for_a_long_account_name(self):
+        long_account = "tenant-" + "y" * 41
+        mine = STACK.client(STACK.create_key(long_account, "*")).upload_ok(batch_jsonl(1))["id"]
+        theirs = STACK.new_client().upload_ok(batch_jsonl(1))["id"]
+        for args in ((), ("--purpose", "batch")):
+            with self.subTest(args=args):
+                lines = STACK.filesctl("files", "list", *args).stdout.splitlines()
+                rows = [l for l in lines[1:] if mine in l or theirs in l]
+                self.assertEqual(len(rows), 2, lines)
+                self.assertEqual({row.index(" batch ") + 1 for row in rows},
+                                 {lines[0].index("PURPOSE")})
+                self.assertIn(long_account + "  batch", "\n".join(rows))
 
 @once_is_enough
 class ExpiryTest(ApiTestCase):
