@@ -3,18 +3,21 @@ when unsatisfiable; several ranges answered whole), ETag with If-None-Match
 (304), If-Match (412) and If-Range, Last-Modified with If-Modified-Since (304)
 and If-Unmodified-Since (412), HEAD; and serve.sh's default hand-off to the web server (X-Sendfile
 for lighttpd and Apache, X-Accel-Redirect for nginx), byte-identical and still
-authorized; --download-mode stream, and a hand-off the server cannot take."""
+authorized; --download-mode stream, and a hand-off the server cannot take; no
+file outside the content directory is sent, whatever a worker names."""
 
 import email.utils
 import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import unittest
 
-from harness import BIN_DIR, SERVE, ApiTestCase, ContentGen, Stack, batch_jsonl, free_port
+from harness import (BIN_DIR, SERVE, ApiTestCase, Client, ContentGen, Stack, batch_jsonl,
+                     free_port, scripts_only)
 
 SERVER = os.environ.get("FILES_API_SERVER") or "lighttpd"
 # What serve.sh hands downloads to by default (see its header); None: streamed.
@@ -236,3 +239,91 @@ class HandOffTest(ApiTestCase):
             self.fail("serve.sh started with download_mode %s behind %s" % (wrong, SERVER))
         self.assertEqual(proc.returncode, 2, err)
         self.assertIn("download_mode %s does not work with %s" % (wrong, SERVER), err)
+
+
+# A worker gone wrong (or taken over): it answers /healthz, and every other
+# request with an X-Sendfile of the path after "/v1/files/", under its data
+# directory. FastCGI on fd 0, one request per connection, standard library only.
+ROGUE_WORKER = r"""#!/usr/bin/env python3
+import os, socket, struct, sys
+args = sys.argv[1:]
+data = (args[args.index("--data-dir") + 1] if "--data-dir" in args
+        else os.environ["FILES_API_DATA_DIR"])
+listener = socket.socket(fileno=0)
+def records(conn):
+    buf = b""
+    while True:
+        while len(buf) < 8 or len(buf) < 8 + struct.unpack(">H", buf[4:6])[0] + buf[6]:
+            piece = conn.recv(65536)
+            if not piece:
+                return
+            buf += piece
+        kind, length, pad = buf[1], struct.unpack(">H", buf[4:6])[0], buf[6]
+        yield kind, buf[8:8 + length]
+        buf = buf[8 + length + pad:]
+def params(raw):
+    out, at = {}, 0
+    while at < len(raw):
+        sizes = []
+        for _ in range(2):
+            if raw[at] & 0x80:
+                sizes.append(struct.unpack(">I", raw[at:at + 4])[0] & 0x7FFFFFFF); at += 4
+            else:
+                sizes.append(raw[at]); at += 1
+        out[raw[at:at + sizes[0]]] = raw[at + sizes[0]:at + sizes[0] + sizes[1]]
+        at += sizes[0] + sizes[1]
+    return out
+while True:
+    conn, _ = listener.accept()
+    got = b""
+    for kind, body in records(conn):
+        if kind == 4:
+            got += body
+        if kind == 5 and not body:
+            break
+    uri = params(got).get(b"REQUEST_URI", b"/").decode()
+    if uri.startswith("/healthz"):
+        head = "Status: 200\r\nContent-Type: application/json\r\n\r\n{}\n"
+    else:
+        path = os.path.join(data, uri.split("/v1/files/", 1)[-1])
+        head = "Status: 200\r\nContent-Type: text/plain\r\nX-Sendfile: %s\r\n\r\n" % path
+    out = head.encode()
+    conn.sendall(struct.pack(">BBHHBB", 1, 6, 1, len(out), 0, 0) + out
+                 + struct.pack(">BBHHBB", 1, 6, 1, 0, 0, 0)
+                 + struct.pack(">BBHHBBIB3x", 1, 3, 1, 8, 0, 0, 0, 0))
+    conn.close()
+"""
+
+
+@unittest.skipUnless(HAND_OFF == "x-sendfile", "no X-Sendfile hand-off behind this server")
+@scripts_only
+class HandOffRootTest(ApiTestCase):
+    def test_the_web_server_sends_no_file_outside_the_content_directory(self):
+        # The web server sends what X-Sendfile names only under the data
+        # directory's files/ (x-sendfile-docroot, XSendFilePath): not its
+        # database, nor any other file a worker gone wrong would name.
+        bin_dir = tempfile.mkdtemp(prefix="files-api-it-rogue-")
+        self.addCleanup(shutil.rmtree, bin_dir, True)
+        os.chmod(bin_dir, 0o755)  # mod_fcgid's www-data runs it
+        os.symlink(BIN_DIR / "filesctl", os.path.join(bin_dir, "filesctl"))
+        worker = os.path.join(bin_dir, "files-fcgi")
+        with open(worker, "w") as f:
+            f.write(ROGUE_WORKER)
+        os.chmod(worker, 0o755)
+        stack = Stack(workers=1, name="rogue", env={"FILES_API_BIN": bin_dir}).start()
+        self.addCleanup(stack.stop)
+        for name, content in (("files/zz/inside", b"content\n"), ("outside", b"secret\n"),
+                              ("files.db-secret", b"secret\n")):
+            path = os.path.join(stack.data_dir, name)
+            os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(content)
+            os.chmod(path, stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)
+        client = Client(stack, None)
+        inside = client.request("GET", "/v1/files/files/zz/inside")
+        self.assertEqual((inside.status, inside.body), (200, b"content\n"))  # the hand-off works
+        for name in ("outside", "files/../outside", "files.db-secret"):
+            with self.subTest(name=name):
+                resp = client.request("GET", "/v1/files/" + name)
+                self.assertNotEqual(resp.status, 200, resp.body[:200])
+                self.assertNotIn(b"secret", resp.body)

@@ -155,7 +155,8 @@ class StalledUploadTest(ApiTestCase):
         time.sleep(0.5)
         started = time.monotonic()
         self.assertEqual(c.list().status, 200)
-        self.assertLess(time.monotonic() - started, 20)
+        # Apache: serve.sh's body timeout (10 s), not mod_reqtimeout's own (20 s).
+        self.assertLess(time.monotonic() - started, 15 if stack.server == "apache" else 20)
         if stack.server == "apache":  # the others wait 60 s
             for s in stalled:
                 self.assertError(Response.from_wire(read_to_end(s)), 408, "VALIDATION_4001")

@@ -773,6 +773,30 @@ class RecycleTest(ApiTestCase):
         self.assertGreaterEqual(text.count(" started, data in "), 2)
 
 
+@unittest.skipUnless(os.environ.get("FILES_API_SERVER") == "lighttpd-spawn",
+                     "lighttpd starts the workers itself in the lighttpd-spawn pass only")
+class SpawnedPoolTest(ApiTestCase):
+    def test_lighttpd_starts_as_many_workers_as_asked(self):
+        # --workers reaches lighttpd as its max-procs (no multiwatch here).
+        stack = Stack(workers=3, name="spawned").start()
+        self.addCleanup(stack.stop)
+        worker = os.path.realpath(BIN_DIR / "files-fcgi")
+        marker = b"FILES_API_DATA_DIR=" + stack.data_dir.encode()
+
+        def workers():
+            found = 0
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    with open("/proc/%s/environ" % pid, "rb") as f:
+                        if os.readlink("/proc/%s/exe" % pid) == worker and \
+                                marker in f.read().split(b"\0"):
+                            found += 1
+                except OSError:
+                    pass
+            return found
+        self.assertTrue(wait_for(lambda: workers() == 3), "%d workers" % workers())
+
+
 @unittest.skipIf(os.environ.get("FILES_API_SERVER", "lighttpd") != "lighttpd",
                  "make run serves with lighttpd")
 @scripts_only

@@ -180,6 +180,22 @@ class StalledRefusedBodiesTest(ApiTestCase):
         self.assertLess(slowest, 1.0, "a keyed request waited behind stalled refused bodies")
 
 
+class ListenAddressTest(ApiTestCase):
+    def test_the_web_server_listens_on_the_loopback_address_only(self):
+        # serve.sh serves 127.0.0.1: a web server bound to every address
+        # (server.bind, listen, Listen without one) would serve the network.
+        listening = []
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as f:
+                for row in f.read().splitlines()[1:]:
+                    local, state = row.split()[1], row.split()[3]
+                    address, port = local.split(":")
+                    if state == "0A" and int(port, 16) == STACK.port:  # LISTEN
+                        listening.append(address)
+        self.assertTrue(listening, "nothing listens on port %d" % STACK.port)
+        self.assertEqual(set(listening), {"0100007F"}, "not 127.0.0.1 alone")
+
+
 class UmaskTest(ApiTestCase):
     def test_nothing_serve_sh_makes_is_writable_by_others_under_umask_000(self):
         # Under umask 000 the run directory's configuration, error pages and

@@ -2,7 +2,10 @@
 conf/apache-files-api.conf included in a configuration that denies every
 directory and refuses TRACE, as Debian's apache2.conf and security.conf do, in
 front of a worker on its socket;
-conf/nginx-files-api.conf in a server block, in front of a pool that is gone."""
+conf/nginx-files-api.conf in a server block, in front of a pool that is gone
+and in another, in front of a worker that hands downloads to nginx;
+conf/lighttpd-files-api.conf, with X-Sendfile enabled as its comments say, in
+front of a worker on its socket."""
 
 import json
 import os
@@ -13,7 +16,8 @@ import tempfile
 import time
 import unittest
 
-from harness import BIN_DIR, REPO, Response, free_port, once_is_enough, terminate
+from harness import (BIN_DIR, REPO, Response, field_part, file_part, free_port, multipart,
+                     once_is_enough, terminate)
 
 MODULES = "/usr/lib/apache2/modules"
 
@@ -113,6 +117,23 @@ class ApacheSnippetTest(unittest.TestCase):
         self.assertEqual(resp.status, 200, resp.body)
         self.assertIn(b'"object":"list"', resp.body)
         self.assertIsNone(resp.header("Vary"))  # the Transfer-Encoding check reads it unseen
+        # The worker's exact length, not dropped for chunks (ap_trust_cgilike_cl).
+        self.assertIsNone(resp.header("Transfer-Encoding"))
+        self.assertEqual(resp.header("Content-Length"), str(len(resp.body)))
+
+    def test_options_with_max_forwards_0_is_the_workers_to_refuse(self):
+        # mod_proxy would answer it itself (200) were Max-Forwards not unset.
+        for path, allow in (("/v1/files", "GET, HEAD, POST"), ("/healthz", None)):
+            with self.subTest(path=path):
+                resp = self.request("OPTIONS %s HTTP/1.1\r\nHost: x\r\nMax-Forwards: 0\r\n"
+                                    "Authorization: Bearer %s\r\nConnection: close\r\n\r\n"
+                                    % (path, self.key))
+                if allow is None:  # /healthz's pool is gone: Apache's 503, not its 200
+                    self.assertEqual(resp.status, 503, resp.body)
+                    continue
+                self.assertEqual(resp.status, 405, resp.body)
+                self.assertEqual(json.loads(resp.body)["error"]["code"], "VALIDATION_4005")
+                self.assertEqual(resp.header("Allow"), allow)
 
     def test_the_json_error_pages_are_no_route(self):
         resp = self.request("GET /_files_api_errors/413.json HTTP/1.1\r\nHost: x\r\n"
@@ -167,22 +188,44 @@ class NginxSnippetTest(unittest.TestCase):
         errors = installed_error_pages(cls.tmp)
         spool = os.path.join(cls.tmp, "spool")
         os.mkdir(spool)
+        # Two server blocks with the snippet: one in front of a pool that is
+        # gone, one in front of a pool that hands downloads to nginx.
+        data = os.path.join(cls.tmp, "data")
+        os.mkdir(data, 0o700)
+        sock = os.path.join(cls.tmp, "fcgi.sock")
+        cls.key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
+                                  "--account", "snippet", "--scopes", "*"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        pool = subprocess.Popen(["spawn-fcgi", "-n", "-s", sock, "-M", "0600", "--",
+                                 str(BIN_DIR / "files-fcgi"), "--data-dir", data],
+                                env=dict(os.environ, FILES_API_DOWNLOAD_MODE="x-accel-redirect"),
+                                stderr=subprocess.DEVNULL)
+        cls.addClassCleanup(terminate, pool)
         snippet = (REPO / "conf/nginx-files-api.conf").read_text()
-        snippet = snippet.replace("/run/files-api/fcgi.sock", os.path.join(cls.tmp, "gone.sock"))
         snippet = snippet.replace("/usr/local/share/files-api/errors", errors)
         snippet = snippet.replace("/var/spool/files-api", spool)
+        snippet = snippet.replace("/var/lib/files-api/files/", data + "/files/")
         snippet = snippet.replace("include fastcgi_params;", "include /etc/nginx/fastcgi_params;")
-        cls.port = free_port()
+        cls.port, cls.live_port = free_port(), free_port()
         conf = os.path.join(cls.tmp, "nginx.conf")
         with open(conf, "w") as f:
             f.write("daemon off;\nuser root;\npid %s/nginx.pid;\nerror_log /dev/null;\n"
                     "events {}\nhttp {\naccess_log off;\n" % cls.tmp)
             for temp in ("fastcgi", "proxy", "uwsgi", "scgi"):
                 f.write("%s_temp_path %s/%s;\n" % (temp, cls.tmp, temp))
-            f.write("server {\nlisten 127.0.0.1:%d;\n%s\n}\n}\n" % (cls.port, snippet))
+            for port, pool_sock in ((cls.port, os.path.join(cls.tmp, "gone.sock")),
+                                    (cls.live_port, sock)):
+                f.write("server {\nlisten 127.0.0.1:%d;\n%s\n}\n"
+                        % (port, snippet.replace("/run/files-api/fcgi.sock", pool_sock)))
+            f.write("}\n")
         nginx = subprocess.Popen(["nginx", "-c", conf], stderr=subprocess.DEVNULL)
         cls.addClassCleanup(terminate, nginx)
         wait_for_port(cls.port, nginx)
+        wait_for_port(cls.live_port, nginx)
+        for _ in range(600):  # spawn-fcgi's socket, 30 s at most
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
 
     def test_a_pool_that_is_gone_is_a_json_error(self):
         resp = request(self.port, "GET /v1/files HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -195,6 +238,148 @@ class NginxSnippetTest(unittest.TestCase):
                                   "Content-Length: 111149057\r\nConnection: close\r\n\r\n")
         self.assertEqual(resp.status, 413, resp.body)
         self.assertEqual(json.loads(resp.body)["error"]["code"], "VALIDATION_4016")
+
+    def test_the_internal_locations_are_no_route(self):
+        # The content files (X-Accel-Redirect's target) and the error pages
+        # are nginx's to send on the worker's or its own behalf only.
+        content = os.path.join(self.tmp, "data", "files", "zz", "file_snippetzz")
+        os.makedirs(os.path.dirname(content), exist_ok=True)
+        with open(content, "w") as f:
+            f.write("secret\n")
+        for path in ("/_files_internal/zz/file_snippetzz", "/_files_api_errors/413.json"):
+            with self.subTest(path=path):
+                resp = request(self.port, "GET %s HTTP/1.1\r\nHost: x\r\n"
+                                          "Connection: close\r\n\r\n" % path)
+                self.assertEqual(resp.status, 404, resp.body)
+                self.assertNotIn(b"secret", resp.body)
+
+    def test_a_download_handed_to_nginx_is_the_workers_answer(self):
+        # X-Accel-Redirect to the snippet's internal location: the whole file
+        # for several ranges (the worker's answer, not nginx's cut), with the
+        # worker's ETag and request id, and no hand-off header.
+        content = b'{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}\n'
+        ctype, body = multipart([field_part("purpose", "batch"), file_part(content)])
+        resp = request(self.live_port, "POST /v1/files HTTP/1.1\r\nHost: x\r\n"
+                                       "Authorization: Bearer %s\r\nContent-Type: %s\r\n"
+                                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                                       % (self.key, ctype, len(body), body.decode()))
+        self.assertEqual(resp.status, 200, resp.body)
+        file_id = json.loads(resp.body)["id"]
+        resp = request(self.live_port, "GET /v1/files/%s/content HTTP/1.1\r\nHost: x\r\n"
+                                       "Authorization: Bearer %s\r\nRange: bytes=0-1,5-6\r\n"
+                                       "Connection: close\r\n\r\n" % (file_id, self.key))
+        self.assertEqual((resp.status, resp.body), (200, content))
+        self.assertRegex(resp.header("ETag", ""), r'^"[0-9a-f]{32}"$')
+        self.assertIsNotNone(resp.header("X-Request-Id"))
+        self.assertIsNone(resp.header("X-Accel-Redirect"))
+
+
+@once_is_enough
+class LighttpdSnippetTest(unittest.TestCase):
+    """conf/lighttpd-files-api.conf in front of a worker on its socket."""
+    LIMIT = 108544 * 1024  # its server.max-request-size: 105 MiB + 1 MiB
+
+    @classmethod
+    def setUpClass(cls):
+        if not shutil.which("lighttpd") or not shutil.which("spawn-fcgi"):
+            raise unittest.SkipTest("lighttpd or spawn-fcgi is not installed")
+        cls.tmp = tempfile.mkdtemp(prefix="files-api-it-snippet-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        data, spool, docroot = (os.path.join(cls.tmp, d) for d in ("data", "spool", "docroot"))
+        for d in (data, spool, docroot):
+            os.mkdir(d, 0o700)
+        sock = os.path.join(cls.tmp, "fcgi.sock")
+        cls.key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
+                                  "--account", "snippet", "--scopes", "*"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        pool = subprocess.Popen(["spawn-fcgi", "-n", "-s", sock, "-M", "0600", "--",
+                                 str(BIN_DIR / "files-fcgi"), "--data-dir", data],
+                                env=dict(os.environ, FILES_API_DOWNLOAD_MODE="x-sendfile"),
+                                stderr=subprocess.DEVNULL)
+        cls.addClassCleanup(terminate, pool)
+        snippet = (REPO / "conf/lighttpd-files-api.conf").read_text()
+        snippet = snippet.replace("/run/files-api/fcgi.sock", sock)
+        snippet = snippet.replace("/var/spool/files-api", spool)
+        # With X-Sendfile enabled, as its comments say (lighttpd runs as the
+        # workers' user here: root).
+        for line in ('"x-sendfile" => "enable",',
+                     '"x-sendfile-docroot" => ("/var/lib/files-api/files/"),'):
+            assert "# " + line in snippet, line
+            snippet = snippet.replace("# " + line, line.replace("/var/lib/files-api", data))
+        cls.port = free_port()
+        conf = os.path.join(cls.tmp, "lighttpd.conf")
+        with open(conf, "w") as f:
+            f.write('server.document-root = "%s"\nserver.bind = "127.0.0.1"\nserver.port = %d\n'
+                    'server.errorlog = "/dev/null"\n%s' % (docroot, cls.port, snippet))
+        lighttpd = subprocess.Popen(["lighttpd", "-D", "-f", conf], stderr=subprocess.DEVNULL)
+        cls.addClassCleanup(terminate, lighttpd)
+        wait_for_port(cls.port, lighttpd)
+        for _ in range(600):  # spawn-fcgi's socket, 30 s at most
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+
+    def test_the_routes_reach_the_worker(self):
+        for path, status in (("/healthz", 200), ("/v1/files", 200), ("/v1/files/file_x", 404),
+                             ("/v1/files/file_x/content", 404)):
+            with self.subTest(path=path):
+                resp = request(self.port, "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                                          "\r\nConnection: close\r\n\r\n" % (path, self.key))
+                self.assertEqual(resp.status, status, resp.body)
+                self.assertIsNotNone(resp.header("X-Request-Id"), resp.body)  # the worker's
+        # The rest of the site stays lighttpd's.
+        with open(os.path.join(self.tmp, "docroot", "site.txt"), "w") as f:
+            f.write("site\n")
+        resp = request(self.port, "GET /site.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertEqual((resp.status, resp.body), (200, b"site\n"))
+
+    def test_a_download_handed_to_lighttpd_is_the_workers_answer(self):
+        # Several ranges: the whole file, as the worker answered (lighttpd,
+        # unless told not to, cut it by the Range: a 206 of the merged ranges); one
+        # range: the worker's 206.
+        content = b"".join(b'{"custom_id":"r%d","method":"POST","url":"/v1/embeddings",'
+                           b'"body":{}}\n' % i for i in range(3))
+        ctype, body = multipart([field_part("purpose", "batch"), file_part(content)])
+        resp = request(self.port, "POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                                  "\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                                  "Connection: close\r\n\r\n%s"
+                                  % (self.key, ctype, len(body), body.decode()))
+        self.assertEqual(resp.status, 200, resp.body)
+        file_id = json.loads(resp.body)["id"]
+        for ranges, status, expected in (("bytes=0-1,5-6", 200, content),
+                                         ("bytes=0-9", 206, content[:10])):
+            with self.subTest(ranges=ranges):
+                resp = request(self.port, "GET /v1/files/%s/content HTTP/1.1\r\nHost: x\r\n"
+                                          "Authorization: Bearer %s\r\nRange: %s\r\n"
+                                          "Connection: close\r\n\r\n" % (file_id, self.key, ranges))
+                self.assertEqual((resp.status, resp.body), (status, expected))
+                self.assertIsNone(resp.header("X-Sendfile"))
+
+    def test_the_body_limit_is_the_workers_limit_and_its_framing(self):
+        # A body of exactly the limit reaches the worker (which refuses it from
+        # its length: its 413 has X-Request-Id); one byte more is lighttpd's.
+        for extra in (0, 1):
+            with self.subTest(extra=extra), \
+                    socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                s.sendall(b"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                          b"Content-Type: multipart/form-data; boundary=b\r\n"
+                          b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                          % (self.key.encode(), self.LIMIT + extra))
+                piece = b"x" * (1 << 20)
+                try:
+                    for at in range(0, self.LIMIT if not extra else 0, len(piece)):
+                        s.sendall(piece[:self.LIMIT - at])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # answered before the end: the answer says by whom
+                raw = b""
+                while b"\r\n\r\n" not in raw:
+                    got = s.recv(65536)
+                    if not got:
+                        break
+                    raw += got
+                resp = Response.from_wire(raw)
+                self.assertEqual(resp.status, 413, resp.body)
+                self.assertEqual(resp.header("X-Request-Id") is not None, not extra)
 
 
 if __name__ == "__main__":
