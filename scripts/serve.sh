@@ -100,7 +100,8 @@ stop() {
             running "$log_relay" || break
             sleep 0.1
         done
-        wait "$log_relay" 2>/dev/null || true
+        # (wait would wait on: one still running is left to end alone)
+        running "$log_relay" || wait "$log_relay" 2>/dev/null || true
     fi
     [ -z "$run_spool" ] || rm -rf "$run_spool"
     [ -z "$run" ] || rm -rf "$run"

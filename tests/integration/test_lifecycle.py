@@ -298,6 +298,10 @@ class GracefulStopTest(ApiTestCase):
             pgid = stack.proc.pid
             run_dirs = [d for d in serve_run_dirs(stack.port) if d not in stale]
             self.assertEqual(len(run_dirs), 1, run_dirs)
+            spools = []  # lighttpd's and mod_fcgid's: one of the run's own in DATA/spool
+            if os.path.exists(os.path.join(run_dirs[0], "spool-dir")):
+                with open(os.path.join(run_dirs[0], "spool-dir")) as f:
+                    spools.append(f.read().rstrip("\n"))
             os.killpg(pgid, signum)
             if twice:
                 time.sleep(0.02)
@@ -313,6 +317,7 @@ class GracefulStopTest(ApiTestCase):
                             "attempt %d: processes left in the pool's group" % attempt)
             self.assertFalse(os.path.exists(run_dirs[0]), "attempt %d: run dir left (exit %s)\n%s"
                              % (attempt, stack.proc.returncode, stack.log_text()[-2000:]))
+            self.assertEqual([s for s in spools if os.path.exists(s)], [], "attempt %d" % attempt)
             stack.stop()
 
     def test_ctrl_c_stops_everything(self):
@@ -929,6 +934,7 @@ class HealthTest(ApiTestCase):
                 os.rename(path + ".away", path)
             self.assertEqual(client.request("GET", "/healthz").status, 200, name)
         self.assertEqual(client.request("POST", "/healthz").status, 405)
+        self.assertNotIn("gc: ", stack.log_text())  # --gc-interval 0: no gc, not even once
 
 
 @unittest.skipIf(os.environ.get("FILES_API_SERVER") not in (None, "", "lighttpd"),
@@ -1128,8 +1134,8 @@ class ServeScriptTest(ApiTestCase):
         os.mkdir(data, 0o700)
         with open(os.path.join(data, "files.db"), "wb") as f:
             f.write(os.urandom(8192))
-        started = time.monotonic()
-        proc, text = serve_until_ready(["--port", str(free_port()), "--workers", "1",
+        started, port = time.monotonic(), free_port()
+        proc, text = serve_until_ready(["--port", str(port), "--workers", "1",
                                         "--data-dir", data, "--start-timeout", "3"],
                                        cwd=tmp, env=self.env())
         self.addCleanup(stop_serve, proc)
@@ -1138,6 +1144,9 @@ class ServeScriptTest(ApiTestCase):
         self.assertIn("cannot open the database", text)
         self.assertIn("after 3 s: the workers cannot start", text)  # (they answer 503 meanwhile)
         self.assertNotIn("listening on", text)
+        # what it started is stopped, and its run directory removed
+        self.assertTrue(wait_for(lambda: not processes_naming(data), 10), processes_naming(data))
+        self.assertEqual(serve_run_dirs(port), [])
 
     def test_option_values_are_checked(self):
         tmp = self.tmp()
@@ -1161,6 +1170,9 @@ class ServeScriptTest(ApiTestCase):
                               (["--gc-interval", "10000000"] + data,
                                "--gc-interval takes a number of seconds, not 10000000"),
                               (["--download-mode", "ftp"] + data, "unknown download mode: ftp"),
+                              (["--bogus"] + data, "unknown argument --bogus"),
+                              (["--banner-file", os.path.join(tmp, "none")] + data,
+                               "--banner-file: cannot read " + os.path.join(tmp, "none")),
                               # the bounds themselves pass: the next check speaks
                               (["--port", "65535", "--workers", "999", "--gc-interval", "9999999",
                                 "--start-timeout", "9999", "--server", "bogus"] + data,
@@ -1174,6 +1186,28 @@ class ServeScriptTest(ApiTestCase):
                 self.assertEqual(proc.wait(30), 2, text)
                 self.assertIn("serve.sh: " + message, text)
         self.assertEqual(os.listdir(tmp), [])
+
+    def test_help_prints_the_usage_and_exits_0(self):
+        proc = subprocess.run([str(SERVE), "--help"], capture_output=True, text=True,
+                              env=self.env(), stdin=subprocess.DEVNULL, timeout=30)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        self.assertIn("scripts/serve.sh [--server lighttpd|apache|nginx", proc.stdout)
+
+    @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+    def test_by_default_four_workers_and_a_gc_every_600_s(self):
+        tmp = self.tmp()
+        data = os.path.join(tmp, "data")
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", data],
+                                       cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertIn("listening on", text)
+
+        def workers():
+            return [c for c in processes_naming(data) if c.split()[0].endswith("/files-fcgi")]
+        wait_for(lambda: len(workers()) >= 4, 10)
+        self.assertEqual(len(workers()), 4, workers())
+        self.assertEqual(len([c for c in processes_naming(data) if " gc --every 600" in c]), 1,
+                         processes_naming(data))
 
     def test_a_bin_directory_relative_to_the_current_one_works(self):
         tmp = self.tmp()
@@ -1231,6 +1265,11 @@ class ServeScriptTest(ApiTestCase):
         live, free = fake_run(held=True), fake_run(held=False)
         # A spool-dir that names something else is no spool of serve.sh's.
         other = fake_run(held=False, spool_name="files-api-it-other-")
+        # Nor is a run of another user's (as root, one can be made here).
+        others, as_root = fake_run(held=False), os.geteuid() == 0
+        if as_root:
+            for path in (others[0], os.path.join(others[0], "serve.lock")):
+                os.chown(path, 65534, 65534)
 
         proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
         self.addCleanup(stop_serve, proc)
@@ -1238,8 +1277,8 @@ class ServeScriptTest(ApiTestCase):
         self.assertFalse(os.path.exists(run))
         if lighttpd:
             self.assertFalse(os.path.exists(run_spool))
-        self.assertEqual([os.path.exists(path) for path in live + free + other],
-                         [True, True, False, False, False, True])
+        self.assertEqual([os.path.exists(path) for path in live + free + other + others],
+                         [True, True, False, False, False, True] + [as_root] * 2)
 
     def test_a_second_start_on_the_same_data_leaves_the_first_ones_uploads_alone(self):
         # lighttpd spools a body in 1 MiB pieces and closes each once full: a
@@ -1400,7 +1439,9 @@ class ServeScriptTest(ApiTestCase):
     def test_a_path_that_cannot_go_into_a_configuration_is_refused(self):
         tmp = self.tmp()
         for name in ('quote"d', "back\\slash", "dollar$x", "new\nline"):
-            for where in ("data", "environment", "spool"):
+            for where in ("data", "environment", "config", "spool"):
+                if where == "config" and "\n" in name:
+                    continue  # (no such value in a file of lines)
                 with self.subTest(name=name, where=where):
                     path = os.path.join(tmp, name)
                     env = self.env()
@@ -1409,6 +1450,11 @@ class ServeScriptTest(ApiTestCase):
                         args += ["--data-dir", path]
                     elif where == "environment":
                         env["FILES_API_DATA_DIR"] = path
+                    elif where == "config":  # checked too, before it is made
+                        config = os.path.join(tmp, "files-api.conf")
+                        with open(config, "w") as f:
+                            f.write("data_dir = %s\n" % path)
+                        args += ["--config", config]
                     else:
                         os.makedirs(path, exist_ok=True)
                         env["FILES_API_SPOOL_DIR"] = path
@@ -1421,6 +1467,16 @@ class ServeScriptTest(ApiTestCase):
                     if where != "spool":
                         self.assertFalse(os.path.exists(path), text)
                         self.assertFalse(os.path.exists(path.split("\n")[0]), text)
+
+    def test_a_data_directory_whose_real_path_cannot_go_into_a_configuration_is_refused(self):
+        tmp = self.tmp()
+        os.mkdir(os.path.join(tmp, 'quote"d'))
+        os.symlink(os.path.join(tmp, 'quote"d'), os.path.join(tmp, "link"))
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir",
+                                        os.path.join(tmp, "link")], cwd=tmp, env=self.env())
+        self.addCleanup(stop_serve, proc)
+        self.assertEqual(proc.wait(30), 2, text)
+        self.assertIn('quote"d: a path with', text)
 
     @unittest.skipUnless(os.environ.get("FILES_API_SERVER") == "apache-fcgid" and os.geteuid() == 0,
                          "mod_fcgid's workers run as www-data when Apache starts as root")
@@ -1472,7 +1528,7 @@ class ServeScriptTest(ApiTestCase):
         with open("/proc/%d/comm" % pool) as f:
             self.assertEqual(f.read().strip(), "multiwatch")
         os.kill(pool, signal.SIGKILL)
-        stack.proc.wait(30)
+        self.assertEqual(stack.proc.wait(30), 1)
         self.assertIn("a component exited; stopping", stack.log_text())
         self.assertTrue(wait_for(lambda: not group_alive(pool), 10), "workers left running")
 
@@ -1532,6 +1588,40 @@ class ServeScriptTest(ApiTestCase):
         # with serve.sh by its parent-death signal)
         self.addCleanup(lambda: shell.poll() is None and os.killpg(shell.pid, 9))
         return shell, int(shell.stdout.readline())
+
+    @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server supervises the workers")
+    def test_a_stop_the_pool_misses_is_sent_again(self):
+        # multiwatch can miss a stop (a worker it is restarting just then):
+        # serve.sh tells it again, with SIGTERM, until it is gone. A pool
+        # that ignores SIGINT stands for one that missed it.
+        tmp = self.tmp()
+        data = os.path.join(tmp, "data")
+        _, env = self.with_shim(tmp, "spawn-fcgi", "trap '' INT\n"
+                                "trap 'kill -TERM $child; wait $child; exit' TERM\n"
+                                '/usr/bin/spawn-fcgi "$@" &\nchild=$!\nwait $child\n')
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir", data,
+                                        "--workers", "1"], cwd=tmp, env=env)
+        self.addCleanup(stop_serve, proc)
+        self.assertIn("listening on", text)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(10), 0)
+        self.assertTrue(wait_for(lambda: not processes_naming(data), 10),
+                        processes_naming(data))
+
+    @unittest.skipUnless((os.environ.get("FILES_API_SERVER") or "").startswith("apache"),
+                         "Apache's log goes through a pipe of serve.sh's")
+    def test_a_process_that_keeps_apaches_log_open_holds_up_the_stop_5_s_at_most(self):
+        tmp = self.tmp()
+        _, env = self.with_shim(tmp, "apache2", "sleep 60 &\nexec /usr/sbin/apache2 \"$@\"\n")
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir",
+                                        os.path.join(tmp, "data"), "--workers", "1"],
+                                       cwd=tmp, env=env)
+        self.addCleanup(stop_serve, proc)
+        # (the sleep outlives serve.sh: run first)
+        self.addCleanup(lambda: group_alive(proc.pid) and os.killpg(proc.pid, signal.SIGKILL))
+        self.assertIn("listening on", text)
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(20), 0)
 
     def test_a_stop_while_a_part_is_still_starting_is_not_lost(self):
         # A part forked but not yet exec'd ignores SIGINT (bash's background
