@@ -44,6 +44,40 @@ def wait_for_port(port, *procs):
         time.sleep(0.05)
 
 
+def scratch_dir(cls, *programs):
+    """Skips the class unless the programs are installed; else makes cls.tmp,
+    removed with the class."""
+    missing = [p for p in programs if not shutil.which(p)]
+    if missing:
+        raise unittest.SkipTest("%s not installed" % ", ".join(missing))
+    cls.tmp = tempfile.mkdtemp(prefix="files-api-it-snippet-")
+    cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+
+
+def worker_pool(cls, socket_mode="0600", download_mode=None):
+    """A data directory under cls.tmp with a key (cls.key), and a worker on a
+    socket there, stopped with the class. Returns (data, socket path, pool)."""
+    data = os.path.join(cls.tmp, "data")
+    os.mkdir(data, 0o700)
+    sock = os.path.join(cls.tmp, "fcgi.sock")
+    cls.key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
+                              "--account", "snippet", "--scopes", "*"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ, FILES_API_DOWNLOAD_MODE=download_mode) if download_mode else None
+    pool = subprocess.Popen(["spawn-fcgi", "-n", "-s", sock, "-M", socket_mode, "--",
+                             str(BIN_DIR / "files-fcgi"), "--data-dir", data],
+                            env=env, stderr=subprocess.DEVNULL)
+    cls.addClassCleanup(terminate, pool)
+    return data, sock, pool
+
+
+def wait_for_socket(path):
+    for _ in range(600):  # spawn-fcgi's socket, 30 s at most
+        if os.path.exists(path):
+            return
+        time.sleep(0.05)
+
+
 def request(port, head):
     """The response, read up to its Content-Length (a server that refused a
     body lingers a while before it closes)."""
@@ -61,26 +95,25 @@ def request(port, head):
             raw += piece
 
 
+def upload(port, key, content):
+    """Uploads content for batch through the web server on port; returns its id."""
+    ctype, body = multipart([field_part("purpose", "batch"), file_part(content)])
+    resp = request(port, "POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                         "Content-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                         % (key, ctype, len(body), body.decode()))
+    if resp.status != 200:
+        raise AssertionError("upload: %d %r" % (resp.status, resp.body[:300]))
+    return json.loads(resp.body)["id"]
+
+
 @once_is_enough
 class ApacheSnippetTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not shutil.which("apache2") or not shutil.which("spawn-fcgi"):
-            raise unittest.SkipTest("apache2 or spawn-fcgi is not installed")
-        cls.tmp = tempfile.mkdtemp(prefix="files-api-it-snippet-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        scratch_dir(cls, "apache2", "spawn-fcgi")
         os.chmod(cls.tmp, 0o755)  # Apache's children, not root, read the error pages
-        data = os.path.join(cls.tmp, "data")
-        os.mkdir(data, 0o700)
         errors = installed_error_pages(cls.tmp)
-        sock = os.path.join(cls.tmp, "fcgi.sock")
-        cls.key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
-                                  "--account", "snippet", "--scopes", "*"],
-                                 check=True, capture_output=True, text=True).stdout.strip()
-        pool = subprocess.Popen(["spawn-fcgi", "-n", "-s", sock, "-M", "0666", "--",
-                                 str(BIN_DIR / "files-fcgi"), "--data-dir", data],
-                                stderr=subprocess.DEVNULL)
-        cls.addClassCleanup(terminate, pool)
+        _, sock, pool = worker_pool(cls, socket_mode="0666")
         snippet = (REPO / "conf/apache-files-api.conf").read_text()
         # /healthz in front of a pool that is gone, for Apache's own 503
         snippet = snippet.replace("unix:/run/files-api/fcgi.sock|fcgi://localhost/healthz",
@@ -103,10 +136,7 @@ class ApacheSnippetTest(unittest.TestCase):
                                   stderr=subprocess.DEVNULL)
         cls.addClassCleanup(terminate, apache)
         wait_for_port(cls.port, apache, pool)
-        for _ in range(600):  # spawn-fcgi's socket, 30 s at most
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
+        wait_for_socket(sock)
 
     def request(self, head):
         return request(self.port, head)
@@ -180,27 +210,14 @@ class ApacheSnippetTest(unittest.TestCase):
 class NginxSnippetTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not shutil.which("nginx"):
-            raise unittest.SkipTest("nginx is not installed")
-        cls.tmp = tempfile.mkdtemp(prefix="files-api-it-snippet-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+        scratch_dir(cls, "nginx", "spawn-fcgi")
         os.chmod(cls.tmp, 0o755)
         errors = installed_error_pages(cls.tmp)
         spool = os.path.join(cls.tmp, "spool")
         os.mkdir(spool)
         # Two server blocks with the snippet: one in front of a pool that is
         # gone, one in front of a pool that hands downloads to nginx.
-        data = os.path.join(cls.tmp, "data")
-        os.mkdir(data, 0o700)
-        sock = os.path.join(cls.tmp, "fcgi.sock")
-        cls.key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
-                                  "--account", "snippet", "--scopes", "*"],
-                                 check=True, capture_output=True, text=True).stdout.strip()
-        pool = subprocess.Popen(["spawn-fcgi", "-n", "-s", sock, "-M", "0600", "--",
-                                 str(BIN_DIR / "files-fcgi"), "--data-dir", data],
-                                env=dict(os.environ, FILES_API_DOWNLOAD_MODE="x-accel-redirect"),
-                                stderr=subprocess.DEVNULL)
-        cls.addClassCleanup(terminate, pool)
+        data, sock, _ = worker_pool(cls, download_mode="x-accel-redirect")
         snippet = (REPO / "conf/nginx-files-api.conf").read_text()
         snippet = snippet.replace("/usr/local/share/files-api/errors", errors)
         snippet = snippet.replace("/var/spool/files-api", spool)
@@ -222,10 +239,7 @@ class NginxSnippetTest(unittest.TestCase):
         cls.addClassCleanup(terminate, nginx)
         wait_for_port(cls.port, nginx)
         wait_for_port(cls.live_port, nginx)
-        for _ in range(600):  # spawn-fcgi's socket, 30 s at most
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
+        wait_for_socket(sock)
 
     def test_a_pool_that_is_gone_is_a_json_error(self):
         resp = request(self.port, "GET /v1/files HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -258,13 +272,7 @@ class NginxSnippetTest(unittest.TestCase):
         # for several ranges (the worker's answer, not nginx's cut), with the
         # worker's ETag and request id, and no hand-off header.
         content = b'{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}\n'
-        ctype, body = multipart([field_part("purpose", "batch"), file_part(content)])
-        resp = request(self.live_port, "POST /v1/files HTTP/1.1\r\nHost: x\r\n"
-                                       "Authorization: Bearer %s\r\nContent-Type: %s\r\n"
-                                       "Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                                       % (self.key, ctype, len(body), body.decode()))
-        self.assertEqual(resp.status, 200, resp.body)
-        file_id = json.loads(resp.body)["id"]
+        file_id = upload(self.live_port, self.key, content)
         resp = request(self.live_port, "GET /v1/files/%s/content HTTP/1.1\r\nHost: x\r\n"
                                        "Authorization: Bearer %s\r\nRange: bytes=0-1,5-6\r\n"
                                        "Connection: close\r\n\r\n" % (file_id, self.key))
@@ -281,22 +289,11 @@ class LighttpdSnippetTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        if not shutil.which("lighttpd") or not shutil.which("spawn-fcgi"):
-            raise unittest.SkipTest("lighttpd or spawn-fcgi is not installed")
-        cls.tmp = tempfile.mkdtemp(prefix="files-api-it-snippet-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
-        data, spool, docroot = (os.path.join(cls.tmp, d) for d in ("data", "spool", "docroot"))
-        for d in (data, spool, docroot):
+        scratch_dir(cls, "lighttpd", "spawn-fcgi")
+        spool, docroot = (os.path.join(cls.tmp, d) for d in ("spool", "docroot"))
+        for d in (spool, docroot):
             os.mkdir(d, 0o700)
-        sock = os.path.join(cls.tmp, "fcgi.sock")
-        cls.key = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
-                                  "--account", "snippet", "--scopes", "*"],
-                                 check=True, capture_output=True, text=True).stdout.strip()
-        pool = subprocess.Popen(["spawn-fcgi", "-n", "-s", sock, "-M", "0600", "--",
-                                 str(BIN_DIR / "files-fcgi"), "--data-dir", data],
-                                env=dict(os.environ, FILES_API_DOWNLOAD_MODE="x-sendfile"),
-                                stderr=subprocess.DEVNULL)
-        cls.addClassCleanup(terminate, pool)
+        data, sock, _ = worker_pool(cls, download_mode="x-sendfile")
         snippet = (REPO / "conf/lighttpd-files-api.conf").read_text()
         snippet = snippet.replace("/run/files-api/fcgi.sock", sock)
         snippet = snippet.replace("/var/spool/files-api", spool)
@@ -314,10 +311,7 @@ class LighttpdSnippetTest(unittest.TestCase):
         lighttpd = subprocess.Popen(["lighttpd", "-D", "-f", conf], stderr=subprocess.DEVNULL)
         cls.addClassCleanup(terminate, lighttpd)
         wait_for_port(cls.port, lighttpd)
-        for _ in range(600):  # spawn-fcgi's socket, 30 s at most
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
+        wait_for_socket(sock)
 
     def test_the_routes_reach_the_worker(self):
         for path, status in (("/healthz", 200), ("/v1/files", 200), ("/v1/files/file_x", 404),
@@ -339,13 +333,7 @@ class LighttpdSnippetTest(unittest.TestCase):
         # range: the worker's 206.
         content = b"".join(b'{"custom_id":"r%d","method":"POST","url":"/v1/embeddings",'
                            b'"body":{}}\n' % i for i in range(3))
-        ctype, body = multipart([field_part("purpose", "batch"), file_part(content)])
-        resp = request(self.port, "POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
-                                  "\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-                                  "Connection: close\r\n\r\n%s"
-                                  % (self.key, ctype, len(body), body.decode()))
-        self.assertEqual(resp.status, 200, resp.body)
-        file_id = json.loads(resp.body)["id"]
+        file_id = upload(self.port, self.key, content)
         for ranges, status, expected in (("bytes=0-1,5-6", 200, content),
                                          ("bytes=0-9", 206, content[:10])):
             with self.subTest(ranges=ranges):
