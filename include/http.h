@@ -29,13 +29,15 @@ struct http_request {
     const char *if_range;
     const char *if_unmodified_since;
     const char *if_modified_since;
-    int credentials_repeated;  /* Authorization or x-api-key sent more than once */
-    long long content_length;  /* -1 when the request declared none */
-    int head;                  /* HEAD: answer as GET, without a body */
-    int path_ok;               /* 0 if the request path was malformed or too long */
-    char *long_path;           /* a well-formed path too long for path (which has its
-                                  start), decoded whole into request memory; else NULL */
-    char path[ROUTE_MAX_PATH]; /* percent-decoded, query removed */
+    int credentials_repeated;      /* Authorization or x-api-key sent more than once */
+    int content_encoding_repeated; /* Content-Encoding sent more than once (nginx passes
+                                      each; the others join them with ", ") */
+    long long content_length;      /* -1 when the request declared none */
+    int head;                      /* HEAD: answer as GET, without a body */
+    int path_ok;                   /* 0 if the request path was malformed or too long */
+    char *long_path;               /* a well-formed path too long for path (which has its
+                                      start), decoded whole into request memory; else NULL */
+    char path[ROUTE_MAX_PATH];     /* percent-decoded, query removed */
     char request_id[HTTP_REQUEST_ID_LEN + 1];
     struct timespec started;
     /* For the access log. */

@@ -287,13 +287,16 @@ static int hand_off(const struct config *config, const char *id, char *headers, 
     return 1;
 }
 
-/* A hand-off sends no body for HEAD, and the web server would judge If-Match
- * and If-Unmodified-Since again by its own validators (nginx's internal
- * location fails every If-Match, its ETag being off; If-Unmodified-Since it
- * judges by whole seconds of the mtime): those downloads the worker sends. */
+/* A hand-off sends no body for HEAD, and the web server would judge If-Match,
+ * If-Unmodified-Since and If-Modified-Since again by its own validators
+ * (nginx's internal location fails every If-Match, its ETag being off;
+ * If-Unmodified-Since it judges by whole seconds of the mtime; nginx and
+ * Apache's mod_xsendfile take dates that are no HTTP-date, such as one in
+ * UTC, which the worker ignores, and answer 304): those downloads the worker
+ * sends. */
 static int handing_off_allowed(const struct http_request *req)
 {
-    return !req->head && !req->if_match && !req->if_unmodified_since;
+    return !req->head && !req->if_match && !req->if_unmodified_since && !req->if_modified_since;
 }
 
 /* Opens the content of a file the caller may read, checked against its row.

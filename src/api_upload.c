@@ -214,7 +214,15 @@ static int check_upload_headers(const struct http_request *req, struct upload *u
     uint64_t max_request = max_request_bytes(up);
 
     /* No web server in front decodes a body, and nor do we: a compressed
-     * one would otherwise be called a multipart body without its boundary. */
+     * one would otherwise be called a multipart body without its boundary.
+     * A repeated header (nginx passes each value; "identity" first would
+     * hide a "gzip" after it) is refused as the joined list is elsewhere. */
+    if (req->content_encoding_repeated) {
+        error_set(up->error, ERR_MALFORMED_REQUEST, NULL,
+                  "Content-Encoding sent more than once is not supported: send the body "
+                  "uncompressed");
+        return -1;
+    }
     if (req->content_encoding && *req->content_encoding &&
         strcasecmp(req->content_encoding, "identity") != 0) {
         char coding[64];

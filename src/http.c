@@ -152,6 +152,7 @@ void http_request_init(struct http_request *req, FCGX_Request *fcgi)
     req->authorization = value[PARAM_AUTHORIZATION];
     req->x_api_key = value[PARAM_X_API_KEY];
     req->credentials_repeated = count[PARAM_AUTHORIZATION] > 1 || count[PARAM_X_API_KEY] > 1;
+    req->content_encoding_repeated = count[PARAM_CONTENT_ENCODING] > 1;
     req->range = value[PARAM_RANGE];
     req->if_none_match = value[PARAM_IF_NONE_MATCH];
     req->if_match = value[PARAM_IF_MATCH];

@@ -7,6 +7,7 @@ and in another, in front of a worker that hands downloads to nginx;
 conf/lighttpd-files-api.conf, with X-Sendfile enabled as its comments say, in
 front of a worker on its socket."""
 
+import email.utils
 import json
 import os
 import shutil
@@ -280,6 +281,15 @@ class NginxSnippetTest(unittest.TestCase):
         self.assertRegex(resp.header("ETag", ""), r'^"[0-9a-f]{32}"$')
         self.assertIsNotNone(resp.header("X-Request-Id"))
         self.assertIsNone(resp.header("X-Accel-Redirect"))
+        # A date that is no HTTP-date (the mtime in UTC) is ignored by the
+        # worker (RFC 9110 §13.1.3), so nginx must not judge it again (304).
+        path = os.path.join(self.tmp, "data", "files", file_id[-2:], file_id)
+        mtime = email.utils.formatdate(int(os.stat(path).st_mtime), usegmt=True)
+        resp = request(self.live_port, "GET /v1/files/%s/content HTTP/1.1\r\nHost: x\r\n"
+                                       "Authorization: Bearer %s\r\nIf-Modified-Since: %s\r\n"
+                                       "Connection: close\r\n\r\n"
+                                       % (file_id, self.key, mtime.replace("GMT", "UTC")))
+        self.assertEqual((resp.status, resp.body), (200, content))
 
 
 @once_is_enough

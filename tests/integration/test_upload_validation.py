@@ -154,6 +154,19 @@ class ContentEncodingTest(ApiTestCase):
                              headers={"Content-Type": ctype, "Content-Encoding": coding})
             self.assertEqual(resp.status, 200, resp.body[:300])
 
+    def test_a_coding_in_a_repeated_header_is_refused_too(self):
+        # lighttpd and Apache join the values ("identity, gzip"); nginx passed
+        # each on, and the worker read only the first.
+        c = STACK.new_client()
+        ctype, body = multipart([file_part(CONTENT, "a.jsonl"), field_part("purpose", "batch")])
+        head = ("POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                "Authorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                "Content-Encoding: identity\r\nContent-Encoding: gzip\r\n\r\n"
+                % (c.key, ctype, len(body))).encode()
+        resp = Response.from_wire(raw_request(STACK, head + body))
+        self.assertError(resp, 400, "VALIDATION_4001", message="Content-Encoding.* not supported")
+        self.assertEqual(c.all_ids(), [])
+
 
 class TransferCodingTest(ApiTestCase):
     def chunked_upload(self, c, ctype, body, coding):
