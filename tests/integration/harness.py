@@ -256,6 +256,10 @@ class Stack:
     def base(self):
         return "http://127.0.0.1:%d" % self.port
 
+    def content_path(self, file_id):
+        """Where the store keeps a file's content: DATA/files/<last two of the id>/<id>."""
+        return os.path.join(self.data_dir, "files", file_id[-2:], file_id)
+
     def worker_pids(self):
         """PIDs of this stack's files-fcgi workers (not multiwatch)."""
         pids = []

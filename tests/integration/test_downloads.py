@@ -120,7 +120,7 @@ class RangeAndETagTest(ApiTestCase):
     def test_last_modified_and_the_date_conditions(self):
         # The content file's mtime, from the worker or the web server alike, on
         # GET, HEAD, ranges and 304s.
-        path = os.path.join(self.stack.data_dir, "files", self.file_id[-2:], self.file_id)
+        path = self.stack.content_path(self.file_id)
         mtime = email.utils.formatdate(int(os.stat(path).st_mtime), usegmt=True)
         head = self.client.request("HEAD", "/v1/files/%s/content" % self.file_id)
         for resp in (self.get(), head, self.get(Range="bytes=0-9"),

@@ -354,7 +354,7 @@ class ExpiryTest(ApiTestCase):
         self.assertError(client.retrieve(gone), 404, "INFERENCE_3302")
         self.assertError(client.content(gone), 404, "INFERENCE_3302")
         self.assertEqual(client.all_ids(), [kept])
-        path = os.path.join(STACK.data_dir, "files", gone[-2:], gone)
+        path = STACK.content_path(gone)
         self.assertTrue(os.path.exists(path))
         out = STACK.filesctl("gc").stdout
         self.assertRegex(out, r"gc: expired files deleted: [1-9]\d*")
@@ -372,7 +372,7 @@ class ExpiryTest(ApiTestCase):
         by_rm = client.upload_ok(batch_jsonl(2))["id"]
         by_gc = self.upload_expiring(client).json()["id"]
         expire_now(by_gc)
-        paths = [os.path.join(STACK.data_dir, "files", i[-2:], i) for i in (by_rm, by_gc)]
+        paths = [STACK.content_path(i) for i in (by_rm, by_gc)]
         for path in paths:
             os.unlink(path)
             os.mkdir(path)
@@ -392,7 +392,7 @@ class ExpiryTest(ApiTestCase):
         client = STACK.new_client()
         gone = self.upload_expiring(client).json()["id"]
         expire_now(gone)
-        os.unlink(os.path.join(STACK.data_dir, "files", gone[-2:], gone))
+        os.unlink(STACK.content_path(gone))
         res = STACK.filesctl("gc", check=False)
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn("gc: expired files deleted: 1", res.stdout)
@@ -408,7 +408,7 @@ class ExpiryTest(ApiTestCase):
         client = stack.new_client()
         kept = client.upload_ok(batch_jsonl(2))["id"]
         gone = self.upload_expiring(client).json()["id"]
-        path = os.path.join(stack.data_dir, "files", gone[-2:], gone)
+        path = stack.content_path(gone)
         expire_now(gone, stack)
         stack.wait_for_log(lambda t: "gc: expired files deleted: 1" in t, timeout=10)
         self.assertFalse(os.path.exists(path))
@@ -420,13 +420,35 @@ class ExpiryTest(ApiTestCase):
 
 @once_is_enough
 class FsckTest(ApiTestCase):
+    def one_worker_stack(self, name):
+        """A one-worker stack of its own, stopped with the test, and a client of it."""
+        stack = Stack(workers=1, name=name).start()
+        self.addCleanup(stack.stop)
+        return stack, stack.new_client()
+
+    @staticmethod
+    def give_to_the_service(stack, *paths):
+        """What a test made in the data directory, owned as the service's own
+        (www-data's under mod_fcgid)."""
+        owner = os.stat(stack.data_dir)
+        for path in paths:
+            os.chown(path, owner.st_uid, owner.st_gid)
+
+    def assert_fsck_reports(self, stack, *problems):
+        """fsck (no grace) exits 1 and reports each problem; returns its result."""
+        res = stack.filesctl("fsck", "--grace", "0", check=False)
+        self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+        for problem in problems:
+            self.assertIn(problem, res.stdout)
+        return res
+
     def test_content_whose_size_differs_from_its_row_is_500(self):
         # Served as it is, a truncated file would go out under the row's
         # Content-Length (or the web server's, with a hand-off): never.
         client = STACK.new_client()
         content = batch_jsonl(3)
         file_id = client.upload_ok(content)["id"]
-        path = os.path.join(STACK.data_dir, "files", file_id[-2:], file_id)
+        path = STACK.content_path(file_id)
         os.truncate(path, len(content) - 1)
         self.assertError(client.content(file_id), 500, "SYSTEM_9001")
         self.assertEqual(client.request("HEAD", "/v1/files/%s/content" % file_id).status, 500)
@@ -434,28 +456,20 @@ class FsckTest(ApiTestCase):
         self.assertEqual(client.delete(file_id).status, 200)
 
     def test_fsck_finds_and_repairs_damage(self):
-        stack = Stack(workers=1, name="fsck").start()
-        self.addCleanup(stack.stop)
-        client = stack.new_client()
+        stack, client = self.one_worker_stack("fsck")
         damaged = client.upload_ok(batch_jsonl(3))["id"]
         missing = client.upload_ok(batch_jsonl(4))["id"]
         intact = client.upload_ok(batch_jsonl(5))["id"]
-        files = os.path.join(stack.data_dir, "files")
-        with open(os.path.join(files, damaged[-2:], damaged), "r+b") as f:
+        with open(stack.content_path(damaged), "r+b") as f:
             f.write(b"X")  # same size, different bytes: only the hash tells
-        os.unlink(os.path.join(files, missing[-2:], missing))
-        stray = os.path.join(files, "zz", "file_" + "Q" * 22 + "zz")
+        os.unlink(stack.content_path(missing))
+        stray = stack.content_path("file_" + "Q" * 22 + "zz")
         os.makedirs(os.path.dirname(stray), exist_ok=True)
         with open(stray, "wb") as f:
             f.write(b"{}\n")
-        owner = os.stat(stack.data_dir)  # www-data's under mod_fcgid
-        for path in (stray, os.path.dirname(stray)):
-            os.chown(path, owner.st_uid, owner.st_gid)
-        res = stack.filesctl("fsck", "--grace", "0", check=False)
-        self.assertEqual(res.returncode, 1)
-        self.assertIn("content hash differs", res.stdout)
-        self.assertIn("content file missing", res.stdout)
-        self.assertIn("without a live row", res.stdout)
+        self.give_to_the_service(stack, stray, os.path.dirname(stray))
+        self.assert_fsck_reports(stack, "content hash differs", "content file missing",
+                                 "without a live row")
         res = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
         self.assertEqual(res.returncode, 0, res.stdout)
         self.assertEqual(stack.filesctl("fsck").returncode, 0)
@@ -466,12 +480,10 @@ class FsckTest(ApiTestCase):
     def test_a_tombstoned_rows_damaged_content_goes_with_it_without_waiting_the_grace(self):
         # The content just damaged is young: as a stray it would be pending for
         # the grace period. Tombstoning the row removes it at once.
-        stack = Stack(workers=1, name="fsck-size").start()
-        self.addCleanup(stack.stop)
-        client = stack.new_client()
+        stack, client = self.one_worker_stack("fsck-size")
         content = batch_jsonl(3)
         short = client.upload_ok(content)["id"]
-        path = os.path.join(stack.data_dir, "files", short[-2:], short)
+        path = stack.content_path(short)
         os.truncate(path, len(content) - 1)
         res = stack.filesctl("fsck", check=False)
         self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
@@ -488,22 +500,16 @@ class FsckTest(ApiTestCase):
         # Only the shard named by the id's last two characters holds its
         # content: a copy anywhere else (a misplaced restore) is reported and
         # removed, the file itself untouched.
-        stack = Stack(workers=1, name="fsck-shard").start()
-        self.addCleanup(stack.stop)
-        client = stack.new_client()
+        stack, client = self.one_worker_stack("fsck-shard")
         content = batch_jsonl(2)
         file_id = client.upload_ok(content)["id"]
         files = os.path.join(stack.data_dir, "files")
         other = "zz" if file_id[-2:] != "zz" else "yy"
         copy = os.path.join(files, other, file_id)
         os.makedirs(os.path.dirname(copy), exist_ok=True)
-        shutil.copyfile(os.path.join(files, file_id[-2:], file_id), copy)
-        owner = os.stat(stack.data_dir)  # www-data's under mod_fcgid
-        for path in (copy, os.path.dirname(copy)):
-            os.chown(path, owner.st_uid, owner.st_gid)
-        res = stack.filesctl("fsck", "--grace", "0", check=False)
-        self.assertEqual(res.returncode, 1, res.stdout)
-        self.assertIn("problem: %s: content file without a live row" % copy, res.stdout)
+        shutil.copyfile(stack.content_path(file_id), copy)
+        self.give_to_the_service(stack, copy, os.path.dirname(copy))
+        self.assert_fsck_reports(stack, "problem: %s: content file without a live row" % copy)
         res = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
         self.assertEqual(res.returncode, 0, res.stdout)
         self.assertFalse(os.path.exists(copy))
@@ -515,8 +521,7 @@ class FsckTest(ApiTestCase):
         old = os.path.join(stack.data_dir, "tmp", "1-2-0.upload")  # a dead worker's
         with open(old, "wb") as f:
             f.write(b"{}")
-        owner = os.stat(stack.data_dir)
-        os.chown(old, owner.st_uid, owner.st_gid)
+        self.give_to_the_service(stack, old)
         two_hours_ago = time.time() - 7200  # past the sweep's hour (ctime is fsck's)
         os.utime(old, (two_hours_ago, two_hours_ago))
         for args, status in ((["fsck", "--grace", "0"], 1), (["files", "list"], 0),
@@ -524,17 +529,13 @@ class FsckTest(ApiTestCase):
             res = stack.filesctl(*args, check=False)
             self.assertEqual(res.returncode, status, (args, res.stdout, res.stderr))
             self.assertTrue(os.path.exists(old), args)
-        res = stack.filesctl("fsck", "--grace", "0", check=False)
-        self.assertEqual(res.returncode, 1, res.stdout)
-        self.assertIn("problem: %s: stray temporary file" % old, res.stdout)
+        self.assert_fsck_reports(stack, "problem: %s: stray temporary file" % old)
         res = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
         self.assertEqual(res.returncode, 0, res.stdout)
         self.assertFalse(os.path.exists(old))
 
     def test_fsck_reports_what_is_not_a_content_file_and_never_removes_a_tree(self):
-        stack = Stack(workers=1, name="fsck-layout").start()
-        self.addCleanup(stack.stop)
-        client = stack.new_client()
+        stack, client = self.one_worker_stack("fsck-layout")
         kept = client.upload_ok(batch_jsonl(2))["id"]
         files = os.path.join(stack.data_dir, "files")
         shard = os.path.join(files, kept[-2:])
@@ -547,17 +548,13 @@ class FsckTest(ApiTestCase):
         for path in (loose, hidden, os.path.join(tree, "x")):
             with open(path, "wb") as f:
                 f.write(b"{}\n")
-        owner = os.stat(stack.data_dir)  # www-data's under mod_fcgid
-        for path in [loose, hidden, tree, os.path.join(tree, "x")] + empty_dirs:
-            os.chown(path, owner.st_uid, owner.st_gid)
-        res = stack.filesctl("fsck", "--grace", "0", check=False)
-        self.assertEqual(res.returncode, 1, res.stdout)
-        for path, kind in ((loose, "file outside any shard"),
-                           (hidden, "content file without a live row"),
-                           (empty_dirs[0], "directory that is not a shard"),
-                           (empty_dirs[1], "directory inside a shard"),
-                           (tree, "directory that is not a shard")):
-            self.assertIn("problem: %s: %s" % (path, kind), res.stdout)
+        self.give_to_the_service(stack, loose, hidden, tree, os.path.join(tree, "x"), *empty_dirs)
+        self.assert_fsck_reports(stack, *("problem: %s: %s" % (path, kind) for path, kind in (
+            (loose, "file outside any shard"),
+            (hidden, "content file without a live row"),
+            (empty_dirs[0], "directory that is not a shard"),
+            (empty_dirs[1], "directory inside a shard"),
+            (tree, "directory that is not a shard"))))
         res = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
         self.assertEqual(res.returncode, 1, res.stdout)  # the tree is left alone
         self.assertIn("problem: %s: directory that is not a shard" % tree, res.stdout)
@@ -593,7 +590,7 @@ class FsckTest(ApiTestCase):
         stack = self.stack("fsckloop")
         client = stack.new_client()
         file_id = client.upload_ok(batch_jsonl(2))["id"]
-        path = os.path.join(stack.data_dir, "files", file_id[-2:], file_id)
+        path = stack.content_path(file_id)
         os.rename(path, path + ".kept")
         os.symlink(os.path.basename(path), path)  # a loop: open() fails with ELOOP
         res = stack.filesctl("fsck", "--repair", check=False)
