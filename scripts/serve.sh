@@ -8,6 +8,7 @@
 #                    [--download-mode auto|stream|x-sendfile|x-accel-redirect] [--banner-file FILE]
 #                    [--gc-interval SECONDS] [--start-timeout SECONDS]
 #
+# Defaults: --server lighttpd --port 8080 --workers 4 --download-mode auto.
 # Downloads are handed to the web server (auto, the default): X-Sendfile for
 # lighttpd and for Apache (with mod_xsendfile, when its children can read the
 # data directory), X-Accel-Redirect for nginx, unless the configuration file
@@ -252,8 +253,10 @@ check_path "$data_dir"
 
 # The web server's body limit follows the worker's file limit, with room for
 # the multipart framing, so the worker (not the server) answers "too large".
+# Rounded up to a whole KiB, lighttpd's unit (server.max-request-size): rounded
+# down, lighttpd would refuse up to 1023 bytes below the limit its 413 names.
 max_file_bytes=$(ctl max_file_bytes)
-max_request_bytes=$(( max_file_bytes + 1048576 ))
+max_request_bytes=$(( (max_file_bytes + 1048576 + 1023) / 1024 * 1024 ))
 x_accel_prefix=$(ctl x_accel_prefix)
 
 # The download hand-off this web server can take; the workers are told with

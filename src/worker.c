@@ -214,7 +214,8 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: files-fcgi [--config PATH] [--data-dir DIR]\n"
                  "Runs one FastCGI worker on the socket passed as fd 0 (spawn-fcgi).\n"
-                 "Environment: FILES_API_CONFIG, FILES_API_DATA_DIR.\n");
+                 "Environment: FILES_API_CONFIG (the configuration file), and FILES_API_<KEY>\n"
+                 "for any configuration key (FILES_API_DATA_DIR, FILES_API_DOWNLOAD_MODE, ...).\n");
 }
 
 /* Answers one queued request, if any, with 503: the worker cannot serve. */
