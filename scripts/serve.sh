@@ -152,11 +152,14 @@ apache_modules=/usr/lib/apache2/modules
 
 usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit "${1:-0}"; }
 refuse() { echo "serve.sh: $*" >&2; exit 2; }
+given=" " # the options seen: one given twice is refused, as filesctl does (which was meant?)
 while [ $# -gt 0 ]; do
     case $1 in
     --server|--port|--data-dir|--workers|--config|--download-mode|--banner-file|--gc-interval|\
     --start-timeout)
-        [ $# -ge 2 ] && [ -n "$2" ] && [[ $2 != --* ]] || refuse "$1 needs a value" ;;
+        [ $# -ge 2 ] && [ -n "$2" ] && [[ $2 != --* ]] || refuse "$1 needs a value"
+        [[ $given != *" $1 "* ]] || refuse "$1 given twice"
+        given+="$1 " ;;
     esac
     case $1 in
     --server) server=$2; shift 2 ;;
@@ -212,7 +215,7 @@ if [ -n "$config" ]; then
     # (set -e does not stop a failed cd inside $( && ): check it here.)
     config_dir=$(cd "$(dirname "$config")" 2>/dev/null && pwd) ||
         { echo "serve.sh: --config $config: no such directory" >&2; exit 1; }
-    config=$config_dir/$(basename "$config")
+    config=${config_dir%/}/$(basename "$config") # (not //name for one in /)
 fi
 # These paths go into the web server's configuration, each in double quotes.
 check_path() {

@@ -1,6 +1,8 @@
 #include "db.h"
 #include "hooks.h"
+#include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -343,10 +345,31 @@ static int schema_version(int *version)
     return rc == SQLITE_ROW ? DB_OK : status_of(rc);
 }
 
+/* Whether DATA/files/ holds anything: content stored under a database that
+ * is gone, if that database has no schema. */
+static int store_holds_content(const char *data_dir)
+{
+    char path[PATH_MAX];
+    struct dirent *e;
+    DIR *dir;
+    int found = 0;
+
+    if (snprintf(path, sizeof path, "%s/" STORE_FILES_DIR, data_dir) >= (int)sizeof path)
+        return 1; /* (unknown: held, so as not to take it for new) */
+    if (!(dir = opendir(path)))
+        return errno != ENOENT;
+    while (!found && (e = readdir(dir)) != NULL)
+        found = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(dir);
+    return found;
+}
+
 /* Brings the schema up to date. Only a database that needs it takes the write
  * lock: a worker or filesctl starting while another process writes does not
- * wait for that. */
-static int migrate(void)
+ * wait for that. A database without a schema (an empty files.db: emptied, or a
+ * restore that wrote nothing) beside stored content is refused, not made new:
+ * every file would lose its row, and fsck --repair would remove its content. */
+static int migrate(const char *data_dir)
 {
     int version = 0;
     size_t count = sizeof migrations / sizeof *migrations;
@@ -362,6 +385,14 @@ static int migrate(void)
     if (version > (int)count) {
         fprintf(stderr, "files-api: database schema %d is newer than this program (%zu)\n", version,
                 count);
+        goto fail;
+    }
+    if (version == 0 && store_holds_content(data_dir)) {
+        fprintf(stderr,
+                "files-api: %s/%s has no tables, but %s/" STORE_FILES_DIR " holds content: the "
+                "database was emptied or replaced; restore it (a new, empty one would disown "
+                "every stored file)\n",
+                data_dir, DB_FILENAME, data_dir);
         goto fail;
     }
     for (size_t i = (size_t)version; i < count; i++) {
@@ -466,6 +497,14 @@ int db_open(const char *data_dir, int busy_timeout_ms)
         return DB_ERROR;
     if ((create = create_flag(path)) < 0)
         return DB_ERROR;
+    if (create && store_holds_content(data_dir)) { /* (refused, as below, making nothing) */
+        fprintf(stderr,
+                "files-api: %s is missing, but %s/" STORE_FILES_DIR " holds content: the database "
+                "was moved or deleted; put it back (a new, empty one would disown every stored "
+                "file)\n",
+                path, data_dir);
+        return DB_ERROR;
+    }
     snprintf(conn.damage_marker, sizeof conn.damage_marker, "%s.damaged", path);
     if (db_damaged()) /* else nothing would say why /healthz answers 503 */
         fprintf(stderr,
@@ -495,7 +534,7 @@ int db_open(const char *data_dir, int busy_timeout_ms)
                  /* 512 KiB of page cache: the hot pages are few, and a worker's
                   * memory budget is small (16 MiB during a 105 MiB upload). */
                  "PRAGMA cache_size = -512") != DB_OK ||
-        migrate() != DB_OK) {
+        migrate(data_dir) != DB_OK) {
         db_close();
         return DB_ERROR;
     }

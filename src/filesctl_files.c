@@ -162,6 +162,11 @@ int filesctl_files_list(const struct config *config, const struct filesctl_args 
     int64_t account_id = -1, longest;
 
     (void)config;
+    /* A misspelled purpose listed nothing, as if there were no such files. */
+    if (rows.purpose && !purpose_known(rows.purpose)) {
+        fprintf(stderr, "filesctl: purpose must be batch or batch_output\n");
+        return 2;
+    }
     if (account && db_account_find(account, &account_id) != DB_OK) {
         fprintf(stderr, "filesctl: no account %s\n", account);
         return 1;

@@ -106,8 +106,10 @@ static void check_tmp(struct fsck *f)
     DIR *dir;
 
     snprintf(dir_path, sizeof dir_path, "%s/" STORE_TMP_DIR, f->config->data_dir);
-    if (!(dir = opendir(dir_path)))
+    if (!(dir = opendir(dir_path))) { /* not clean: what it holds was not looked at */
+        report(f, 0, "%s: %s", dir_path, "directory cannot be read (not checked)");
         return;
+    }
     while ((e = readdir(dir)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
@@ -179,8 +181,10 @@ static void check_content_files(struct fsck *f)
     DIR *top;
 
     snprintf(files_dir, sizeof files_dir, "%s/" STORE_FILES_DIR, f->config->data_dir);
-    if (!(top = opendir(files_dir)))
+    if (!(top = opendir(files_dir))) {
+        report(f, 0, "%s: %s", files_dir, "directory cannot be read (not checked)");
         return;
+    }
     while ((e = readdir(top)) != NULL) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
             continue;
@@ -293,10 +297,21 @@ static void check_rows(struct fsck *f)
             continue;
         /* A broken row becomes a tombstone: the API answers 404 for it, list
          * cursors naming it still work, and its damaged content is removed. */
-        if (f->repair && row->damaged && db_file_remove(row->id, (int64_t)f->now) == DB_OK) {
+        int tried = f->repair && row->damaged;
+        int status = tried ? db_file_remove(row->id, (int64_t)f->now) : DB_ERROR;
+        if (tried && status == DB_OK) {
             if (store_remove(f->config->data_dir, row->id) != 0 && errno != ENOENT)
                 report(f, 0, "%s: %s", row->id, "damaged content could not be removed");
             report(f, 1, "tombstoned row %s (%s)", row->id, row->why);
+        } else if (tried && status == DB_NOT_FOUND) { /* deleted since the look above */
+            continue;
+        } else if (tried) { /* --repair was asked for: say why it was not done */
+            printf("problem: row %s: %s; not repaired: %s\n", row->id, row->why,
+                   status == DB_BUSY   ? "the database is busy (another process holds its "
+                                         "write lock); try again"
+                   : status == DB_FULL ? "no space left on the disk"
+                                       : "database error");
+            f->problems++;
         } else {
             report(f, 0, "row %s: %s", row->id, row->why);
         }

@@ -244,6 +244,11 @@ class ImportTest(ApiTestCase):
         self.assertIn(file_id, listing)
         self.assertIn("ops.jsonl", listing)
         self.assertNotIn(other, listing)  # --account: that account's files only
+        self.assertIn(file_id, STACK.filesctl("files", "list", "--purpose", "batch").stdout)
+        for purpose in ("batches", "", "Batch"):  # not an empty list, as if there were none
+            res = STACK.filesctl("files", "list", "--purpose", purpose, check=False)
+            self.assertEqual((res.returncode, res.stdout), (2, ""), purpose)
+            self.assertIn("purpose must be batch or batch_output", res.stderr)
         shown = json.loads(STACK.filesctl("files", "show", file_id).stdout)
         self.assertEqual(shown["id"], file_id)
         self.assertRegex(shown["content_hash"], r"^[0-9a-f]{32}$")
@@ -602,6 +607,29 @@ class FsckTest(ApiTestCase):
         os.rename(path + ".kept", path)
         self.assertEqual(stack.filesctl("fsck", check=False).returncode, 0)
 
+    @unittest.skipIf(os.geteuid() != 0, "needs root")
+    def test_a_store_directory_it_cannot_read_is_a_problem_not_clean(self):
+        # fsck works as the database's owner: tmp/ or files/ that owner cannot
+        # list was skipped without a word, and an unchecked store passed clean.
+        ctl = str(BIN_DIR / "filesctl")
+        with tempfile.TemporaryDirectory() as cwd:
+            os.chmod(cwd, 0o711)
+            data = os.path.join(cwd, "data")
+            subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "a",
+                            "--scopes", "*"], capture_output=True, check=True)
+            subprocess.run(["chown", "-R", "www-data:www-data", data], check=True)
+            for name in ("tmp", "files"):
+                with self.subTest(directory=name):
+                    os.chmod(os.path.join(data, name), 0)
+                    res = subprocess.run([ctl, "--data-dir", data, "fsck"], capture_output=True,
+                                         text=True)
+                    os.chmod(os.path.join(data, name), 0o700)
+                    self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
+                    self.assertIn("problem: %s/%s: directory cannot be read (not checked)" %
+                                  (data, name), res.stdout)
+            res = subprocess.run([ctl, "--data-dir", data, "fsck"], capture_output=True, text=True)
+            self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+
     def start_paused(self, stack, point, *args):
         """Runs filesctl ARGS paused 1 s at point; returns the process once it is there."""
         env = dict(stack._env(), FILES_API_PAUSE_AT=point)
@@ -625,6 +653,42 @@ class FsckTest(ApiTestCase):
         self.assertIn("files.db is missing, but its write-ahead log", res.stderr)
         self.assertEqual(res.stdout, "")
         self.assertEqual(os.listdir(data), ["files.db-wal"])
+
+    def test_an_emptied_database_beside_stored_content_is_refused_not_made_new(self):
+        # An empty files.db (truncated, or a restore that wrote nothing) is a
+        # new database to SQLite: taken for one, every file lost its row, and
+        # fsck --repair then removed all the content as strays.
+        ctl = str(BIN_DIR / "filesctl")
+        with tempfile.TemporaryDirectory() as cwd:
+            data = os.path.join(cwd, "data")
+            subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "a",
+                            "--scopes", "*"], capture_output=True, check=True)
+            res = subprocess.run([ctl, "--data-dir", data, "files", "import", "--account", "a",
+                                  "--purpose", "batch", "-"], input=batch_jsonl(2),
+                                 capture_output=True, check=True)
+            file_id = json.loads(res.stdout)["id"]
+            content = os.path.join(data, "files", file_id[-2:], file_id)
+            self.assertTrue(os.path.exists(content))
+            open(os.path.join(data, "files.db"), "wb").close()
+            for args in (["fsck", "--repair", "--grace", "0"], ["keys", "list"],
+                         ["keys", "create", "--account", "b", "--scopes", "*"]):
+                with self.subTest(args=args):
+                    res = subprocess.run([ctl, "--data-dir", data] + args, capture_output=True,
+                                         text=True)
+                    self.assertEqual((res.returncode, res.stdout), (1, ""), res.stderr)
+                    self.assertIn("files.db has no tables, but %s/files holds content" % data,
+                                  res.stderr)
+            self.assertTrue(os.path.exists(content))
+            # gone altogether (its log too): none is made beside the content
+            os.unlink(os.path.join(data, "files.db"))
+            for name in ("files.db-wal", "files.db-shm"):
+                if os.path.exists(os.path.join(data, name)):
+                    os.unlink(os.path.join(data, name))
+            res = subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "b",
+                                  "--scopes", "*"], capture_output=True, text=True)
+            self.assertEqual((res.returncode, res.stdout), (1, ""), res.stderr)
+            self.assertIn("files.db is missing, but %s/files holds content" % data, res.stderr)
+            self.assertEqual(sorted(os.listdir(data)), ["files", "tmp"])
 
     @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
     def test_a_database_another_process_creates_meanwhile_is_not_taken_for_a_moved_one(self):
@@ -693,15 +757,24 @@ class FsckTest(ApiTestCase):
         stack = self.stack("ctlbusy", config="db_busy_timeout_ms = 300\n")
         client = stack.new_client()
         file_id = client.upload_ok(batch_jsonl(2))["id"]
+        broken = client.upload_ok(batch_jsonl(1))["id"]
+        os.unlink(stack.content_path(broken))
         with stack.write_lock_held():
             res = stack.filesctl("files", "rm", file_id, check=False)
             made = stack.filesctl("keys", "create", "--account", "busy", "--scopes", "*",
                                   check=False)
+            # a repair not done says why, not only what was found
+            fsck = stack.filesctl("fsck", "--repair", "--grace", "0", check=False)
         self.assertEqual(res.returncode, 1)
         self.assertIn("the database is busy", res.stderr)
         self.assertEqual((made.returncode, made.stdout), (1, ""))
         self.assertIn("storing the key: the database is busy", made.stderr)
         self.assertEqual(client.retrieve(file_id).status, 200)
+        self.assertEqual(fsck.returncode, 1, fsck.stdout + fsck.stderr)
+        self.assertIn("problem: row %s: content file missing; not repaired: the database is busy"
+                      % broken, fsck.stdout)
+        self.assertIn("tombstoned row " + broken,
+                      stack.filesctl("fsck", "--repair", "--grace", "0").stdout)
 
 
 LONG_MAX = 2 ** 63 - 1

@@ -1171,6 +1171,11 @@ class ServeScriptTest(ApiTestCase):
                                "--gc-interval takes a number of seconds, not 10000000"),
                               (["--download-mode", "ftp"] + data, "unknown download mode: ftp"),
                               (["--bogus"] + data, "unknown argument --bogus"),
+                              # which of the two was meant is a guess
+                              (["--port", "1", "--port", "2", "--server", "bogus"] + data,
+                               "--port given twice"),
+                              (data + ["--server", "bogus", "--data-dir", tmp],
+                               "--data-dir given twice"),
                               (["--banner-file", os.path.join(tmp, "none")] + data,
                                "--banner-file: cannot read " + os.path.join(tmp, "none")),
                               # the bounds themselves pass: the next check speaks
