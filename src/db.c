@@ -200,13 +200,35 @@ int db_damaged(void)
     return conn.damage_marker[0] && access(conn.damage_marker, F_OK) == 0;
 }
 
+/* The operating system's reason behind an I/O failure, for the log: SQLite's
+ * "disk I/O error" alone does not tell a full disk from a read-only one. */
+static const char *os_cause(int rc)
+{
+    int primary = rc & 0xff, os_errno = conn.db ? sqlite3_system_errno(conn.db) : 0;
+
+    /* (Not for "unable to open": the errno is that of SQLite's last fallback,
+     * e.g. ENOENT for a read-only open of a log that is not there.) */
+    if (os_errno == 0 || (primary != SQLITE_IOERR && primary != SQLITE_FULL))
+        return "";
+    return strerror(os_errno);
+}
+
+/* Logs a failure as "sqlite: WHAT: message (os cause)". */
+static void log_sqlite(const char *what, const char *message, int rc)
+{
+    const char *cause = os_cause(rc);
+
+    fprintf(stderr, "files-api: sqlite: %s%s%s%s%s%s\n", what, *what ? ": " : "", message,
+            *cause ? " (" : "", cause, *cause ? ")" : "");
+}
+
 static int status_of(int rc)
 {
     const char *message = conn.db ? sqlite3_errmsg(conn.db) : sqlite3_errstr(rc);
 
     if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return DB_BUSY;
-    fprintf(stderr, "files-api: sqlite: %s\n", message);
+    log_sqlite("", message, rc);
     if ((rc & 0xff) == SQLITE_CORRUPT || (rc & 0xff) == SQLITE_NOTADB)
         mark_damaged(message);
     return (rc & 0xff) == SQLITE_FULL ? DB_FULL : DB_ERROR;
@@ -218,7 +240,7 @@ static int exec_sql(const char *sql)
     int rc = sqlite3_exec(conn.db, sql, NULL, NULL, &message);
 
     if (rc != SQLITE_OK) {
-        fprintf(stderr, "files-api: sqlite: %s\n", message ? message : sqlite3_errstr(rc));
+        log_sqlite("", message ? message : sqlite3_errstr(rc), rc);
         sqlite3_free(message);
         return rc == SQLITE_BUSY ? DB_BUSY : DB_ERROR;
     }
@@ -482,10 +504,22 @@ static int use_wal(int busy_timeout_ms)
         waited_ms += 10;
     }
     if (rc != SQLITE_OK) {
-        fprintf(stderr, "files-api: sqlite: switching to WAL: %s\n", sqlite3_errstr(rc));
+        log_sqlite("switching to WAL", sqlite3_errmsg(conn.db), rc);
         return DB_ERROR;
     }
     return DB_OK;
+}
+
+/* After a failed open: SQLite's "unable to open database file" does not say
+ * that the folder or the database is read-only (a read-only mount, whose
+ * EROFS even root gets). */
+static void log_unwritable(const char *data_dir, const char *path)
+{
+    const char *name = access(data_dir, W_OK) != 0                          ? data_dir
+                       : access(path, F_OK) == 0 && access(path, W_OK) != 0 ? path
+                                                                            : NULL;
+    if (name)
+        fprintf(stderr, "files-api: %s cannot be written: %s\n", name, strerror(errno));
 }
 
 int db_open(const char *data_dir, int busy_timeout_ms)
@@ -521,6 +555,7 @@ int db_open(const char *data_dir, int busy_timeout_ms)
     if (sqlite3_open_v2(path, &conn.db, SQLITE_OPEN_READWRITE | create | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         status_of(SQLITE_ERROR);
+        log_unwritable(data_dir, path);
         db_close();
         return DB_ERROR;
     }
@@ -535,6 +570,7 @@ int db_open(const char *data_dir, int busy_timeout_ms)
                   * memory budget is small (16 MiB during a 105 MiB upload). */
                  "PRAGMA cache_size = -512") != DB_OK ||
         migrate(data_dir) != DB_OK) {
+        log_unwritable(data_dir, path);
         db_close();
         return DB_ERROR;
     }

@@ -15,7 +15,8 @@ import threading
 import time
 import unittest
 
-from harness import DEFAULT_MAX_FILE_BYTES, ApiTestCase, ContentGen, Stack, batch_jsonl, once_is_enough
+from harness import (BIN_DIR, DEFAULT_MAX_FILE_BYTES, ApiTestCase, ContentGen, Stack, batch_jsonl,
+                     once_is_enough)
 
 MIB = 1024 * 1024
 
@@ -94,6 +95,35 @@ class ResourceCase(ApiTestCase):
 
         self.addCleanup(cleanup)
         return stack.start()
+
+
+@unittest.skipUnless(CAN_MOUNT, "mounting a tmpfs needs root (and a kernel that allows it)")
+class UnusableDataDirTest(unittest.TestCase):
+    @once_is_enough  # filesctl alone
+    def test_a_full_or_read_only_disk_is_named_when_the_database_cannot_open(self):
+        # SQLite says only "disk I/O error" or "unable to open database file".
+        mount = "/tmp/files-api-unusable-%d" % os.getpid()
+        mount_tmpfs(mount, 1)
+        self.addCleanup(lambda: (subprocess.run(["umount", "-l", mount]), os.rmdir(mount)))
+        data = os.path.join(mount, "data")
+
+        def keys_list():
+            res = subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "list"],
+                                 capture_output=True, text=True, timeout=30)
+            self.assertEqual(res.returncode, 1, res.stderr)
+            return res.stderr
+
+        subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, "keys", "create",
+                        "--account", "a", "--scopes", "files:read"], check=True,
+                       capture_output=True)
+        subprocess.run(["mount", "-o", "remount,ro", mount], check=True)
+        self.assertIn("%s cannot be written: Read-only file system" % data, keys_list())
+        subprocess.run(["mount", "-o", "remount,rw", mount], check=True)
+        for log in ("files.db-wal", "files.db-shm"):  # so that opening it must write
+            if os.path.exists(os.path.join(data, log)):
+                os.unlink(os.path.join(data, log))
+        fill_disk(mount)
+        self.assertIn("switching to WAL: disk I/O error (No space left on device)", keys_list())
 
 
 @unittest.skipUnless(CAN_MOUNT, "mounting a tmpfs needs root (and a kernel that allows it)")
