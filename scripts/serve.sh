@@ -620,6 +620,10 @@ TypesConfig /dev/null
 $( [ "$download_mode" = x-sendfile ] && echo "LoadModule xsendfile_module $modules/mod_xsendfile.so" )
 $user
 ServerName 127.0.0.1
+# "Server: Apache", not its version, OS and modules (mod_fcgid/2.3.9): nothing a
+# client needs, and a guide to known flaws for one that probes.
+ServerTokens Prod
+ServerSignature Off
 Listen 127.0.0.1:$port
 PidFile $run/apache/apache.pid
 DefaultRuntimeDir $run/apache
@@ -692,6 +696,8 @@ error_log stderr warn;
 events { worker_connections 1024; }
 http {
     access_log off;
+    # "Server: nginx", not its version (lighttpd's server.tag says files-api).
+    server_tokens off;
     client_max_body_size $max_request_bytes;
     client_body_temp_path "$spool";
     fastcgi_temp_path $run/nginx/fastcgi;

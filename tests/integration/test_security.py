@@ -14,7 +14,7 @@ import tempfile
 import time
 import unittest
 
-from harness import ApiTestCase, Stack, batch_jsonl
+from harness import ApiTestCase, Response, Stack, batch_jsonl, raw_request
 
 STACK = None
 SCOPES = {  # scope list -> may use the Files API
@@ -194,6 +194,18 @@ class ListenAddressTest(ApiTestCase):
                         listening.append(address)
         self.assertTrue(listening, "nothing listens on port %d" % STACK.port)
         self.assertEqual(set(listening), {"0100007F"}, "not 127.0.0.1 alone")
+
+
+class ServerHeaderTest(ApiTestCase):
+    def test_the_server_header_names_no_version(self):
+        # nginx and Apache named their versions (nginx/1.22.1, Apache/2.4.71
+        # (Debian) mod_fcgid/2.3.9) on every answer, the worker's and their own.
+        client = STACK.new_client()
+        own = raw_request(STACK, b"GET /v1/files HTTP/1.1\r\nConnection: close\r\n\r\n")
+        for resp in (client.list(), Response.from_wire(own)):  # the latter: no Host, 400
+            with self.subTest(status=resp.status):
+                server = resp.header("Server") or ""
+                self.assertNotRegex(server, r"[0-9]", server)
 
 
 class UmaskTest(ApiTestCase):

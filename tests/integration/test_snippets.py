@@ -268,6 +268,12 @@ class NginxSnippetTest(unittest.TestCase):
                 self.assertEqual(resp.status, 404, resp.body)
                 self.assertNotIn(b"secret", resp.body)
 
+    def test_the_server_header_names_no_version(self):
+        # The worker's answer and nginx's own (a pool that is gone: 502).
+        for port in (self.live_port, self.port):
+            resp = request(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            self.assertEqual(resp.header("Server"), "nginx", resp.status)
+
     def test_a_download_handed_to_nginx_is_the_workers_answer(self):
         # X-Accel-Redirect to the snippet's internal location: the whole file
         # for several ranges (the worker's answer, not nginx's cut), with the
