@@ -738,6 +738,7 @@ $(for status in $error_statuses; do echo "        error_page $status /_files_api
             max_ranges 0;
             add_header ETag \$upstream_http_etag;
             add_header X-Request-Id \$upstream_http_x_request_id always;
+            add_header X-Content-Type-Options \$upstream_http_x_content_type_options;
         }
     }
 }

@@ -278,6 +278,9 @@ void http_send_head(struct http_request *req, int status, const char *headers)
     FCGX_PutStr(line, (int)t.len, out);
     if (headers)
         FCGX_PutS(headers, out);
+    /* A browser must not take a JSON error that quotes the request, or an
+     * uploaded file, for HTML. */
+    FCGX_PutS("X-Content-Type-Options: nosniff\r\n", out);
     FCGX_PutStr("X-Request-Id: ", 14, out);
     FCGX_PutS(req->request_id, out);
     FCGX_PutStr("\r\n\r\n", 4, out);

@@ -208,6 +208,19 @@ class ServerHeaderTest(ApiTestCase):
                 self.assertNotRegex(server, r"[0-9]", server)
 
 
+class NoSniffTest(ApiTestCase):
+    def test_the_workers_answers_forbid_content_sniffing(self):
+        # A 404 quotes the path, and content is whatever was uploaded: a
+        # browser sniffing either for HTML would run what it found.
+        client = STACK.new_client()
+        file_id = client.upload_ok(batch_jsonl(1))["id"]
+        answers = {"list": client.list(), "404": client.request("GET", "/v1/<script>x</script>"),
+                   "content": client.content(file_id), "metadata": client.retrieve(file_id)}
+        for name, resp in answers.items():
+            with self.subTest(answer=name, status=resp.status):
+                self.assertEqual(resp.header("X-Content-Type-Options"), "nosniff", resp.headers)
+
+
 class UmaskTest(ApiTestCase):
     def test_nothing_serve_sh_makes_is_writable_by_others_under_umask_000(self):
         # Under umask 000 the run directory's configuration, error pages and

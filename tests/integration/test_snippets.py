@@ -277,7 +277,7 @@ class NginxSnippetTest(unittest.TestCase):
     def test_a_download_handed_to_nginx_is_the_workers_answer(self):
         # X-Accel-Redirect to the snippet's internal location: the whole file
         # for several ranges (the worker's answer, not nginx's cut), with the
-        # worker's ETag and request id, and no hand-off header.
+        # worker's ETag, request id and nosniff, and no hand-off header.
         content = b'{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{}}\n'
         file_id = upload(self.live_port, self.key, content)
         resp = request(self.live_port, "GET /v1/files/%s/content HTTP/1.1\r\nHost: x\r\n"
@@ -286,6 +286,7 @@ class NginxSnippetTest(unittest.TestCase):
         self.assertEqual((resp.status, resp.body), (200, content))
         self.assertRegex(resp.header("ETag", ""), r'^"[0-9a-f]{32}"$')
         self.assertIsNotNone(resp.header("X-Request-Id"))
+        self.assertEqual(resp.header("X-Content-Type-Options"), "nosniff")
         self.assertIsNone(resp.header("X-Accel-Redirect"))
         # A date that is no HTTP-date (the mtime in UTC) is ignored by the
         # worker (RFC 9110 §13.1.3), so nginx must not judge it again (304).
