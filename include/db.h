@@ -61,6 +61,11 @@ void db_close(void);
  * (writes are then refused, DB_ERROR), else 1. */
 int db_in_place(void);
 
+/* 1 if SQLite opened the database for reading only (the file or its mount
+ * refused writing: SQLite falls back without an error), else 0. A handle
+ * opened so stays so after the cause is gone. */
+int db_read_only(void);
+
 /* The reads between these two see one snapshot, under one WAL read lock
  * (two system calls) instead of one lock for each statement. Only for reads,
  * and short ones: an open read transaction holds back checkpoints. Returns

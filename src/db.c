@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -110,6 +111,11 @@ static const char *const statement_sql[STMT_COUNT] = {
  * pages later, so that they do not each wait. */
 #define WAL_CHECKPOINT_PAGES 1000
 #define WAL_RESTART_WAIT_MS 200
+/* After a failed restart on a disk short of room (a reader held the WAL),
+ * the commits of this many pages more go without one. */
+#define WAL_ROOM_RETRY_PAGES 64
+/* A WAL frame's header, beside its page. */
+#define WAL_FRAME_HEADER 24
 
 /* The per-process connection and all that goes with it; db_close resets it
  * whole. */
@@ -117,7 +123,9 @@ static struct connection {
     sqlite3 *db;
     sqlite3_stmt *statements[STMT_COUNT];
     int busy_wait_ms;       /* db_open's busy timeout, restored after a WAL restart's */
+    int page_size;          /* the database's, for the WAL's growth in bytes */
     int next_restart_pages; /* the WAL's size at which a restart is tried next */
+    int next_room_pages;    /* on a disk short of room for the WAL: likewise (0: at once) */
     /* Inside db_read_begin .. db_read_end: one snapshot, and no writes. */
     int reading;
     /* The last key db_key_find found while reading, and the data version of
@@ -295,6 +303,11 @@ static int step_change(sqlite3_stmt *stmt)
     return status;
 }
 
+int db_read_only(void)
+{
+    return sqlite3_db_readonly(conn.db, "main") == 1;
+}
+
 int db_in_place(void)
 {
     int moved = 0;
@@ -353,16 +366,17 @@ void db_read_end(void)
         step_done(conn.statements[STMT_ROLLBACK]);
 }
 
-static int schema_version(int *version)
+/* Reads an integer PRAGMA (user_version, page_size) into *value. */
+static int pragma_int(const char *sql, int *value)
 {
     sqlite3_stmt *stmt;
     int rc;
 
-    if (sqlite3_prepare_v2(conn.db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(conn.db, sql, -1, &stmt, NULL) != SQLITE_OK)
         return status_of(sqlite3_errcode(conn.db));
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
-        *version = sqlite3_column_int(stmt, 0);
+        *value = sqlite3_column_int(stmt, 0);
     sqlite3_finalize(stmt);
     return rc == SQLITE_ROW ? DB_OK : status_of(rc);
 }
@@ -384,6 +398,11 @@ static int store_holds_content(const char *data_dir)
         found = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
     closedir(dir);
     return found;
+}
+
+static int schema_version(int *version)
+{
+    return pragma_int("PRAGMA user_version", version);
 }
 
 /* Brings the schema up to date. Only a database that needs it takes the write
@@ -431,6 +450,20 @@ fail:
     return DB_ERROR;
 }
 
+/* Whether the database's disk lacks the room for the WAL (pages long now) to
+ * grow to WAL_CHECKPOINT_PAGES. */
+static int wal_room_short(sqlite3 *handle, const char *name, int pages)
+{
+    const char *path = sqlite3_db_filename(handle, name);
+    unsigned long long growth =
+        (unsigned long long)(WAL_CHECKPOINT_PAGES - pages) * (conn.page_size + WAL_FRAME_HEADER);
+    struct statvfs disk;
+
+    if (!path || !*path || statvfs(path, &disk) != 0)
+        return 0;
+    return (unsigned long long)disk.f_bavail * disk.f_frsize < growth;
+}
+
 /* The WAL's restart (see WAL_CHECKPOINT_PAGES), from SQLite's commit hook. */
 static int restart_wal(void *unused, sqlite3 *handle, const char *name, int pages)
 {
@@ -440,8 +473,30 @@ static int restart_wal(void *unused, sqlite3 *handle, const char *name, int page
     if (pages < conn.next_restart_pages - WAL_CHECKPOINT_PAGES)
         conn.next_restart_pages =
             WAL_CHECKPOINT_PAGES; /* it started over since an attempt failed */
-    if (pages < WAL_CHECKPOINT_PAGES)
+    if (pages < WAL_CHECKPOINT_PAGES) {
+        /* The disk has no room for the WAL to grow to its restart point: it
+         * starts over now, and gives its blocks back (TRUNCATE). Else, on a
+         * disk near full, the commits that follow (deletes, each freeing
+         * less than it logs) took the space that keep_free_bytes keeps, to
+         * the last block, and then no delete could be recorded.
+         * A reader that outlasts the wait holds the WAL: the next attempt
+         * is WAL_ROOM_RETRY_PAGES later, so that the commits do not each
+         * wait for it. */
+        if (pages < conn.next_room_pages - WAL_ROOM_RETRY_PAGES)
+            conn.next_room_pages = 0; /* it started over since an attempt failed */
+        if (pages >= conn.next_room_pages && wal_room_short(handle, name, pages)) {
+            sqlite3_busy_timeout(handle, WAL_RESTART_WAIT_MS);
+            rc = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+            sqlite3_busy_timeout(handle, conn.busy_wait_ms);
+            conn.next_room_pages = rc == SQLITE_OK ? 0 : pages + WAL_ROOM_RETRY_PAGES;
+            if (rc != SQLITE_OK)
+                fprintf(stderr,
+                        "files-api: the WAL (%d pages) cannot start over on a disk short of room "
+                        "for it while another connection is in it; trying again past %d pages\n",
+                        pages, conn.next_room_pages);
+        }
         return SQLITE_OK;
+    }
     if (pages < conn.next_restart_pages) {
         sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         return SQLITE_OK;
@@ -569,7 +624,7 @@ int db_open(const char *data_dir, int busy_timeout_ms)
                  /* 512 KiB of page cache: the hot pages are few, and a worker's
                   * memory budget is small (16 MiB during a 105 MiB upload). */
                  "PRAGMA cache_size = -512") != DB_OK ||
-        migrate(data_dir) != DB_OK) {
+        migrate(data_dir) != DB_OK || pragma_int("PRAGMA page_size", &conn.page_size) != DB_OK) {
         log_unwritable(data_dir, path);
         db_close();
         return DB_ERROR;

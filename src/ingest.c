@@ -131,9 +131,15 @@ int ingest_begin(struct ingest *in, const struct config *config, int check_batch
         error_set_errno(error, ENOMEM, "starting a file");
         return -1;
     }
-    if (store_begin(&in->store, config->data_dir) != 0)
+    /* No room for the temporary file (inodes run out, a quota): as for a
+     * failed write, the storing ends but not the validation (see store_slot);
+     * ingest_end answers 507 for content that is valid. */
+    if (store_begin(&in->store, config->data_dir) == 0)
+        in->store_started = 1;
+    else if (errno == ENOSPC || errno == EDQUOT)
+        in->store_errno = errno;
+    else
         return fail_io(error, "creating the temporary file");
-    in->store_started = 1;
     in->job = (struct pipeline_job){.stage = {check_slot, store_slot},
                                     .ctx = {in, in},
                                     .inline_bytes =

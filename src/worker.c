@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@
  * of these are, and closes it after its request. */
 #define KEPT_MAX 64
 #define LISTENING UINT32_MAX /* epoll's tag for the listening socket */
+/* Descriptors a request needs beyond those the worker holds: its connection
+ * and one file (the content, or an upload's temporary file). */
+#define REQUEST_DESCRIPTORS 2
 
 static FCGX_Request connections[KEPT_MAX + 1];
 static int watched[KEPT_MAX + 1]; /* the connection's fd as epoll watches it, else -1 */
@@ -245,6 +249,21 @@ static void answer_unavailable(void)
     http_request_finish(&req);
 }
 
+/* Whether the process's own limit (RLIMIT_NOFILE, not the system's table,
+ * whose shortage passes) leaves it REQUEST_DESCRIPTORS more descriptors. */
+static int descriptors_to_spare(void)
+{
+    int fds[REQUEST_DESCRIPTORS], got = 0, saved = 0;
+
+    while (got < REQUEST_DESCRIPTORS && (fds[got] = dup(0)) >= 0) /* (fd 0: the socket) */
+        got++;
+    if (got < REQUEST_DESCRIPTORS)
+        saved = errno;
+    for (int i = 0; i < got; i++)
+        close(fds[i]);
+    return got == REQUEST_DESCRIPTORS || saved != EMFILE;
+}
+
 /* A worker that cannot start (configuration, data directory, database)
  * exits after a pause: multiwatch restarts it at once and has no backoff of
  * its own, so a lasting fault would restart it a thousand times a second and
@@ -341,6 +360,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "files-fcgi: cannot open the database in %s\n", config.data_dir);
         return start_failed();
     }
+    /* Else every write would be a 500 for as long as this worker lives, also
+     * once the database can be written again (while /healthz said ok). */
+    if (db_read_only()) {
+        fprintf(stderr,
+                "files-fcgi: %s/" DB_FILENAME " can only be read (a read-only file or mount, or "
+                "another user's): writes would fail\n",
+                config.data_dir);
+        db_close();
+        return start_failed();
+    }
     install_signals(&waiting);
     /* No listening socket for libfcgi (-1): after a connection that closed
      * before its parameters, it would accept the next one itself and wait for
@@ -383,6 +412,21 @@ int main(int argc, char **argv)
                 "files-fcgi: no thread for lingering closes: a refused body holds the "
                 "worker up to %d s\n",
                 LINGER_SECONDS);
+    /* Started under an RLIMIT_NOFILE that its own descriptors fill, it
+     * waited for room to accept a connection that never came: every request
+     * (a health check too) hung, for as long as the limit stood. A worker
+     * short of them later answers 503 (or waits at accept) instead. */
+    if (!descriptors_to_spare()) {
+        struct rlimit limit = {0};
+        getrlimit(RLIMIT_NOFILE, &limit);
+        fprintf(stderr,
+                "files-fcgi: RLIMIT_NOFILE (%llu) leaves fewer than %d descriptors for a request "
+                "once the worker has started: raise it (ulimit -n, systemd's LimitNOFILE=)\n",
+                (unsigned long long)limit.rlim_cur, REQUEST_DESCRIPTORS);
+        close(epoll_fd); /* (room to answer 503 meanwhile) */
+        db_close();
+        return start_failed();
+    }
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     clock_gettime(CLOCK_MONOTONIC, &started);
     for (int current = 0, just_served = 0, draining = 0;;) {

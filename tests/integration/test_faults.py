@@ -17,7 +17,8 @@ import threading
 import time
 import unittest
 
-from harness import BIN_DIR, ApiTestCase, Stack, StackError, batch_jsonl, once_is_enough
+from harness import (BIN_DIR, ApiTestCase, Response, Stack, StackError, batch_jsonl, once_is_enough,
+                     raw_request)
 
 HOOKS_BUILT = b"FILES_API_CRASH_AT" in (BIN_DIR / "files-fcgi").read_bytes()
 WEB_SERVER_SPAWNS = os.environ.get("FILES_API_SERVER") in ("lighttpd-spawn", "apache-fcgid")
@@ -242,6 +243,32 @@ class OutOfDescriptorsTest(FaultCase):
         self.assertIn("r", answer, "the stopped worker still holds its place")
         self.assertEqual(answer["r"].status, 200)
         self.assertNotIn(pid, stack.worker_pids())
+
+    @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server starts the workers: no multiwatch to limit")
+    def test_a_worker_started_with_no_descriptor_to_spare_says_so_and_answers(self):
+        # Started under an RLIMIT_NOFILE that its own descriptors fill, a
+        # worker waited at accept for room that never came: every request, a
+        # health check too, hung for as long as the limit stood.
+        stack = self.start(workers=1, name="nofilestart")
+        client = stack.new_client()
+        [pid] = stack.worker_pids()
+        held = len(self.fds_between_requests(pid))
+        with open("/proc/%d/stat" % pid) as f:
+            multiwatch = int(f.read().rsplit(")", 1)[1].split()[1])
+        limits = resource.prlimit(multiwatch, resource.RLIMIT_NOFILE)
+        self.addCleanup(self.set_nofile, multiwatch, limits)
+        resource.prlimit(multiwatch, resource.RLIMIT_NOFILE, (held - 1, limits[1]))
+        os.kill(pid, signal.SIGKILL)  # its replacement starts under the limit
+        stack.wait_for_log(lambda t: "leaves fewer than 2 descriptors" in t or
+                           t.count(" started, data in ") == 2)
+        raw = raw_request(stack, b"GET /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                          client.key.encode() + b"\r\nConnection: close\r\n\r\n", timeout=5)
+        self.assertError(Response.from_wire(raw), 503, "SYSTEM_9003", message="cannot start")
+        self.set_nofile(multiwatch, limits)
+        deadline = time.monotonic() + 5
+        while client.list().status != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(client.list().status, 200)
 
     @staticmethod
     def set_nofile(pid, limits):

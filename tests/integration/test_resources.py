@@ -37,10 +37,10 @@ def can_mount():
 CAN_MOUNT = can_mount()
 
 
-def mount_tmpfs(path, size_mib):
+def mount_tmpfs(path, size_mib, options=""):
     os.makedirs(path, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm,mode=0700" % size_mib, "tmpfs", path],
-                   check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm,mode=0700%s" % (size_mib, options),
+                    "tmpfs", path], check=True)
 
 
 def fill_disk(path, leave_bytes=0):
@@ -78,9 +78,9 @@ class ResourceCase(ApiTestCase):
                 spool = os.path.join(stack.tmp, "spool-outside")
                 os.mkdir(spool, 0o700)
                 stack.extra_env["FILES_API_SPOOL_DIR"] = spool
-            for sub, size in mounts:
+            for sub, size, *options in mounts:
                 path = os.path.join(stack.tmp, sub)
-                mount_tmpfs(path, size)
+                mount_tmpfs(path, size, *options)
                 mounted.append(path)
                 if sub == "spool":
                     stack.extra_env["FILES_API_SPOOL_DIR"] = path
@@ -222,6 +222,21 @@ class DiskFullTest(ResourceCase):
         self.assertError(past, 507, "SYSTEM_9007", message="keeps %d bytes" % keep)
 
     @once_is_enough  # the worker and the disk
+    def test_deletes_on_a_nearly_full_disk_do_not_fill_it_with_their_log(self):
+        # Each delete frees a page of content and logs three or four in the
+        # WAL, which started over only at 1,000 pages (~4 MiB): with less
+        # free than that, deletes took the space kept free to the last block,
+        # and then every delete was 507 and nothing could free space.
+        keep = 256 * 1024
+        stack, client = self.keep_free_stack("walroom", keep)
+        ids = [client.upload_ok(batch_jsonl(1, tag="-%d" % i))["id"] for i in range(40)]
+        fill_disk(stack.data_dir, leave_bytes=keep + 8192)
+        for file_id in ids:
+            self.assertEqual(client.delete(file_id).status, 200)
+        self.assertGreaterEqual(free_bytes(stack.data_dir), keep)
+        self.assertEqual(client.all_ids(), [])
+
+    @once_is_enough  # the worker and the disk
     def test_content_that_could_never_be_accepted_is_told_so_on_a_full_disk(self):
         # A full disk stops the storing, not the validation: a 507 would have
         # the SDK send the file again, to be refused once there is room.
@@ -244,6 +259,28 @@ class DiskFullTest(ResourceCase):
         os.unlink(filler)
         self.assertEqual(client.all_ids(), [])
 
+    @once_is_enough  # the worker and the disk
+    def test_content_that_could_never_be_accepted_is_told_so_when_inodes_run_out(self):
+        # Out of inodes, the upload's temporary file cannot be made: that was
+        # 507 at once, whatever the content, and an SDK sent a bad file again.
+        stack = self.run_stack(mounts=[("data", 8, ",nr_inodes=64")], name="noinode", workers=1,
+                               spool_outside=True, config="keep_free_bytes = 0\n")
+        client = stack.new_client()
+        fillers = []
+        try:
+            while True:
+                fillers.append(os.path.join(stack.data_dir, "filler%d" % len(fillers)))
+                open(fillers[-1], "wb").close()
+        except OSError:
+            fillers.pop()
+        resp = client.upload(batch_jsonl(2) + b'{"custom_id":"x"')  # ends inside an object
+        self.assertError(resp, 400, "INFERENCE_3303")
+        self.assertEqual(resp.json()["error"]["details"]["line"], 3)
+        self.assertError(client.upload(batch_jsonl(2)), 507, "SYSTEM_9007")
+        for path in fillers:
+            os.unlink(path)
+        self.assertEqual(client.upload(batch_jsonl(2)).status, 200)
+
     @unittest.skipIf((os.environ.get("FILES_API_SERVER") or "").startswith("apache"),
                      "Apache passes bodies to the worker as they arrive: it has no spool to fill")
     def test_full_web_server_spool_is_a_clear_error(self):
@@ -255,6 +292,34 @@ class DiskFullTest(ResourceCase):
         self.assertEqual(client.all_ids(), [])
         small = client.upload(batch_jsonl(3))
         self.assertEqual(small.status, 200, small.body[:300])
+
+
+@unittest.skipUnless(CAN_MOUNT, "mounting a tmpfs needs root (and a kernel that allows it)")
+class ReadOnlyDatabaseTest(ResourceCase):
+    @once_is_enough  # the worker's start
+    def test_a_worker_that_can_only_read_the_database_does_not_start(self):
+        # SQLite opens a database it may not write read-only, without an
+        # error: the worker started, and every write was a 500 for as long as
+        # it lived, also once the database could be written again (while
+        # /healthz said ok).
+        stack = self.run_stack(mounts=[("data", 8)], name="rodb", workers=1,
+                               config="keep_free_bytes = 0\n")
+        client = stack.new_client()
+        database = os.path.join(stack.data_dir, "files.db")
+        if subprocess.run(["chattr", "+i", database], capture_output=True).returncode != 0:
+            self.skipTest("chattr +i does not work here")
+        self.addCleanup(subprocess.run, ["chattr", "-i", database], capture_output=True)
+        [pid] = stack.worker_pids()
+        os.kill(pid, signal.SIGKILL)
+        # (its replacement refuses to start, saying why; before, it started)
+        stack.wait_for_log(lambda t: "files.db can only be read" in t or
+                           t.count(" started, data in ") == 2)
+        self.assertError(client.upload(batch_jsonl(2)), 503, "SYSTEM_9003", message="cannot start")
+        subprocess.run(["chattr", "-i", database], check=True)
+        deadline = time.monotonic() + 5
+        while client.list().status != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(client.upload(batch_jsonl(2)).status, 200)
 
 
 @unittest.skipUnless(CAN_MOUNT, "mounting a tmpfs needs root (and a kernel that allows it)")
