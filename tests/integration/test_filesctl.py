@@ -34,6 +34,31 @@ def tearDownModule():
         STACK.stop()
 
 
+def filesctl_at(data, *args, input=None, check=False):
+    """filesctl on the data directory data, no service needed; text out."""
+    return subprocess.run([str(BIN_DIR / "filesctl"), "--data-dir", data, *args], input=input,
+                          capture_output=True, text=True, check=check)
+
+
+def data_dir_with_a_file(data):
+    """A data directory made by filesctl: account a with a key and one batch
+    file, whose id is returned."""
+    filesctl_at(data, "keys", "create", "--account", "a", "--scopes", "*", check=True)
+    res = filesctl_at(data, "files", "import", "--account", "a", "--purpose", "batch", "-",
+                      input=batch_jsonl(2).decode(), check=True)
+    return json.loads(res.stdout)["id"]
+
+
+def service_users_data_dir(cwd):
+    """A data directory in cwd with a key for account a, all www-data's (the
+    service's user), as root's filesctl finds it: it works as that owner."""
+    os.chmod(cwd, 0o711)
+    data = os.path.join(cwd, "data")
+    filesctl_at(data, "keys", "create", "--account", "a", "--scopes", "*", check=True)
+    subprocess.run(["chown", "-R", "www-data:www-data", data], check=True)
+    return data
+
+
 def db(stack=None):
     return sqlite3.connect(os.path.join((stack or STACK).data_dir, "files.db"), timeout=10,
                            isolation_level=None)
@@ -611,23 +636,17 @@ class FsckTest(ApiTestCase):
     def test_a_store_directory_it_cannot_read_is_a_problem_not_clean(self):
         # fsck works as the database's owner: tmp/ or files/ that owner cannot
         # list was skipped without a word, and an unchecked store passed clean.
-        ctl = str(BIN_DIR / "filesctl")
         with tempfile.TemporaryDirectory() as cwd:
-            os.chmod(cwd, 0o711)
-            data = os.path.join(cwd, "data")
-            subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "a",
-                            "--scopes", "*"], capture_output=True, check=True)
-            subprocess.run(["chown", "-R", "www-data:www-data", data], check=True)
+            data = service_users_data_dir(cwd)
             for name in ("tmp", "files"):
                 with self.subTest(directory=name):
                     os.chmod(os.path.join(data, name), 0)
-                    res = subprocess.run([ctl, "--data-dir", data, "fsck"], capture_output=True,
-                                         text=True)
+                    res = filesctl_at(data, "fsck")
                     os.chmod(os.path.join(data, name), 0o700)
                     self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
                     self.assertIn("problem: %s/%s: directory cannot be read (not checked)" %
                                   (data, name), res.stdout)
-            res = subprocess.run([ctl, "--data-dir", data, "fsck"], capture_output=True, text=True)
+            res = filesctl_at(data, "fsck")
             self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
 
     def start_paused(self, stack, point, *args):
@@ -658,23 +677,16 @@ class FsckTest(ApiTestCase):
         # An empty files.db (truncated, or a restore that wrote nothing) is a
         # new database to SQLite: taken for one, every file lost its row, and
         # fsck --repair then removed all the content as strays.
-        ctl = str(BIN_DIR / "filesctl")
         with tempfile.TemporaryDirectory() as cwd:
             data = os.path.join(cwd, "data")
-            subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "a",
-                            "--scopes", "*"], capture_output=True, check=True)
-            res = subprocess.run([ctl, "--data-dir", data, "files", "import", "--account", "a",
-                                  "--purpose", "batch", "-"], input=batch_jsonl(2),
-                                 capture_output=True, check=True)
-            file_id = json.loads(res.stdout)["id"]
+            file_id = data_dir_with_a_file(data)
             content = os.path.join(data, "files", file_id[-2:], file_id)
             self.assertTrue(os.path.exists(content))
             open(os.path.join(data, "files.db"), "wb").close()
             for args in (["fsck", "--repair", "--grace", "0"], ["keys", "list"],
                          ["keys", "create", "--account", "b", "--scopes", "*"]):
                 with self.subTest(args=args):
-                    res = subprocess.run([ctl, "--data-dir", data] + args, capture_output=True,
-                                         text=True)
+                    res = filesctl_at(data, *args)
                     self.assertEqual((res.returncode, res.stdout), (1, ""), res.stderr)
                     self.assertIn("files.db has no tables, but %s/files holds content" % data,
                                   res.stderr)
@@ -684,8 +696,7 @@ class FsckTest(ApiTestCase):
             for name in ("files.db-wal", "files.db-shm"):
                 if os.path.exists(os.path.join(data, name)):
                     os.unlink(os.path.join(data, name))
-            res = subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "b",
-                                  "--scopes", "*"], capture_output=True, text=True)
+            res = filesctl_at(data, "keys", "create", "--account", "b", "--scopes", "*")
             self.assertEqual((res.returncode, res.stdout), (1, ""), res.stderr)
             self.assertIn("files.db is missing, but %s/files holds content" % data, res.stderr)
             self.assertEqual(sorted(os.listdir(data)), ["files", "tmp"])
@@ -924,11 +935,7 @@ class ArgumentsTest(ApiTestCase):
         ctl = str(BIN_DIR / "filesctl")
         www = pwd.getpwnam("www-data")
         with tempfile.TemporaryDirectory() as cwd:
-            os.chmod(cwd, 0o711)
-            data = os.path.join(cwd, "data")
-            subprocess.run([ctl, "--data-dir", data, "keys", "create", "--account", "a",
-                            "--scopes", "*"], capture_output=True, check=True)
-            subprocess.run(["chown", "-R", "www-data:www-data", data], check=True)
+            data = service_users_data_dir(cwd)
             # The directory itself may stay root's (serve.sh leaves one holding
             # other things as it is): the service's user is the database's owner.
             os.chown(data, 0, 0)
