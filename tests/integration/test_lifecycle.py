@@ -1186,7 +1186,8 @@ class ServeScriptTest(ApiTestCase):
                                 "--start-timeout", "1", "--server", "bogus"] + data,
                                "unsupported server: bogus")):
             with self.subTest(args=args):
-                proc, text = serve_until_ready(args, cwd=tmp, env=self.env())
+                # (without the run's --server: these name their own, once)
+                proc, text = serve_until_ready(args, cwd=tmp, env=self.env(), command=[str(SERVE)])
                 self.addCleanup(stop_serve, proc)
                 self.assertEqual(proc.wait(30), 2, text)
                 self.assertIn("serve.sh: " + message, text)
