@@ -485,6 +485,14 @@ if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; 
         /usr/bin/multiwatch -f "$workers" -r 1000 -t 1000 -- "${pool[@]}" &
     pids+=($!) again[$!]=TERM pool_group=$!
     release_stops
+    # The web server starts once the pool's socket is there: lighttpd, finding
+    # none, takes the backend for down and answers 503 for the next 3 s.
+    socket_by=$((SECONDS + start_timeout))
+    until [ -S "$socket" ]; do
+        kill -0 "$pool_group" 2>/dev/null && [ "$SECONDS" -lt "$socket_by" ] ||
+            { echo "serve.sh: the worker pool did not start (its log above says why)" >&2; exit 1; }
+        sleep 0.01
+    done
 fi
 
 start_lighttpd() {

@@ -1614,6 +1614,29 @@ class ServeScriptTest(ApiTestCase):
         self.assertTrue(wait_for(lambda: not processes_naming(data), 10),
                         processes_naming(data))
 
+    @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server starts the workers")
+    def test_the_web_server_starts_once_the_pools_socket_is_there(self):
+        # lighttpd started before the socket was made took the backend for
+        # down and answered 503 for 3 s: a start bounded by 2 s failed.
+        tmp = self.tmp()
+        _, env = self.with_shim(tmp, "spawn-fcgi", 'sleep 0.5\nexec /usr/bin/spawn-fcgi "$@"\n')
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir",
+                                        os.path.join(tmp, "data"), "--workers", "1",
+                                        "--start-timeout", "2"], cwd=tmp, env=env)
+        self.addCleanup(stop_serve, proc)
+        self.assertIn("listening on", text)
+
+    @unittest.skipIf(WEB_SERVER_SPAWNS, "the web server starts the workers")
+    def test_a_pool_that_never_makes_its_socket_is_a_failed_start(self):
+        tmp = self.tmp()
+        _, env = self.with_shim(tmp, "spawn-fcgi", "exit 1\n")
+        proc, text = serve_until_ready(["--port", str(free_port()), "--data-dir",
+                                        os.path.join(tmp, "data")], cwd=tmp, env=env)
+        self.addCleanup(stop_serve, proc)
+        self.assertEqual(proc.wait(10), 1, text)
+        self.assertIn("serve.sh: the worker pool did not start", text)
+        self.assertNotIn("server started", text)  # (no web server was started)
+
     @unittest.skipUnless((os.environ.get("FILES_API_SERVER") or "").startswith("apache"),
                          "Apache's log goes through a pipe of serve.sh's")
     def test_a_process_that_keeps_apaches_log_open_holds_up_the_stop_5_s_at_most(self):
