@@ -463,6 +463,11 @@ if [ "$(id -u)" -eq 0 ] && [ "$server" = apache ]; then
     socket_owner=(-U www-data -G www-data)
 fi
 
+# The start, the pool's socket and the first 200 from /healthz, is bounded by
+# --start-timeout, in microseconds: SECONDS counts the clock's whole seconds,
+# so that SECONDS + 1 may come at once.
+start_by=$((${EPOCHREALTIME//[!0-9]/} + start_timeout * 1000000))
+
 # The pool: multiwatch restarts dead workers; -r/-t are generous so that a
 # burst of crashes never leaves the pool empty.
 if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; then
@@ -487,9 +492,8 @@ if [ "$server" = lighttpd ] || [ "$server" = apache ] || [ "$server" = nginx ]; 
     release_stops
     # The web server starts once the pool's socket is there: lighttpd, finding
     # none, takes the backend for down and answers 503 for the next 3 s.
-    socket_by=$((SECONDS + start_timeout))
     until [ -S "$socket" ]; do
-        kill -0 "$pool_group" 2>/dev/null && [ "$SECONDS" -lt "$socket_by" ] ||
+        kill -0 "$pool_group" 2>/dev/null && ((${EPOCHREALTIME//[!0-9]/} < start_by)) ||
             { echo "serve.sh: the worker pool did not start (its log above says why)" >&2; exit 1; }
         sleep 0.01
     done
@@ -765,8 +769,8 @@ esac
 
 # Workers that cannot start answer 503 while they pause between attempts:
 # each probe is bounded, and so is the whole wait.
-ready_by=$((SECONDS + start_timeout)) health=''
-while [ "$SECONDS" -lt "$ready_by" ]; do
+health=''
+while ((${EPOCHREALTIME//[!0-9]/} < start_by)); do
     for pid in "${pids[@]}"; do
         kill -0 "$pid" 2>/dev/null || { echo "serve.sh: failed to start" >&2; exit 1; }
     done

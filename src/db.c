@@ -215,8 +215,10 @@ static const char *os_cause(int rc)
     int primary = rc & 0xff, os_errno = conn.db ? sqlite3_system_errno(conn.db) : 0;
 
     /* (Not for "unable to open": the errno is that of SQLite's last fallback,
-     * e.g. ENOENT for a read-only open of a log that is not there.) */
-    if (os_errno == 0 || (primary != SQLITE_IOERR && primary != SQLITE_FULL))
+     * e.g. ENOENT for a read-only open of a log that is not there. Nor for
+     * SQLITE_FULL: SQLite records no errno for it, so the one there is an
+     * earlier error's, or 0.) */
+    if (os_errno == 0 || primary != SQLITE_IOERR)
         return "";
     return strerror(os_errno);
 }
@@ -381,28 +383,76 @@ static int pragma_int(const char *sql, int *value)
     return rc == SQLITE_ROW ? DB_OK : status_of(rc);
 }
 
-/* Whether DATA/files/ holds anything: content stored under a database that
- * is gone, if that database has no schema. */
-static int store_holds_content(const char *data_dir)
+/* Whether DIR (a path) holds anything: 1 if so, or if it cannot be told
+ * (held, so as not to take it for new); 0 if it is empty or missing.
+ * depth 1: a directory inside it counts only if it holds something itself
+ * (the shard directories stay when their last file is deleted). */
+static int dir_holds_content(const char *path, int depth)
 {
-    char path[PATH_MAX];
+    char sub[PATH_MAX];
     struct dirent *e;
     DIR *dir;
     int found = 0;
 
-    if (snprintf(path, sizeof path, "%s/" STORE_FILES_DIR, data_dir) >= (int)sizeof path)
-        return 1; /* (unknown: held, so as not to take it for new) */
     if (!(dir = opendir(path)))
         return errno != ENOENT;
-    while (!found && (e = readdir(dir)) != NULL)
-        found = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    while (!found && (e = readdir(dir)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (depth == 0 || (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN))
+            found = 1;
+        else if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub)
+            found = 1;
+        else
+            found = dir_holds_content(sub, 0) != 0; /* (a file there, ENOTDIR too) */
+    }
     closedir(dir);
     return found;
+}
+
+/* Whether DATA/files/ holds content: stored under a database that is gone,
+ * if that database has no schema. */
+static int store_holds_content(const char *data_dir)
+{
+    char path[PATH_MAX];
+
+    if (snprintf(path, sizeof path, "%s/" STORE_FILES_DIR, data_dir) >= (int)sizeof path)
+        return 1; /* (unknown: held, so as not to take it for new) */
+    return dir_holds_content(path, 1);
 }
 
 static int schema_version(int *version)
 {
     return pragma_int("PRAGMA user_version", version);
+}
+
+/* PRAGMA user_version, 1 if read; a failure is left to what follows to
+ * report (and to mark, if the database is damaged). */
+static int user_version_quiet(int *version)
+{
+    sqlite3_stmt *stmt = NULL;
+    int read = 0;
+
+    if (sqlite3_prepare_v2(conn.db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+        *version = sqlite3_column_int(stmt, 0);
+        read = 1;
+    }
+    sqlite3_finalize(stmt);
+    return read;
+}
+
+/* A database without a schema beside stored content: says so, returns 1. */
+static int emptied_beside_content(const char *data_dir)
+{
+    if (!store_holds_content(data_dir))
+        return 0;
+    fprintf(stderr,
+            "files-api: %s/%s has no tables, but %s/" STORE_FILES_DIR " holds content: the "
+            "database was emptied or replaced; restore it (a new, empty one would disown "
+            "every stored file)\n",
+            data_dir, DB_FILENAME, data_dir);
+    return 1;
 }
 
 /* Brings the schema up to date. Only a database that needs it takes the write
@@ -428,14 +478,8 @@ static int migrate(const char *data_dir)
                 count);
         goto fail;
     }
-    if (version == 0 && store_holds_content(data_dir)) {
-        fprintf(stderr,
-                "files-api: %s/%s has no tables, but %s/" STORE_FILES_DIR " holds content: the "
-                "database was emptied or replaced; restore it (a new, empty one would disown "
-                "every stored file)\n",
-                data_dir, DB_FILENAME, data_dir);
+    if (version == 0 && emptied_beside_content(data_dir))
         goto fail;
-    }
     for (size_t i = (size_t)version; i < count; i++) {
         char pragma[64];
         if (exec_sql(migrations[i]) != DB_OK)
@@ -492,8 +536,10 @@ static int restart_wal(void *unused, sqlite3 *handle, const char *name, int page
             if (rc != SQLITE_OK)
                 fprintf(stderr,
                         "files-api: the WAL (%d pages) cannot start over on a disk short of room "
-                        "for it while another connection is in it; trying again past %d pages\n",
-                        pages, conn.next_room_pages);
+                        "for it (%s); trying again past %d pages\n",
+                        pages,
+                        rc == SQLITE_BUSY ? "another connection is in it" : sqlite3_errstr(rc),
+                        conn.next_room_pages);
         }
         return SQLITE_OK;
     }
@@ -580,7 +626,7 @@ static void log_unwritable(const char *data_dir, const char *path)
 int db_open(const char *data_dir, int busy_timeout_ms)
 {
     char path[PATH_MAX];
-    int create;
+    int create, version = 0;
 
     if (snprintf(path, sizeof path, "%s/%s", data_dir, DB_FILENAME) >= (int)sizeof path)
         return DB_ERROR;
@@ -617,6 +663,13 @@ int db_open(const char *data_dir, int busy_timeout_ms)
     conn.busy_wait_ms = busy_timeout_ms;
     sqlite3_busy_timeout(conn.db, busy_timeout_ms);
     sqlite3_wal_hook(conn.db, restart_wal, NULL);
+    /* Refused before anything writes to it (turning it to WAL writes its
+     * first page), so that an emptied files.db stays as it was found. */
+    if (!create && user_version_quiet(&version) && version == 0 &&
+        emptied_beside_content(data_dir)) {
+        db_close();
+        return DB_ERROR;
+    }
     /* synchronous=FULL: a committed upload survives power loss, as SPEC promises. */
     if (use_wal(busy_timeout_ms) != DB_OK ||
         exec_sql("PRAGMA synchronous = FULL; "

@@ -40,9 +40,10 @@
  * of these are, and closes it after its request. */
 #define KEPT_MAX 64
 #define LISTENING UINT32_MAX /* epoll's tag for the listening socket */
-/* Descriptors a request needs beyond those the worker holds: its connection
- * and one file (the content, or an upload's temporary file). */
-#define REQUEST_DESCRIPTORS 2
+/* Descriptors a request needs beyond those the worker holds, at most: an
+ * upload's connection, its temporary file, the validator's scratch file, and
+ * the directory store_commit fsyncs (with fewer, every upload is a 503). */
+#define REQUEST_DESCRIPTORS 4
 
 static FCGX_Request connections[KEPT_MAX + 1];
 static int watched[KEPT_MAX + 1]; /* the connection's fd as epoll watches it, else -1 */
@@ -303,6 +304,18 @@ static int start_failed(void)
     return 1;
 }
 
+/* start_failed once the database (and perhaps the epoll set) is open: their
+ * descriptors are given back first, else a worker whose RLIMIT_NOFILE they
+ * fill cannot accept the connection it would answer 503, and every request
+ * waits for as long as the limit stands. */
+static int start_failed_open(int epoll_fd)
+{
+    if (epoll_fd >= 0)
+        close(epoll_fd);
+    db_close();
+    return start_failed();
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *data_dir = NULL;
@@ -367,8 +380,7 @@ int main(int argc, char **argv)
                 "files-fcgi: %s/" DB_FILENAME " can only be read (a read-only file or mount, or "
                 "another user's): writes would fail\n",
                 config.data_dir);
-        db_close();
-        return start_failed();
+        return start_failed_open(-1);
     }
     install_signals(&waiting);
     /* No listening socket for libfcgi (-1): after a connection that closed
@@ -377,7 +389,7 @@ int main(int argc, char **argv)
      * fails at once (EBADF) and the worker takes the next connection itself. */
     if (FCGX_Init() != 0) {
         fprintf(stderr, "files-fcgi: FastCGI initialisation failed\n");
-        return start_failed();
+        return start_failed_open(-1);
     }
     for (int i = 0; i <= KEPT_MAX; i++) {
         FCGX_InitRequest(&connections[i], -1, 0);
@@ -392,7 +404,7 @@ int main(int argc, char **argv)
     if (epoll_fd < 0 || epoll_ctl(epoll_fd, EPOLL_CTL_ADD, 0, &listening) != 0 ||
         fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK) != 0) {
         perror("files-fcgi: listening socket");
-        return start_failed();
+        return start_failed_open(epoll_fd);
     }
     /* Memory taken now, not by the first big upload, and one malloc arena
      * for all threads (the validator's thread reuses what a small upload
@@ -401,7 +413,7 @@ int main(int argc, char **argv)
     switch (pipeline_prepare()) {
     case -1:
         fprintf(stderr, "files-fcgi: out of memory for the upload pipeline\n");
-        return start_failed();
+        return start_failed_open(epoll_fd);
     case 1:
         fprintf(stderr, "files-fcgi: no threads for the upload pipeline: uploads run in one "
                         "thread\n");
@@ -423,9 +435,7 @@ int main(int argc, char **argv)
                 "files-fcgi: RLIMIT_NOFILE (%llu) leaves fewer than %d descriptors for a request "
                 "once the worker has started: raise it (ulimit -n, systemd's LimitNOFILE=)\n",
                 (unsigned long long)limit.rlim_cur, REQUEST_DESCRIPTORS);
-        close(epoll_fd); /* (room to answer 503 meanwhile) */
-        db_close();
-        return start_failed();
+        return start_failed_open(epoll_fd); /* (room to answer 503 meanwhile) */
     }
     fprintf(stderr, "files-fcgi: worker %d started, data in %s\n", (int)getpid(), config.data_dir);
     clock_gettime(CLOCK_MONOTONIC, &started);

@@ -248,7 +248,8 @@ class OutOfDescriptorsTest(FaultCase):
     def test_a_worker_started_with_no_descriptor_to_spare_says_so_and_answers(self):
         # Started under an RLIMIT_NOFILE that its own descriptors fill, a
         # worker waited at accept for room that never came: every request, a
-        # health check too, hung for as long as the limit stood.
+        # health check too, hung for as long as the limit stood. With fewer
+        # than the four an upload may need, it started and refused uploads.
         stack = self.start(workers=1, name="nofilestart")
         client = stack.new_client()
         [pid] = stack.worker_pids()
@@ -257,13 +258,23 @@ class OutOfDescriptorsTest(FaultCase):
             multiwatch = int(f.read().rsplit(")", 1)[1].split()[1])
         limits = resource.prlimit(multiwatch, resource.RLIMIT_NOFILE)
         self.addCleanup(self.set_nofile, multiwatch, limits)
-        resource.prlimit(multiwatch, resource.RLIMIT_NOFILE, (held - 1, limits[1]))
-        os.kill(pid, signal.SIGKILL)  # its replacement starts under the limit
-        stack.wait_for_log(lambda t: "leaves fewer than 2 descriptors" in t or
-                           t.count(" started, data in ") == 2)
-        raw = raw_request(stack, b"GET /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
-                          client.key.encode() + b"\r\nConnection: close\r\n\r\n", timeout=5)
-        self.assertError(Response.from_wire(raw), 503, "SYSTEM_9003", message="cannot start")
+        refusal, started = "leaves fewer than 4 descriptors", " started, data in "
+        for spare in (-1, 3, 4):
+            with self.subTest(spare=spare):
+                text = stack.log_text()
+                counts = (text.count(refusal), text.count(started))
+                resource.prlimit(multiwatch, resource.RLIMIT_NOFILE, (held + spare, limits[1]))
+                for worker in stack.worker_pids():
+                    os.kill(worker, signal.SIGKILL)  # its replacement starts under the limit
+                stack.wait_for_log(lambda t: (t.count(refusal), t.count(started)) != counts)
+                if spare < 4:
+                    raw = raw_request(stack, b"GET /v1/files HTTP/1.1\r\nHost: x\r\n"
+                                      b"Authorization: Bearer " + client.key.encode() +
+                                      b"\r\nConnection: close\r\n\r\n", timeout=5)
+                    self.assertError(Response.from_wire(raw), 503, "SYSTEM_9003",
+                                     message="cannot start")
+                else:
+                    client.upload_ok(batch_jsonl(2))
         self.set_nofile(multiwatch, limits)
         deadline = time.monotonic() + 5
         while client.list().status != 200 and time.monotonic() < deadline:

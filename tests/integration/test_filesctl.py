@@ -691,6 +691,7 @@ class FsckTest(ApiTestCase):
                     self.assertIn("files.db has no tables, but %s/files holds content" % data,
                                   res.stderr)
             self.assertTrue(os.path.exists(content))
+            self.assertEqual(os.path.getsize(os.path.join(data, "files.db")), 0)  # as found
             # gone altogether (its log too): none is made beside the content
             os.unlink(os.path.join(data, "files.db"))
             for name in ("files.db-wal", "files.db-shm"):
@@ -700,6 +701,20 @@ class FsckTest(ApiTestCase):
             self.assertEqual((res.returncode, res.stdout), (1, ""), res.stderr)
             self.assertIn("files.db is missing, but %s/files holds content" % data, res.stderr)
             self.assertEqual(sorted(os.listdir(data)), ["files", "tmp"])
+
+    def test_a_store_holding_only_empty_shards_is_no_content(self):
+        # A shard directory stays when its last file is deleted: it holds
+        # nothing a new database would disown.
+        with tempfile.TemporaryDirectory() as cwd:
+            data = os.path.join(cwd, "data")
+            file_id = data_dir_with_a_file(data)
+            filesctl_at(data, "files", "rm", file_id, check=True)
+            self.assertEqual(os.listdir(os.path.join(data, "files", file_id[-2:])), [])
+            for name in ("files.db", "files.db-wal", "files.db-shm"):
+                if os.path.exists(os.path.join(data, name)):
+                    os.unlink(os.path.join(data, name))
+            res = filesctl_at(data, "keys", "create", "--account", "b", "--scopes", "*")
+            self.assertEqual(res.returncode, 0, res.stderr)
 
     @unittest.skipUnless(PAUSES_BUILT, "pause points are compiled only into the test build")
     def test_a_database_another_process_creates_meanwhile_is_not_taken_for_a_moved_one(self):
