@@ -107,7 +107,7 @@ static void check_tmp(struct fsck *f)
 
     snprintf(dir_path, sizeof dir_path, "%s/" STORE_TMP_DIR, f->config->data_dir);
     if (!(dir = opendir(dir_path))) { /* not clean: what it holds was not looked at */
-        report(f, 0, "%s: %s", dir_path, "directory cannot be read (not checked)");
+        report(f, 0, "%s: directory cannot be read (%s; not checked)", dir_path, strerror(errno));
         return;
     }
     while ((e = readdir(dir)) != NULL) {
@@ -182,7 +182,7 @@ static void check_content_files(struct fsck *f)
 
     snprintf(files_dir, sizeof files_dir, "%s/" STORE_FILES_DIR, f->config->data_dir);
     if (!(top = opendir(files_dir))) {
-        report(f, 0, "%s: %s", files_dir, "directory cannot be read (not checked)");
+        report(f, 0, "%s: directory cannot be read (%s; not checked)", files_dir, strerror(errno));
         return;
     }
     while ((e = readdir(top)) != NULL) {

@@ -644,7 +644,8 @@ class FsckTest(ApiTestCase):
                     res = filesctl_at(data, "fsck")
                     os.chmod(os.path.join(data, name), 0o700)
                     self.assertEqual(res.returncode, 1, res.stdout + res.stderr)
-                    self.assertIn("problem: %s/%s: directory cannot be read (not checked)" %
+                    self.assertIn("problem: %s/%s: directory cannot be read (Permission denied; "
+                                  "not checked)" %
                                   (data, name), res.stdout)
             res = filesctl_at(data, "fsck")
             self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
