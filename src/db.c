@@ -519,10 +519,12 @@ static int restart_wal(void *unused, sqlite3 *handle, const char *name, int page
             WAL_CHECKPOINT_PAGES; /* it started over since an attempt failed */
     if (pages < WAL_CHECKPOINT_PAGES) {
         /* The disk has no room for the WAL to grow to its restart point: it
-         * starts over now, and gives its blocks back (TRUNCATE). Else, on a
-         * disk near full, the commits that follow (deletes, each freeing
-         * less than it logs) took the space that keep_free_bytes keeps, to
-         * the last block, and then no delete could be recorded.
+         * starts over now. Else, on a disk near full, the commits that
+         * follow (deletes, each freeing less than it logs) took the space
+         * that keep_free_bytes keeps, to the last block, and then no delete
+         * could be recorded. RESTART, not TRUNCATE: the next commits write
+         * over the blocks the WAL has, so deletes are still recorded once
+         * something else has filled the disk to the last block.
          * A reader that outlasts the wait holds the WAL: the next attempt
          * is WAL_ROOM_RETRY_PAGES later, so that the commits do not each
          * wait for it. */
@@ -530,7 +532,7 @@ static int restart_wal(void *unused, sqlite3 *handle, const char *name, int page
             conn.next_room_pages = 0; /* it started over since an attempt failed */
         if (pages >= conn.next_room_pages && wal_room_short(handle, name, pages)) {
             sqlite3_busy_timeout(handle, WAL_RESTART_WAIT_MS);
-            rc = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+            rc = sqlite3_wal_checkpoint_v2(handle, name, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
             sqlite3_busy_timeout(handle, conn.busy_wait_ms);
             conn.next_room_pages = rc == SQLITE_OK ? 0 : pages + WAL_ROOM_RETRY_PAGES;
             if (rc != SQLITE_OK)
