@@ -368,18 +368,26 @@ void db_read_end(void)
         step_done(conn.statements[STMT_ROLLBACK]);
 }
 
-/* Reads an integer PRAGMA (user_version, page_size) into *value. */
-static int pragma_int(const char *sql, int *value)
+/* Reads an integer PRAGMA into *value; SQLite's code, SQLITE_ROW once read. */
+static int pragma_read(const char *sql, int *value)
 {
     sqlite3_stmt *stmt;
     int rc;
 
     if (sqlite3_prepare_v2(conn.db, sql, -1, &stmt, NULL) != SQLITE_OK)
-        return status_of(sqlite3_errcode(conn.db));
+        return sqlite3_errcode(conn.db);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW)
         *value = sqlite3_column_int(stmt, 0);
     sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Reads an integer PRAGMA (user_version, page_size) into *value. */
+static int pragma_int(const char *sql, int *value)
+{
+    int rc = pragma_read(sql, value);
+
     return rc == SQLITE_ROW ? DB_OK : status_of(rc);
 }
 
@@ -424,22 +432,6 @@ static int store_holds_content(const char *data_dir)
 static int schema_version(int *version)
 {
     return pragma_int("PRAGMA user_version", version);
-}
-
-/* PRAGMA user_version, 1 if read; a failure is left to what follows to
- * report (and to mark, if the database is damaged). */
-static int user_version_quiet(int *version)
-{
-    sqlite3_stmt *stmt = NULL;
-    int read = 0;
-
-    if (sqlite3_prepare_v2(conn.db, "PRAGMA user_version", -1, &stmt, NULL) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-        *version = sqlite3_column_int(stmt, 0);
-        read = 1;
-    }
-    sqlite3_finalize(stmt);
-    return read;
 }
 
 /* A database without a schema beside stored content: says so, returns 1. */
@@ -666,8 +658,10 @@ int db_open(const char *data_dir, int busy_timeout_ms)
     sqlite3_busy_timeout(conn.db, busy_timeout_ms);
     sqlite3_wal_hook(conn.db, restart_wal, NULL);
     /* Refused before anything writes to it (turning it to WAL writes its
-     * first page), so that an emptied files.db stays as it was found. */
-    if (!create && user_version_quiet(&version) && version == 0 &&
+     * first page), so that an emptied files.db stays as it was found. A
+     * failure to read it is left to what follows to report (and to mark, if
+     * the database is damaged). */
+    if (!create && pragma_read("PRAGMA user_version", &version) == SQLITE_ROW && version == 0 &&
         emptied_beside_content(data_dir)) {
         db_close();
         return DB_ERROR;

@@ -306,12 +306,13 @@ static void check_rows(struct fsck *f)
         } else if (tried && status == DB_NOT_FOUND) { /* deleted since the look above */
             continue;
         } else if (tried) { /* --repair was asked for: say why it was not done */
-            printf("problem: row %s: %s; not repaired: %s\n", row->id, row->why,
-                   status == DB_BUSY   ? "the database is busy (another process holds its "
-                                         "write lock); try again"
-                   : status == DB_FULL ? "no space left on the disk"
-                                       : "database error");
-            f->problems++;
+            char why[512];
+            snprintf(why, sizeof why, "%s; not repaired: %s", row->why,
+                     status == DB_BUSY   ? "the database is busy (another process holds its "
+                                           "write lock); try again"
+                     : status == DB_FULL ? "no space left on the disk"
+                                         : "database error");
+            report(f, 0, "row %s: %s", row->id, why);
         } else {
             report(f, 0, "row %s: %s", row->id, row->why);
         }
